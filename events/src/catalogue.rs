@@ -1,0 +1,474 @@
+//! The event catalogue: one payload struct per kind, and the [`EventPayload`] enum.
+//!
+//! Every payload is encoded on its own (bincode) and stored next to its kind tag and its
+//! schema version, so a payload type can change shape later: bump its version in the
+//! `catalogue!` table below and add an upcaster for the old shape in [`crate::codec`].
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Metadata of a file or image that came with an inbound message (the bytes stay with the
+/// channel; the log records what arrived).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// File name as the sender gave it.
+    pub name: String,
+    /// MIME type, when the channel knows it.
+    pub mime: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where the channel keeps the bytes (a URL or a path), if anywhere.
+    pub location: Option<String>,
+}
+
+/// A person's message arrived on a channel and was routed into a session.
+///
+/// It lives in the session's stream; the `(channel, external_id)` pair is the dedupe key of
+/// the envelope, so a channel that re-sends gets the original seq back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageReceived {
+    /// Name of the channel instance it came in on (`terminal`, `irc-libera`, ...).
+    pub channel: String,
+    /// The channel's own id for this message.
+    pub external_id: String,
+    /// Sender address, `kind:local@domain` (e.g. `irc:alice@libera`).
+    pub sender: String,
+    /// Group or chat the message was posted in; `None` for a direct message.
+    pub chat: Option<String>,
+    /// Message text.
+    pub text: String,
+    /// Files that came with it.
+    pub attachments: Vec<Attachment>,
+    /// The branch of the session it was appended to.
+    pub branch: String,
+    /// When the channel saw it (unix milliseconds, channel clock).
+    pub sent_at_ms: i64,
+}
+
+/// An agent's reply, to be delivered through a channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSent {
+    /// Unique id of this delivery; the channel acks it with [`DeliveryAcked`].
+    pub delivery_id: Uuid,
+    /// Agent that wrote it.
+    pub agent: String,
+    /// Branch of the session it belongs to.
+    pub branch: String,
+    /// Channel it goes out through.
+    pub channel: String,
+    /// Recipient address.
+    pub to: String,
+    /// Chat or group it goes to, `None` for a direct message.
+    pub chat: Option<String>,
+    /// Reply text.
+    pub text: String,
+    /// Seq of the message it answers, if any.
+    pub in_reply_to: Option<u64>,
+}
+
+/// A channel confirmed that it delivered a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAcked {
+    /// Channel that delivered it.
+    pub channel: String,
+    /// The delivery id from [`MessageSent`].
+    pub delivery_id: Uuid,
+}
+
+/// An address was linked to an identity (one person across channels).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityLinked {
+    /// The identity the address now belongs to.
+    pub identity: String,
+    /// The address, `kind:local@domain`.
+    pub address: String,
+}
+
+/// What a binding matches on. Empty fields match anything; more filled fields is more
+/// specific.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingScope {
+    /// Sender identity.
+    pub identity: Option<String>,
+    /// Group or chat.
+    pub chat: Option<String>,
+    /// Channel instance name.
+    pub channel: Option<String>,
+    /// Domain part of the sender address.
+    pub sender_domain: Option<String>,
+    /// Regular expression on the message body.
+    pub body_regex: Option<String>,
+}
+
+/// A binding was created or replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingSet {
+    /// Stable binding id.
+    pub binding_id: String,
+    /// Agent that gets matching messages.
+    pub agent: String,
+    /// What it matches.
+    pub scope: BindingScope,
+    /// Tie-breaker between equally specific bindings (higher wins).
+    pub priority: i32,
+}
+
+/// A binding was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingRemoved {
+    /// The binding id.
+    pub binding_id: String,
+}
+
+/// A session began: one conversation of one identity with one agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStarted {
+    /// Session id (also its stream name's suffix).
+    pub session_id: String,
+    /// The identity it belongs to.
+    pub identity: String,
+    /// The agent it talks to.
+    pub agent: String,
+}
+
+/// A named branch was created in a session, headed at an existing message (or empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchCreated {
+    /// Branch name, unique within the session.
+    pub branch: String,
+    /// Seq of the message the branch starts from; `None` starts an empty branch.
+    pub at_message: Option<u64>,
+    /// Whether the session switches to the new branch.
+    pub switch_to: bool,
+}
+
+/// The session's active branch changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchSwitched {
+    /// The branch now active.
+    pub branch: String,
+}
+
+/// A summary now stands in for a prefix of a branch; the prefix stays in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionCompacted {
+    /// Branch that was compacted.
+    pub branch: String,
+    /// Seq of the last message the summary covers.
+    pub covers_through: u64,
+    /// The summary text.
+    pub summary: String,
+    /// Model that wrote it.
+    pub model: String,
+}
+
+/// An agent turn began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentTurnStarted {
+    /// Turn id.
+    pub turn_id: Uuid,
+    /// Agent name.
+    pub agent: String,
+    /// Branch it runs on.
+    pub branch: String,
+    /// Seq of the event that triggered it (message, cron, hook).
+    pub trigger_seq: u64,
+}
+
+/// The agent sent a request to an LLM provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlmRequested {
+    /// Turn id.
+    pub turn_id: Uuid,
+    /// Provider name.
+    pub provider: String,
+    /// Model id.
+    pub model: String,
+    /// The request body as sent (JSON).
+    pub request: String,
+    /// Size of the request body in bytes.
+    pub request_bytes: u64,
+    /// Names of the tools offered.
+    pub tools: Vec<String>,
+}
+
+/// One tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCallRequest {
+    /// Provider's call id.
+    pub call_id: String,
+    /// Tool name.
+    pub tool: String,
+    /// Arguments (JSON).
+    pub arguments: String,
+}
+
+/// The provider answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlmResponded {
+    /// Turn id.
+    pub turn_id: Uuid,
+    /// Text content of the answer.
+    pub content: String,
+    /// Tool calls the model asked for.
+    pub tool_calls: Vec<ToolCallRequest>,
+    /// Prompt tokens as reported.
+    pub prompt_tokens: u32,
+    /// Completion tokens as reported.
+    pub completion_tokens: u32,
+    /// Wall time of the call in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// A skill (tool) was invoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCalled {
+    /// Turn id.
+    pub turn_id: Uuid,
+    /// Provider's call id.
+    pub call_id: String,
+    /// Tool name.
+    pub tool: String,
+    /// Arguments (JSON).
+    pub arguments: String,
+}
+
+/// A skill returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolReturned {
+    /// Turn id.
+    pub turn_id: Uuid,
+    /// Provider's call id.
+    pub call_id: String,
+    /// Output as given to the model.
+    pub output: String,
+    /// Exit status (0 is success).
+    pub exit_status: i32,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// An agent turn ended with an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentTurnFinished {
+    /// Turn id.
+    pub turn_id: Uuid,
+    /// Number of LLM calls made.
+    pub steps: u32,
+}
+
+/// An agent turn failed; the reason is what the user is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentTurnFailed {
+    /// Turn id.
+    pub turn_id: Uuid,
+    /// Reason, in words for the user.
+    pub reason: String,
+}
+
+/// A long-term memory was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryWritten {
+    /// Memory id.
+    pub memory_id: Uuid,
+    /// Identity scope, if any.
+    pub identity: Option<String>,
+    /// Agent scope, if any.
+    pub agent: Option<String>,
+    /// The remembered text.
+    pub text: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Seq of the event it came from.
+    pub source_seq: Option<u64>,
+}
+
+/// A memory was forgotten.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryForgotten {
+    /// Memory id.
+    pub memory_id: Uuid,
+}
+
+/// A channel process started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelStarted {
+    /// Channel instance name.
+    pub channel: String,
+    /// Channel kind (`terminal`, `webhook`, `irc`, ...).
+    pub kind: String,
+    /// OS process id.
+    pub pid: u32,
+}
+
+/// A channel process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelExited {
+    /// Channel instance name.
+    pub channel: String,
+    /// Exit code, when it exited normally.
+    pub code: Option<i32>,
+    /// Signal number, when it was killed.
+    pub signal: Option<i32>,
+    /// Why, in words (exit, missed heartbeats, shutdown).
+    pub reason: String,
+}
+
+/// A cron job was scheduled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronScheduled {
+    /// Job id.
+    pub job_id: Uuid,
+    /// Session the job's turns run in.
+    pub session_id: String,
+    /// Schedule expression.
+    pub schedule: String,
+    /// Prompt given to the agent when it fires.
+    pub prompt: String,
+}
+
+/// A cron job fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronFired {
+    /// Job id.
+    pub job_id: Uuid,
+    /// When it was due (unix milliseconds).
+    pub due_at_ms: i64,
+}
+
+/// An outside system started a turn through `/hooks/agent`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookReceived {
+    /// Hook name.
+    pub hook: String,
+    /// Target session, if given.
+    pub session_id: Option<String>,
+    /// Text for the agent.
+    pub text: String,
+}
+
+/// A secret was stored in the vault. Name and version only: never the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretStored {
+    /// Secret name.
+    pub name: String,
+    /// Version number after the write.
+    pub version: u32,
+}
+
+/// A secret was deleted from the vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretDeleted {
+    /// Secret name.
+    pub name: String,
+}
+
+/// An unknown sender asked to talk; a one-time code was issued (only its hash is logged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingRequested {
+    /// Channel it came through.
+    pub channel: String,
+    /// Sender address.
+    pub address: String,
+    /// Hash of the code.
+    pub code_hash: String,
+    /// When the code expires (unix milliseconds).
+    pub expires_at_ms: i64,
+}
+
+/// A pairing code was approved; the address may now talk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingApproved {
+    /// Channel.
+    pub channel: String,
+    /// Sender address.
+    pub address: String,
+}
+
+macro_rules! catalogue {
+    ($( $kind:ident = $version:literal ),* $(,)?) => {
+        /// Every kind of event clawos records. The variant name is the kind tag in the log.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "kind", content = "payload")]
+        pub enum EventPayload {
+            $(
+                #[doc = concat!("See [`", stringify!($kind), "`].")]
+                $kind($kind),
+            )*
+        }
+
+        /// Every kind tag with its current schema version.
+        pub const KINDS: &[(&str, u16)] = &[$((stringify!($kind), $version)),*];
+
+        impl EventPayload {
+            /// The kind tag stored in the log.
+            pub fn kind(&self) -> &'static str {
+                match self { $(EventPayload::$kind(_) => stringify!($kind),)* }
+            }
+
+            /// The schema version this build writes for this kind.
+            pub fn schema_version(&self) -> u16 {
+                match self { $(EventPayload::$kind(_) => $version,)* }
+            }
+
+            /// Encode the payload alone (bincode, standard config).
+            pub fn encode(&self) -> Result<Vec<u8>, crate::CodecError> {
+                match self {
+                    $(EventPayload::$kind(p) => crate::codec::encode_body(p),)*
+                }
+            }
+
+            /// Decode a payload of the current schema version for `kind`, or `None` when
+            /// the kind is not in the catalogue.
+            pub(crate) fn decode_current(
+                kind: &str,
+                version: u16,
+                bytes: &[u8],
+            ) -> Option<Result<EventPayload, crate::CodecError>> {
+                match kind {
+                    $(stringify!($kind) if version == $version => Some(
+                        crate::codec::decode_body::<$kind>(bytes).map(EventPayload::$kind)
+                    ),)*
+                    _ => None,
+                }
+            }
+        }
+
+        $(
+            impl From<$kind> for EventPayload {
+                fn from(p: $kind) -> Self { EventPayload::$kind(p) }
+            }
+        )*
+    };
+}
+
+catalogue! {
+    MessageReceived = 2,
+    MessageSent = 1,
+    DeliveryAcked = 1,
+    IdentityLinked = 1,
+    BindingSet = 1,
+    BindingRemoved = 1,
+    SessionStarted = 1,
+    BranchCreated = 1,
+    BranchSwitched = 1,
+    SessionCompacted = 1,
+    AgentTurnStarted = 1,
+    LlmRequested = 1,
+    LlmResponded = 1,
+    ToolCalled = 1,
+    ToolReturned = 1,
+    AgentTurnFinished = 1,
+    AgentTurnFailed = 1,
+    MemoryWritten = 1,
+    MemoryForgotten = 1,
+    ChannelStarted = 1,
+    ChannelExited = 1,
+    CronScheduled = 1,
+    CronFired = 1,
+    HookReceived = 1,
+    SecretStored = 1,
+    SecretDeleted = 1,
+    PairingRequested = 1,
+    PairingApproved = 1,
+}

@@ -1,0 +1,147 @@
+//! The versioned payload codec.
+//!
+//! A payload is stored as `(kind, schema_version, bincode bytes)`. Decoding looks the pair
+//! up in the catalogue; a payload written by an older schema version goes through the
+//! upcasters below, which turn the old shape into the current one. A kind or version this
+//! build does not know is a [`CodecError`] value, never a panic and never a silent skip.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::catalogue::{Attachment, EventPayload, MessageReceived};
+use crate::CodecError;
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Encode one payload body with the log's bincode configuration.
+pub(crate) fn encode_body<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Decode one payload body; trailing bytes are an error (a payload is exactly one value).
+pub(crate) fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, read) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(CodecError::Malformed(format!(
+            "{} trailing bytes after the payload",
+            bytes.len() - read
+        )));
+    }
+    Ok(value)
+}
+
+/// Decode a stored payload, upcasting older schema versions to the current shape.
+pub fn decode(kind: &str, schema_version: u16, bytes: &[u8]) -> Result<EventPayload, CodecError> {
+    if let Some(result) = EventPayload::decode_current(kind, schema_version, bytes) {
+        return result;
+    }
+    upcast(kind, schema_version, bytes)
+}
+
+/// `MessageReceived` as written by schema version 1, before attachments were recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageReceivedV1 {
+    /// See [`MessageReceived::channel`].
+    pub channel: String,
+    /// See [`MessageReceived::external_id`].
+    pub external_id: String,
+    /// See [`MessageReceived::sender`].
+    pub sender: String,
+    /// See [`MessageReceived::chat`].
+    pub chat: Option<String>,
+    /// See [`MessageReceived::text`].
+    pub text: String,
+    /// See [`MessageReceived::branch`].
+    pub branch: String,
+    /// See [`MessageReceived::sent_at_ms`].
+    pub sent_at_ms: i64,
+}
+
+impl From<MessageReceivedV1> for MessageReceived {
+    fn from(v1: MessageReceivedV1) -> Self {
+        MessageReceived {
+            channel: v1.channel,
+            external_id: v1.external_id,
+            sender: v1.sender,
+            chat: v1.chat,
+            text: v1.text,
+            attachments: Vec::<Attachment>::new(),
+            branch: v1.branch,
+            sent_at_ms: v1.sent_at_ms,
+        }
+    }
+}
+
+/// The upcasters: one arm per (kind, old version).
+fn upcast(kind: &str, schema_version: u16, bytes: &[u8]) -> Result<EventPayload, CodecError> {
+    match (kind, schema_version) {
+        ("MessageReceived", 1) => {
+            let v1: MessageReceivedV1 = decode_body(bytes)?;
+            Ok(EventPayload::MessageReceived(v1.into()))
+        }
+        _ if crate::catalogue::KINDS.iter().any(|(k, _)| *k == kind) => {
+            Err(CodecError::UnknownVersion {
+                kind: kind.to_string(),
+                schema_version,
+            })
+        }
+        _ => Err(CodecError::UnknownKind {
+            kind: kind.to_string(),
+            schema_version,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::BindingRemoved;
+
+    #[test]
+    fn current_payload_round_trips() {
+        let p = EventPayload::BindingRemoved(BindingRemoved {
+            binding_id: "b1".into(),
+        });
+        let bytes = p.encode().unwrap();
+        assert_eq!(decode(p.kind(), p.schema_version(), &bytes).unwrap(), p);
+    }
+
+    #[test]
+    fn v1_message_received_is_upcast() {
+        let v1 = MessageReceivedV1 {
+            channel: "terminal".into(),
+            external_id: "x1".into(),
+            sender: "terminal:alice".into(),
+            chat: None,
+            text: "hi".into(),
+            branch: "main".into(),
+            sent_at_ms: 5,
+        };
+        let bytes = encode_body(&v1).unwrap();
+        match decode("MessageReceived", 1, &bytes).unwrap() {
+            EventPayload::MessageReceived(m) => {
+                assert_eq!(m.text, "hi");
+                assert!(m.attachments.is_empty());
+            }
+            other => panic!("wrong kind {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_kind_and_version_are_errors() {
+        assert!(matches!(
+            decode("Teleported", 1, &[]),
+            Err(CodecError::UnknownKind { .. })
+        ));
+        assert!(matches!(
+            decode("BindingRemoved", 99, &[]),
+            Err(CodecError::UnknownVersion { .. })
+        ));
+        assert!(matches!(
+            decode("BindingRemoved", 1, &[0xff, 0xff, 0xff]),
+            Err(CodecError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,106 @@
+//! Channel status: up or down, how often it started and exited, the last exit.
+
+use std::collections::BTreeMap;
+
+use clawos_events::{EventPayload, RecordedEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::changes::Changes;
+use crate::projection::{decode_state, encode_state, Projection};
+use crate::value::Table;
+use crate::{row, ProjectionError};
+
+/// `channels(channel, kind, state, pid, starts, exits, last_exit, changed_seq)`.
+pub const CHANNELS: Table = Table {
+    name: "channels",
+    columns: &[
+        "channel",
+        "kind",
+        "state",
+        "pid",
+        "starts",
+        "exits",
+        "last_exit",
+        "changed_seq",
+    ],
+    key_len: 1,
+};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ChannelState {
+    kind: String,
+    up: bool,
+    pid: Option<u32>,
+    starts: u64,
+    exits: u64,
+    last_exit: Option<String>,
+    changed: u64,
+}
+
+/// The channel status projection.
+#[derive(Default)]
+pub struct Channels {
+    channels: BTreeMap<String, ChannelState>,
+}
+
+impl Projection for Channels {
+    fn name(&self) -> &'static str {
+        "channels"
+    }
+    fn tables(&self) -> &'static [&'static Table] {
+        &[&CHANNELS]
+    }
+    fn wants(&self, kind: &str) -> bool {
+        matches!(kind, "ChannelStarted" | "ChannelExited")
+    }
+    fn apply(&mut self, event: &RecordedEvent, payload: &EventPayload, out: &mut Changes) {
+        let name = match payload {
+            EventPayload::ChannelStarted(s) => {
+                let c = self.channels.entry(s.channel.clone()).or_default();
+                c.kind = s.kind.clone();
+                c.up = true;
+                c.pid = Some(s.pid);
+                c.starts += 1;
+                c.changed = event.seq;
+                &s.channel
+            }
+            EventPayload::ChannelExited(x) => {
+                let c = self.channels.entry(x.channel.clone()).or_default();
+                c.up = false;
+                c.pid = None;
+                c.exits += 1;
+                let how = match (x.code, x.signal) {
+                    (Some(code), _) => format!("exit code {code}"),
+                    (None, Some(sig)) => format!("signal {sig}"),
+                    (None, None) => "unknown status".to_string(),
+                };
+                c.last_exit = Some(format!("{how}: {}", x.reason));
+                c.changed = event.seq;
+                &x.channel
+            }
+            _ => return,
+        };
+        if let Some(c) = self.channels.get(name) {
+            out.upsert(
+                &CHANNELS,
+                row![
+                    name,
+                    &c.kind,
+                    if c.up { "up" } else { "down" },
+                    c.pid.map(|p| p as i64),
+                    c.starts,
+                    c.exits,
+                    c.last_exit.as_deref(),
+                    c.changed
+                ],
+            );
+        }
+    }
+    fn save_state(&self) -> Vec<u8> {
+        encode_state(&self.channels)
+    }
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), ProjectionError> {
+        self.channels = decode_state(self.name(), bytes)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,83 @@
+//! The `Projection` trait and the registry of every read model.
+
+use clawos_events::{EventPayload, RecordedEvent};
+
+use crate::changes::Changes;
+use crate::value::Table;
+use crate::ProjectionError;
+
+/// A read model folded from the log.
+///
+/// `apply` is a pure function of (its state, the event): it never calls out, never reads
+/// the clock and never reads its own tables. What it needs to remember between events lives
+/// in its state, which the runner saves with the checkpoint in the same transaction as
+/// the rows (DESIGN.md invariant 5).
+pub trait Projection: Send {
+    /// Unique name (used by `clawos replay rebuild --projection NAME`).
+    fn name(&self) -> &'static str;
+    /// The tables it owns.
+    fn tables(&self) -> &'static [&'static Table];
+    /// Fold one event: update the in-memory state and record row changes.
+    fn apply(&mut self, event: &RecordedEvent, payload: &EventPayload, out: &mut Changes);
+    /// Encode the in-memory state for the checkpoint (deterministic bytes).
+    fn save_state(&self) -> Vec<u8>;
+    /// Restore the state saved by [`Projection::save_state`].
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), ProjectionError>;
+    /// Whether the projection cares about this kind at all (a cheap pre-filter).
+    fn wants(&self, kind: &str) -> bool;
+}
+
+/// A fresh instance of every projection, in a fixed order.
+pub fn all() -> Vec<Box<dyn Projection>> {
+    vec![
+        Box::new(crate::identities::Identities),
+        Box::new(crate::sessions::Sessions::default()),
+        Box::new(crate::bindings::Bindings),
+        Box::new(crate::channels::Channels::default()),
+        Box::new(crate::deliveries::Deliveries),
+        Box::new(crate::audit::Audit::default()),
+    ]
+}
+
+/// Names of every projection.
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|p| p.name()).collect()
+}
+
+/// Fresh instances of the named projections (all of them for `None`).
+pub fn select(names: Option<&[String]>) -> Result<Vec<Box<dyn Projection>>, ProjectionError> {
+    let mut chosen = all();
+    if let Some(names) = names {
+        for n in names {
+            if !chosen.iter().any(|p| p.name() == n) {
+                return Err(ProjectionError::UnknownProjection(
+                    n.clone(),
+                    self::names().join(", "),
+                ));
+            }
+        }
+        chosen.retain(|p| names.iter().any(|n| n == p.name()));
+    }
+    Ok(chosen)
+}
+
+/// Encode a state value for a checkpoint.
+pub(crate) fn encode_state<T: serde::Serialize>(state: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(state, bincode::config::standard()).unwrap_or_default()
+}
+
+/// Decode a state value from a checkpoint (empty bytes give the default state).
+pub(crate) fn decode_state<T: serde::de::DeserializeOwned + Default>(
+    name: &str,
+    bytes: &[u8],
+) -> Result<T, ProjectionError> {
+    if bytes.is_empty() {
+        return Ok(T::default());
+    }
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| ProjectionError::BadState {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })
+}

@@ -1,0 +1,200 @@
+//! The runner: catches projections up from their checkpoints, then follows the log.
+
+use sqlx::{Connection, SqlitePool};
+use tokio::sync::watch;
+
+use clawos_events::LogStore;
+
+use crate::changes::{Changes, MemoryTables};
+use crate::projection::Projection;
+use crate::sql;
+use crate::ProjectionError;
+
+/// Events folded per transaction while catching up.
+const BATCH: u32 = 8192;
+
+/// Drives a set of projections over the log, writing their tables and checkpoints.
+pub struct Runner {
+    pool: SqlitePool,
+    projections: Vec<Box<dyn Projection>>,
+    checkpoints: Vec<u64>,
+}
+
+/// Counts from one catch-up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CatchUp {
+    /// Events read from the log.
+    pub events: u64,
+    /// Row changes written.
+    pub rows: u64,
+    /// Seq all projections have reached.
+    pub position: u64,
+}
+
+impl Runner {
+    /// Load the projections' checkpoints and states from the projection database.
+    pub async fn open(
+        pool: SqlitePool,
+        mut projections: Vec<Box<dyn Projection>>,
+    ) -> Result<Self, ProjectionError> {
+        let mut checkpoints = Vec::with_capacity(projections.len());
+        for p in projections.iter_mut() {
+            match sql::load_checkpoint(&pool, p.name()).await? {
+                Some((seq, state)) => {
+                    p.load_state(&state)?;
+                    checkpoints.push(seq);
+                }
+                None => checkpoints.push(0),
+            }
+        }
+        Ok(Runner {
+            pool,
+            projections,
+            checkpoints,
+        })
+    }
+
+    /// The seq every projection has applied.
+    pub fn position(&self) -> u64 {
+        self.checkpoints.iter().copied().min().unwrap_or(0)
+    }
+
+    /// The projection database.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Apply every event up to the log's current head. `progress(applied_seq)` is called
+    /// after each committed batch.
+    pub async fn catch_up(
+        &mut self,
+        store: &LogStore,
+        mut progress: impl FnMut(u64),
+    ) -> Result<CatchUp, ProjectionError> {
+        let mut report = CatchUp {
+            position: self.position(),
+            ..CatchUp::default()
+        };
+        let mut changes = Changes::default();
+        loop {
+            let from = self.position() + 1;
+            if from > store.head() {
+                break;
+            }
+            let events = store.read_from(from, BATCH).await?;
+            let Some(last) = events.last().map(|e| e.seq) else {
+                break;
+            };
+            for event in &events {
+                // Every event is decoded, so an unknown kind stops the runner with an error
+                // that names it instead of being skipped.
+                let payload = event.decode()?;
+                for (p, cp) in self.projections.iter_mut().zip(&self.checkpoints) {
+                    if event.seq > *cp && p.wants(&event.kind) {
+                        p.apply(event, &payload, &mut changes);
+                    }
+                }
+            }
+            report.rows += changes.len() as u64;
+            let mut conn = self.pool.acquire().await?;
+            let mut tx = conn.begin().await?;
+            sql::flush(&mut tx, &mut changes).await?;
+            for (p, cp) in self.projections.iter().zip(self.checkpoints.iter_mut()) {
+                if last > *cp {
+                    sql::save_checkpoint(&mut tx, p.name(), last, &p.save_state()).await?;
+                    *cp = last;
+                }
+            }
+            tx.commit().await?;
+            report.events += events.len() as u64;
+            report.position = last;
+            progress(last);
+        }
+        Ok(report)
+    }
+
+    /// Catch up, then keep following the log until `shutdown` turns true.
+    pub async fn follow(
+        mut self,
+        store: LogStore,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ProjectionError> {
+        let mut head = store.watch_head();
+        loop {
+            self.catch_up(&store, |_| {}).await?;
+            tokio::select! {
+                changed = head.changed() => if changed.is_err() { return Ok(()) },
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() { return Ok(()) }
+                }
+            }
+        }
+    }
+
+    /// Delete the rows and checkpoints of `projections`, so the next run rebuilds them from
+    /// seq 1.
+    pub async fn reset(
+        pool: &SqlitePool,
+        projections: &[Box<dyn Projection>],
+    ) -> Result<(), ProjectionError> {
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        for p in projections {
+            for t in p.tables() {
+                sqlx::query(&format!("DELETE FROM {}", t.name))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM projection_checkpoints WHERE name = ?")
+                .bind(p.name())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Fold events into fresh projections held in memory (no database): the same code the
+/// runner uses, so the result equals the live tables at the same seq.
+pub struct MemoryRunner {
+    projections: Vec<Box<dyn Projection>>,
+    /// The tables built so far.
+    pub tables: MemoryTables,
+    changes: Changes,
+    /// Last seq applied.
+    pub position: u64,
+}
+
+impl MemoryRunner {
+    /// Start from empty projections.
+    pub fn new(projections: Vec<Box<dyn Projection>>) -> Self {
+        MemoryRunner {
+            projections,
+            tables: MemoryTables::default(),
+            changes: Changes::default(),
+            position: 0,
+        }
+    }
+
+    /// Apply one event.
+    pub fn apply(&mut self, event: &clawos_events::RecordedEvent) -> Result<(), ProjectionError> {
+        let payload = event.decode()?;
+        for p in self.projections.iter_mut() {
+            if p.wants(&event.kind) {
+                p.apply(event, &payload, &mut self.changes);
+            }
+        }
+        self.tables.apply(&mut self.changes);
+        self.position = event.seq;
+        Ok(())
+    }
+
+    /// The tables owned by these projections.
+    pub fn table_defs(&self) -> Vec<&'static crate::Table> {
+        self.projections
+            .iter()
+            .flat_map(|p| p.tables().iter().copied())
+            .collect()
+    }
+}

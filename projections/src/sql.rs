@@ -1,0 +1,188 @@
+//! The projection database: a SQLite file of its own next to the log, so that projection
+//! writes never hold the log's write lock. Flushing changes, dumping tables, resetting.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Row as _, TypeInfo, ValueRef};
+
+use crate::changes::{Changes, MemoryTables};
+use crate::value::{Row, Table, Value};
+use crate::ProjectionError;
+
+/// The migrations of the projection file (`migrations/projections/`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/projections");
+
+/// SQLite's limit on bound parameters per statement (3.32+).
+const MAX_PARAMS: usize = 32_766;
+/// Most rows per multi-row INSERT.
+const MAX_ROWS_PER_INSERT: usize = 512;
+
+/// Open (creating and migrating) the projection database at `path`.
+///
+/// It runs with `synchronous=NORMAL`: it is a cache, and a commit lost to a power cut loses
+/// its checkpoint with it, so the runner re-applies those events from the log.
+pub async fn open(path: &Path) -> Result<SqlitePool, ProjectionError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            ProjectionError::Storage(sqlx::Error::Configuration(
+                format!("cannot create {}: {e}", dir.display()).into(),
+            ))
+        })?;
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .statement_cache_capacity(512)
+        .row_buffer_size(4096);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+fn bind_value<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    v: &'q Value,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    match v {
+        Value::Null => q.bind(Option::<i64>::None),
+        Value::Int(i) => q.bind(*i),
+        Value::Text(s) => q.bind(s.as_str()),
+        Value::Blob(b) => q.bind(b.as_slice()),
+    }
+}
+
+fn insert_sql(table: &Table, rows: usize) -> String {
+    let one = format!("({})", vec!["?"; table.columns.len()].join(","));
+    format!(
+        "INSERT OR REPLACE INTO {} ({}) VALUES {}",
+        table.name,
+        table.columns.join(","),
+        vec![one.as_str(); rows].join(",")
+    )
+}
+
+/// Write a change set inside the caller's transaction: deletes first, then upserts as
+/// multi-row `INSERT OR REPLACE` statements.
+pub async fn flush(conn: &mut SqliteConnection, changes: &mut Changes) -> Result<(), ProjectionError> {
+    for (table, rows) in changes.drain() {
+        let mut upserts: Vec<Row> = Vec::with_capacity(rows.len());
+        for (key, row) in rows {
+            match row {
+                Some(r) => upserts.push(r),
+                None => {
+                    let cond: Vec<String> = table.columns[..table.key_len]
+                        .iter()
+                        .map(|c| format!("{c} = ?"))
+                        .collect();
+                    let sql = format!("DELETE FROM {} WHERE {}", table.name, cond.join(" AND "));
+                    let mut q = sqlx::query(&sql);
+                    for v in &key {
+                        q = bind_value(q, v);
+                    }
+                    q.execute(&mut *conn).await?;
+                }
+            }
+        }
+        let per = (MAX_PARAMS / table.columns.len()).min(MAX_ROWS_PER_INSERT);
+        for chunk in upserts.chunks(per) {
+            let sql = insert_sql(table, chunk.len());
+            let mut q = sqlx::query(&sql);
+            for row in chunk {
+                for v in row {
+                    q = bind_value(q, v);
+                }
+            }
+            q.execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Every row of a table in primary-key order, as values.
+pub async fn dump_table(pool: &SqlitePool, table: &Table) -> Result<Vec<Row>, ProjectionError> {
+    let sql = format!(
+        "SELECT {} FROM {} ORDER BY {}",
+        table.columns.join(","),
+        table.name,
+        table.columns[..table.key_len].join(",")
+    );
+    let rows = sqlx::query(&sql).fetch_all(pool).await?;
+    rows.iter().map(|r| row_values(r, table.columns.len())).collect()
+}
+
+/// Convert a result row into values by each cell's storage class.
+pub fn row_values(r: &sqlx::sqlite::SqliteRow, n: usize) -> Result<Row, ProjectionError> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let raw = r.try_get_raw(i)?;
+        let v = if raw.is_null() {
+            Value::Null
+        } else {
+            match raw.type_info().name() {
+                "INTEGER" => Value::Int(r.try_get(i)?),
+                "TEXT" => Value::Text(r.try_get(i)?),
+                "BLOB" => Value::Blob(r.try_get(i)?),
+                "REAL" => Value::Text(r.try_get::<f64, _>(i)?.to_string()),
+                _ => Value::Null,
+            }
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// Dump every table of the given projections into memory (for comparisons).
+pub async fn dump(
+    pool: &SqlitePool,
+    tables: &[&'static Table],
+) -> Result<MemoryTables, ProjectionError> {
+    let mut out = MemoryTables::default();
+    for t in tables {
+        let rows = dump_table(pool, t).await?;
+        let map = out.tables.entry(t.name.to_string()).or_default();
+        for r in rows {
+            map.insert(t.key_of(&r), r);
+        }
+    }
+    Ok(out)
+}
+
+/// Saved checkpoint of a projection: (last applied seq, state bytes).
+pub async fn load_checkpoint(
+    pool: &SqlitePool,
+    name: &str,
+) -> Result<Option<(u64, Vec<u8>)>, ProjectionError> {
+    let row: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, state FROM projection_checkpoints WHERE name = ?")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(s, b)| (s as u64, b)))
+}
+
+/// Store a checkpoint inside the caller's transaction.
+pub async fn save_checkpoint(
+    conn: &mut SqliteConnection,
+    name: &str,
+    seq: u64,
+    state: &[u8],
+) -> Result<(), ProjectionError> {
+    sqlx::query("INSERT OR REPLACE INTO projection_checkpoints (name, seq, state) VALUES (?, ?, ?)")
+        .bind(name)
+        .bind(seq as i64)
+        .bind(state)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! The `clawos` binary: one executable, many subcommands. The Gateway, its channel child
+//! processes, and the operator tools all start here.
+
+mod bench;
+mod cli_log;
+mod cli_replay;
+mod debug;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use clawos_events::Durability;
+use clawos_replay::Home;
+
+/// clawos: a self-hosted personal AI assistant gateway on an append-only event log.
+#[derive(Parser)]
+#[command(name = "clawos", version, about)]
+struct Cli {
+    /// State folder (log, projections, config).
+    #[arg(long, global = true, env = "CLAWOS_HOME")]
+    home: Option<std::path::PathBuf>,
+    /// Log durability: `full` (fsync every commit; survives power loss) or `normal`
+    /// (survives a process crash).
+    #[arg(long, global = true, default_value = "full", env = "CLAWOS_DURABILITY")]
+    durability: Durability,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Rebuild, verify, time-travel, fork and export from the log.
+    #[command(subcommand)]
+    Replay(cli_replay::ReplayCommand),
+    /// Read the raw log.
+    #[command(subcommand)]
+    Log(cli_log::LogCommand),
+    /// What an agent did in a session, in order.
+    Audit {
+        /// Session id.
+        #[arg(long)]
+        session: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks (results go to BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Tools for tests (hidden).
+    #[command(subcommand, hide = true)]
+    Debug(debug::DebugCommand),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLAWOS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let home = cli.home.map(Home::new).unwrap_or_else(Home::from_env);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Replay(c) => cli_replay::run(&home, cli.durability, c).await,
+            Command::Log(c) => cli_log::run(&home, cli.durability, c).await,
+            Command::Audit { session, json } => {
+                cli_replay::audit(&home, cli.durability, &session, json).await
+            }
+            Command::Bench(c) => bench::run(c).await,
+            Command::Debug(c) => debug::run(&home, cli.durability, c).await,
+        }
+    })
+}
