@@ -2,6 +2,7 @@
 //! processes, and the operator tools all start here.
 
 mod bench;
+mod cli_gateway;
 mod cli_log;
 mod cli_replay;
 mod debug;
@@ -28,6 +29,38 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start here: create the state folder and config if missing, run the Gateway with
+    /// the terminal channel attached (Ctrl-D or Ctrl-C to leave).
+    Up {
+        /// Listen address (default from clawos.toml, 127.0.0.1:18789).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Run the Gateway daemon in the foreground.
+    Gateway {
+        /// Listen address (default from clawos.toml, 127.0.0.1:18789).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Run a channel process (started by the Gateway, not by hand).
+    #[command(subcommand)]
+    Channel(cli_gateway::ChannelKind),
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(cli_gateway::ConfigCommand),
+    /// What runs: the Gateway, channels, restarts, delivery backlog.
+    Status,
+    /// What is wrong and how to fix it.
+    Doctor,
+    /// Bindings: which agent gets which messages.
+    #[command(subcommand)]
+    Bind(cli_gateway::BindCommand),
+    /// Identities: one person across channels.
+    #[command(subcommand)]
+    Identity(cli_gateway::IdentityCommand),
+    /// Administration.
+    #[command(subcommand)]
+    Admin(cli_gateway::AdminCommand),
     /// Rebuild, verify, time-travel, fork and export from the log.
     #[command(subcommand)]
     Replay(cli_replay::ReplayCommand),
@@ -66,6 +99,15 @@ fn main() -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
+            Command::Up { listen } => cli_gateway::up(&home, listen).await,
+            Command::Gateway { listen } => cli_gateway::gateway(&home, listen).await,
+            Command::Channel(kind) => cli_gateway::channel(kind).await,
+            Command::Config(c) => cli_gateway::config(&home, c),
+            Command::Status => cli_gateway::status(&home).await,
+            Command::Doctor => cli_gateway::doctor(&home, cli.durability).await,
+            Command::Bind(c) => cli_gateway::bind(&home, cli.durability, c).await,
+            Command::Identity(c) => cli_gateway::identity(&home, cli.durability, c).await,
+            Command::Admin(c) => cli_gateway::admin(&home, c),
             Command::Replay(c) => cli_replay::run(&home, cli.durability, c).await,
             Command::Log(c) => cli_log::run(&home, cli.durability, c).await,
             Command::Audit { session, json } => {

@@ -1,1 +1,84 @@
-//! placeholder
+//! `clawos-agents`: the [`Agent`] trait the kernel dispatches turns to, and the agents.
+//!
+//! # Layout
+//! - this file: [`Agent`], [`TurnInput`], [`TurnOutput`], [`TurnRecorder`].
+//! - [`pi`]: Pi, the default agent.
+//! - [`echo`]: an echo agent, a test double only.
+//!
+//! **Architecture Invariant:** an agent never writes to the log directly. Everything it
+//! does that replay must not redo (LLM output, tool output) goes through its
+//! [`TurnRecorder`], which the kernel backs with appends to the session's stream.
+
+pub mod echo;
+pub mod pi;
+
+use async_trait::async_trait;
+use clawos_events::EventPayload;
+use serde::Serialize;
+
+/// One message of the context given to an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContextMessage {
+    /// `user` or `assistant`.
+    pub role: String,
+    /// Text.
+    pub text: String,
+}
+
+/// What an agent turn starts from.
+#[derive(Debug, Clone)]
+pub struct TurnInput {
+    /// Session id.
+    pub session_id: String,
+    /// Branch the turn runs on.
+    pub branch: String,
+    /// Seq of the triggering event.
+    pub trigger_seq: u64,
+    /// The message to answer.
+    pub message: String,
+    /// The branch's messages before it, oldest first.
+    pub history: Vec<ContextMessage>,
+}
+
+/// What a finished turn produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnOutput {
+    /// The reply text.
+    pub reply: String,
+    /// LLM calls made.
+    pub steps: u32,
+}
+
+/// Errors of an agent turn; the text is what the user is shown.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The provider failed.
+    #[error("the model provider failed: {0}")]
+    Provider(String),
+    /// Recording a step failed (the log is unavailable).
+    #[error("could not record the turn: {0}")]
+    Record(String),
+    /// The turn took too many steps.
+    #[error("the turn stopped after {0} steps without an answer")]
+    StepLimit(u32),
+}
+
+/// Where an agent records what it did (backed by the log).
+#[async_trait]
+pub trait TurnRecorder: Send + Sync {
+    /// Append one event to the turn's session stream; returns its seq.
+    async fn record(&self, payload: EventPayload) -> Result<u64, AgentError>;
+}
+
+/// An agent: given a turn's input, produce a reply, recording every step.
+#[async_trait]
+pub trait Agent: Send + Sync {
+    /// The agent's name (what bindings name).
+    fn name(&self) -> &str;
+    /// Run one turn.
+    async fn run_turn(
+        &self,
+        input: TurnInput,
+        recorder: &dyn TurnRecorder,
+    ) -> Result<TurnOutput, AgentError>;
+}

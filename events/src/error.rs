@@ -59,6 +59,11 @@ pub enum LogError {
     /// An append carried no events.
     #[error("append needs at least one event")]
     EmptyAppend,
+    /// Two events of one append request carry the same dedupe key: the request can never
+    /// be stored whole, so it is refused before it reaches the writer (where it would fail
+    /// the unique index and with it every other request of its group-commit batch).
+    #[error("dedupe key `{0}` appears on more than one event of the same append")]
+    DuplicateKeyInRequest(String),
     /// SQLite failed (disk full, I/O error, corrupt file...). Nothing of the failed batch
     /// was committed.
     #[error("log storage error: {0}")]

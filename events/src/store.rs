@@ -133,6 +133,12 @@ impl LogStore {
         if events.is_empty() {
             return Err(LogError::EmptyAppend);
         }
+        let mut keys = std::collections::HashSet::new();
+        for key in events.iter().filter_map(|e| e.dedupe_key.as_deref()) {
+            if !keys.insert(key) {
+                return Err(LogError::DuplicateKeyInRequest(key.to_string()));
+            }
+        }
         let mut encoded = Vec::with_capacity(events.len());
         for e in events {
             encoded.push(EncodedEvent {

@@ -120,7 +120,7 @@ pub(crate) async fn run(
         if batch.is_empty() {
             continue;
         }
-        commit_batch(&mut conn, &mut head, &mut batch).await;
+        commit_batch(&mut conn, &mut head, &mut batch, &head_tx).await;
         head_tx.send_replace(head.last_seq);
     }
     let _ = conn.close().await;
@@ -203,7 +203,12 @@ enum Planned {
     Failed(LogError),
 }
 
-async fn commit_batch(conn: &mut SqliteConnection, head: &mut Head, batch: &mut Vec<AppendRequest>) {
+async fn commit_batch(
+    conn: &mut SqliteConnection,
+    head: &mut Head,
+    batch: &mut Vec<AppendRequest>,
+    head_tx: &watch::Sender<u64>,
+) {
     let mut pending_versions: HashMap<String, u64> = HashMap::new();
     let mut pending_keys: HashMap<String, u64> = HashMap::new();
     let mut seq = head.last_seq;
@@ -214,7 +219,20 @@ async fn commit_batch(conn: &mut SqliteConnection, head: &mut Head, batch: &mut 
         .unwrap_or(0);
 
     let result: Result<Vec<Planned>, LogError> = async {
-        let mut tx = conn.begin().await?;
+        // IMMEDIATE takes the write lock now, so the head read below stays true until the
+        // commit even if another process (a CLI command) writes to the same file.
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let (db_seq, db_hash) = load_head(&mut tx).await.map_err(|e| match e {
+            LogError::Storage(e) => e,
+            other => sqlx::Error::Protocol(other.to_string()),
+        })?;
+        if db_seq != seq {
+            // Someone else appended since our last batch: adopt their head.
+            tracing::debug!(ours = seq, theirs = db_seq, "log head moved under the writer; reloading");
+            seq = db_seq;
+            prev_hash = db_hash;
+            head.stream_versions.clear();
+        }
         let mut plans = Vec::with_capacity(batch.len());
         let mut rows: Vec<PendingRow> = Vec::new();
         for req in batch.iter() {
@@ -333,6 +351,10 @@ async fn commit_batch(conn: &mut SqliteConnection, head: &mut Head, batch: &mut 
             head.last_seq = seq;
             head.last_hash = prev_hash;
             head.stream_versions.extend(pending_versions);
+            // Publish the new head before any caller resumes: a caller that appended and
+            // then reads up to `head()` (a runner catching up, a subscriber) must see its
+            // own events.
+            head_tx.send_replace(head.last_seq);
             for (req, plan) in batch.drain(..).zip(plans) {
                 let _ = req.reply.send(match plan {
                     Planned::Appended(a) => Ok(a),

@@ -1,1 +1,167 @@
-//! placeholder
+//! `clawos-kernel`: the Gateway daemon.
+//!
+//! It sits between channel processes and agents: channels publish inbound messages over the
+//! `/bus` WebSocket, the router picks a session and an agent, the dispatcher runs the turn,
+//! and replies flow back from each channel's delivery cursor. Every step is an event.
+//!
+//! # Layout
+//! - [`config`]: `clawos.toml`, strictly validated.
+//! - [`gateway`]: shared state; ingest, dispatch, recovery, delivery queries.
+//! - [`routing`]: identities, bindings and sessions folded in memory for decisions.
+//! - [`bus`]: the `/bus` endpoint (hello, inbound acks, deliveries, heartbeats).
+//! - [`supervisor`]: channel processes, tokens, restarts with backoff.
+//! - [`server`]: `/health`, `/metrics`, `/api`.
+//! - [`metrics`], [`tokens`].
+//!
+//! **Architecture Invariant:** the kernel never talks to an LLM and never speaks a chat
+//! network's protocol: agents and channel processes do. It decides, and records decisions.
+
+pub mod bus;
+pub mod config;
+mod error;
+pub mod gateway;
+pub mod metrics;
+pub mod routing;
+pub mod server;
+pub mod supervisor;
+pub mod tokens;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use clawos_agents::Agent;
+use clawos_replay::Home;
+
+pub use config::Config;
+pub use error::KernelError;
+pub use gateway::Gateway;
+
+/// How to run the Gateway.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Override `gateway.listen` (port 0 picks a free port).
+    pub listen: Option<SocketAddr>,
+    /// Run terminal channels attached to this process's terminal (`clawos up`); without
+    /// it, terminal channels are not started.
+    pub attach_terminal: bool,
+}
+
+/// Build the agents named in the configuration (Pi when none are).
+pub fn build_agents(config: &Config) -> HashMap<String, Arc<dyn Agent>> {
+    let mut agents: HashMap<String, Arc<dyn Agent>> = HashMap::new();
+    for (name, a) in &config.agents {
+        let agent: Arc<dyn Agent> = match a.kind.as_str() {
+            "echo" => Arc::new(clawos_agents::echo::EchoAgent::new(name.clone())),
+            _ => Arc::new(clawos_agents::pi::UnconfiguredPi),
+        };
+        agents.insert(name.clone(), agent);
+    }
+    if agents.is_empty() {
+        agents.insert("pi".into(), Arc::new(clawos_agents::pi::UnconfiguredPi));
+    }
+    agents
+}
+
+/// Where a running Gateway can be found: `gateway.json` in the state folder.
+pub fn write_address_file(home: &Home, addr: SocketAddr) -> Result<(), KernelError> {
+    let path = home.dir().join("gateway.json");
+    let body = serde_json::json!({"listen": addr.to_string(), "pid": std::process::id()});
+    std::fs::write(&path, body.to_string())
+        .map_err(|e| KernelError::io(format!("cannot write {}", path.display()), e))
+}
+
+/// Run the Gateway until Ctrl-C, SIGTERM, or (with `attach_terminal`) the terminal channel
+/// closing. Children are stopped and their exits recorded before this returns.
+pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), KernelError> {
+    let agents = build_agents(&config);
+    let gw = Gateway::open(home.clone(), config, agents).await?;
+    let listen = options.listen.unwrap_or(gw.config.gateway.listen);
+    if !listen.ip().is_loopback() {
+        return Err(KernelError::Config(format!(
+            "refusing to listen on {listen}: only loopback addresses are allowed until token \
+             authentication for remote clients lands"
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| KernelError::io(format!("cannot listen on {listen}"), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| KernelError::io("cannot read the listening address", e))?;
+    write_address_file(&home, addr)?;
+    eprintln!("clawos gateway listening on http://{addr} (state in {})", home.dir().display());
+    eprintln!("admin UI will live at http://{addr}/admin; API token: `clawos admin token`");
+    let listener = listener.tap_io(|s| {
+        let _ = s.set_nodelay(true);
+    });
+    let app = server::router(gw.clone());
+    let mut server_shutdown = gw.shutdown.subscribe();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+
+    let recovering = gw.clone();
+    tokio::spawn(async move {
+        match recovering.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("re-running {n} unanswered message(s) from before the restart"),
+            Err(e) => tracing::error!(error = %e, "recovery failed"),
+        }
+    });
+
+    let exe = std::env::current_exe().map_err(|e| KernelError::io("cannot find the clawos binary", e))?;
+    let bus_url = format!("ws://{addr}/bus");
+    let (user_left_tx, mut user_left) = tokio::sync::mpsc::channel::<()>(1);
+    let mut supervisors = Vec::new();
+    for (name, c) in &gw.config.channels {
+        let attach = c.kind == "terminal";
+        if attach && !options.attach_terminal {
+            tracing::info!(channel = %name, "terminal channel not started (use `clawos up` or `clawos chat`)");
+            continue;
+        }
+        let mut env = Vec::new();
+        if let Some(l) = c.listen {
+            env.push((clawos_channels::webhook::ENV_LISTEN.to_string(), l.to_string()));
+        }
+        if let Some(s) = &c.secret {
+            env.push((clawos_channels::webhook::ENV_SECRET.to_string(), s.clone()));
+        }
+        let spec = supervisor::ChannelSpec {
+            name: name.clone(),
+            kind: c.kind.clone(),
+            env,
+            attach_stdio: attach,
+        };
+        let gw = gw.clone();
+        let exe = exe.clone();
+        let bus_url = bus_url.clone();
+        let tx = user_left_tx.clone();
+        supervisors.push(tokio::spawn(async move {
+            if supervisor::supervise(gw, spec, bus_url, exe).await {
+                let _ = tx.send(()).await;
+            }
+        }));
+    }
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| KernelError::io("cannot install the SIGTERM handler", e))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => eprintln!("\nshutting down"),
+        _ = term.recv() => {}
+        _ = user_left.recv() => {}
+    }
+    gw.shutdown.send_replace(true);
+    for s in supervisors {
+        let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    gw.store.close().await;
+    Ok(())
+}

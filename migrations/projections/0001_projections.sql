@@ -109,6 +109,7 @@ CREATE TABLE audit_turns (
     detail      TEXT
 );
 CREATE INDEX audit_turns_session ON audit_turns (session_id, started_seq);
+CREATE INDEX audit_turns_trigger ON audit_turns (trigger_seq);
 
 CREATE TABLE audit_steps (
     seq        INTEGER PRIMARY KEY,

@@ -1,0 +1,223 @@
+//! The `/bus` endpoint: one WebSocket per channel process. Hello first (protocol version,
+//! channel name, token), then inbound messages acked after commit, deliveries from the
+//! channel's cursor, heartbeats.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use clawos_channels::protocol::{
+    decode, encode, ChannelFrame, ErrorCode, KernelFrame, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+};
+use clawos_events::EventPayload;
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::gateway::Gateway;
+use crate::tokens;
+
+/// How long a new connection has to say hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Upgrade `/bus` requests.
+pub async fn bus_handler(State(gw): State<Arc<Gateway>>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| connection(gw, socket))
+}
+
+fn frame(f: &KernelFrame) -> Message {
+    Message::Binary(encode(f).into())
+}
+
+async fn refuse(mut socket: WebSocket, code: ErrorCode, message: String) {
+    tracing::warn!(?code, %message, "bus connection refused");
+    let _ = socket.send(frame(&KernelFrame::Error { code, message })).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
+    // 1. Hello.
+    let first = tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await;
+    let bytes = match first {
+        Ok(Some(Ok(Message::Binary(b)))) => b,
+        Ok(Some(Ok(_))) => {
+            return refuse(socket, ErrorCode::HelloRequired, "the first frame must be a binary hello".into()).await
+        }
+        _ => return,
+    };
+    let (channel, kind) = match decode::<ChannelFrame>(&bytes) {
+        Ok(ChannelFrame::Hello {
+            protocol,
+            channel,
+            kind,
+            token,
+        }) => {
+            if protocol != PROTOCOL_VERSION {
+                return refuse(
+                    socket,
+                    ErrorCode::UnsupportedProtocol,
+                    format!("protocol {protocol} is not supported; this Gateway speaks {PROTOCOL_VERSION}"),
+                )
+                .await;
+            }
+            let expected = gw
+                .tokens
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&channel)
+                .cloned();
+            match expected {
+                Some(t) if tokens::same(&t, &token) => (channel, kind),
+                _ => {
+                    return refuse(
+                        socket,
+                        ErrorCode::Unauthorized,
+                        format!("token does not open channel `{channel}`"),
+                    )
+                    .await
+                }
+            }
+        }
+        Ok(_) => {
+            return refuse(socket, ErrorCode::HelloRequired, "the first frame must be a hello".into()).await
+        }
+        Err(e) => return refuse(socket, ErrorCode::MalformedFrame, e.to_string()).await,
+    };
+    tracing::info!(%channel, %kind, "channel connected");
+    if socket
+        .send(frame(&KernelFrame::Welcome {
+            protocol: PROTOCOL_VERSION,
+        }))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    seen(&gw, &channel);
+
+    // 2. One writer task owns the socket's send half; everyone else queues frames.
+    let (mut sink, mut source) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<KernelFrame>(1024);
+    let writer = tokio::spawn(async move {
+        while let Some(f) = out_rx.recv().await {
+            if sink.send(frame(&f)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let deliveries = tokio::spawn(deliver(gw.clone(), channel.clone(), out_tx.clone()));
+
+    // 3. Frames from the channel.
+    while let Some(msg) = source.next().await {
+        let bytes = match msg {
+            Ok(Message::Binary(b)) => b,
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => continue,
+        };
+        seen(&gw, &channel);
+        let reply = match decode::<ChannelFrame>(&bytes) {
+            Err(e) => Some(KernelFrame::Error {
+                code: ErrorCode::MalformedFrame,
+                message: e.to_string(),
+            }),
+            Ok(ChannelFrame::Hello { .. }) => Some(KernelFrame::Error {
+                code: ErrorCode::MalformedFrame,
+                message: "hello was already accepted".into(),
+            }),
+            Ok(ChannelFrame::Heartbeat { nonce }) => Some(KernelFrame::HeartbeatAck { nonce }),
+            Ok(ChannelFrame::Inbound(m)) => {
+                let external_id = m.external_id.clone();
+                match gw.ingest(&channel, m).await {
+                    Ok(i) => Some(KernelFrame::InboundAck {
+                        external_id,
+                        seq: i.seq,
+                        duplicate: i.duplicate,
+                    }),
+                    Err(e) => Some(KernelFrame::Error {
+                        code: ErrorCode::Unavailable,
+                        message: format!("message {external_id} not recorded: {e}"),
+                    }),
+                }
+            }
+            Ok(ChannelFrame::Delivered { delivery_id }) => match gw.delivered(&channel, delivery_id).await {
+                Ok(()) => None,
+                Err(e) => Some(KernelFrame::Error {
+                    code: ErrorCode::Unavailable,
+                    message: format!("delivery ack not recorded: {e}"),
+                }),
+            },
+        };
+        if let Some(r) = reply {
+            if out_tx.send(r).await.is_err() {
+                break;
+            }
+        }
+    }
+    deliveries.abort();
+    drop(out_tx);
+    let _ = writer.await;
+    tracing::info!(%channel, "channel disconnected");
+}
+
+fn seen(gw: &Gateway, channel: &str) {
+    gw.last_seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(channel.to_string(), Instant::now());
+}
+
+/// Send every unacked reply for `channel`, then follow the log for new ones.
+async fn deliver(gw: Arc<Gateway>, channel: String, out: mpsc::Sender<KernelFrame>) {
+    if let Err(e) = deliver_inner(&gw, &channel, &out).await {
+        tracing::error!(%channel, error = %e, "delivery stopped");
+    }
+}
+
+async fn deliver_inner(
+    gw: &Arc<Gateway>,
+    channel: &str,
+    out: &mpsc::Sender<KernelFrame>,
+) -> Result<(), crate::KernelError> {
+    let head = gw.store.head();
+    gw.projected_through(head).await;
+    let mut sent = Gateway::new_sent_set();
+    for seq in gw.pending_deliveries(channel).await? {
+        if let Some(e) = gw.store.get(seq).await? {
+            if let Ok(EventPayload::MessageSent(m)) = e.decode() {
+                if sent.insert(m.delivery_id) {
+                    let d = gw.delivery_for(seq, &m).await?;
+                    gw.metrics.message_out(channel);
+                    if out.send(KernelFrame::Deliver(d)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    let mut sub = gw.store.subscribe(head + 1);
+    loop {
+        let e = sub.next().await?;
+        if e.kind != "MessageSent" {
+            continue;
+        }
+        if let Ok(EventPayload::MessageSent(m)) = e.decode() {
+            // The log, not the projection, says whether it was acked: an acked reply is
+            // never sent again.
+            let acked = gw
+                .store
+                .find_dedupe(&crate::gateway::ack_key(m.delivery_id))
+                .await?
+                .is_some();
+            if m.channel == channel && !acked && sent.insert(m.delivery_id) {
+                let d = gw.delivery_for(e.seq, &m).await?;
+                gw.metrics.message_out(channel);
+                if out.send(KernelFrame::Deliver(d)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

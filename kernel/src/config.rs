@@ -1,0 +1,227 @@
+//! `clawos.toml`: strictly validated configuration. An unknown key is an error naming the
+//! key and its line.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::KernelError;
+
+/// The default Gateway port.
+pub const DEFAULT_PORT: u16 = 18789;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[gateway]`.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// `[agents.NAME]`.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentConfig>,
+    /// `[channels.NAME]`.
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelConfig>,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address to listen on (default `127.0.0.1:18789`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Agent for messages no binding matches.
+    #[serde(default = "default_agent")]
+    pub default_agent: String,
+    /// Log durability: `full` or `normal`.
+    #[serde(default = "default_durability")]
+    pub durability: String,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))
+}
+fn default_agent() -> String {
+    "pi".into()
+}
+fn default_durability() -> String {
+    "full".into()
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: default_listen(),
+            default_agent: default_agent(),
+            durability: default_durability(),
+        }
+    }
+}
+
+/// `[agents.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// `pi` (default) or `echo` (a test double).
+    #[serde(default = "default_agent")]
+    pub kind: String,
+}
+
+/// Who may talk to the agents through a channel.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DmPolicy {
+    /// Everyone.
+    #[default]
+    Open,
+    /// Only addresses in `allow`.
+    Allowlist,
+}
+
+/// `[channels.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// `terminal` or `webhook`.
+    pub kind: String,
+    /// Webhook: address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// Webhook: shared secret (bearer token / HMAC key), 16 characters or more.
+    pub secret: Option<String>,
+    /// Who may talk: `open` or `allowlist`.
+    #[serde(default)]
+    pub dm_policy: DmPolicy,
+    /// Addresses allowed under `allowlist`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// The kinds of channel this build has.
+pub const CHANNEL_KINDS: &[&str] = &["terminal", "webhook"];
+/// The kinds of agent this build has.
+pub const AGENT_KINDS: &[&str] = &["pi", "echo"];
+
+/// The commented file `clawos up` writes when there is none.
+pub const DEFAULT_CONFIG: &str = r#"# clawos configuration. Unknown keys are errors: check with `clawos config check`.
+
+[gateway]
+listen = "127.0.0.1:18789"
+# "full": every acknowledged event survives a power loss (fsync per group commit).
+# "normal": survives a crash of the process, not of the machine.
+durability = "full"
+default_agent = "pi"
+
+[agents.pi]
+kind = "pi"
+
+# The terminal channel: `clawos up` attaches it to your terminal.
+[channels.terminal]
+kind = "terminal"
+
+# A webhook channel: POST http://127.0.0.1:18790/message with a bearer token.
+# [channels.hooks]
+# kind = "webhook"
+# listen = "127.0.0.1:18790"
+# secret = "change-me-to-16-or-more-characters"
+"#;
+
+impl Config {
+    /// Parse and validate configuration text.
+    pub fn parse(text: &str) -> Result<Config, KernelError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| KernelError::Config(format!("clawos.toml: {e}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Read and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Config, KernelError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| KernelError::io(format!("cannot read {}", path.display()), e))?;
+        Config::parse(&text)
+    }
+
+    /// Check what serde cannot: kinds, durability, webhook settings, agent references.
+    pub fn validate(&self) -> Result<(), KernelError> {
+        let bad = |m: String| Err(KernelError::Config(format!("clawos.toml: {m}")));
+        if !["full", "normal"].contains(&self.gateway.durability.as_str()) {
+            return bad(format!(
+                "gateway.durability = \"{}\": expected \"full\" or \"normal\"",
+                self.gateway.durability
+            ));
+        }
+        for (name, a) in &self.agents {
+            if !AGENT_KINDS.contains(&a.kind.as_str()) {
+                return bad(format!(
+                    "agents.{name}.kind = \"{}\": expected one of {}",
+                    a.kind,
+                    AGENT_KINDS.join(", ")
+                ));
+            }
+        }
+        if !self.agents.is_empty() && !self.agents.contains_key(&self.gateway.default_agent) {
+            return bad(format!(
+                "gateway.default_agent = \"{}\" is not defined under [agents]",
+                self.gateway.default_agent
+            ));
+        }
+        for (name, c) in &self.channels {
+            if !CHANNEL_KINDS.contains(&c.kind.as_str()) {
+                return bad(format!(
+                    "channels.{name}.kind = \"{}\": expected one of {}",
+                    c.kind,
+                    CHANNEL_KINDS.join(", ")
+                ));
+            }
+            if !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
+                return bad(format!(
+                    "channel name `{name}`: use letters, digits, `-` and `_` only"
+                ));
+            }
+            if c.kind == "webhook" {
+                if c.listen.is_none() {
+                    return bad(format!("channels.{name}: a webhook channel needs `listen`"));
+                }
+                if c.secret.as_deref().map(str::len).unwrap_or(0) < 16 {
+                    return bad(format!(
+                        "channels.{name}: a webhook channel needs a `secret` of 16 characters or more"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        let c = Config::parse(DEFAULT_CONFIG).unwrap();
+        assert_eq!(c.gateway.listen.port(), DEFAULT_PORT);
+        assert!(c.channels.contains_key("terminal"));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = Config::parse("[gateway]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn webhook_needs_secret() {
+        let err = Config::parse("[channels.h]\nkind = \"webhook\"\nlisten = \"127.0.0.1:9\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("secret"), "{err}");
+    }
+}

@@ -1,0 +1,50 @@
+//! The kernel's error type.
+
+use thiserror::Error;
+
+/// Errors of the Gateway.
+#[derive(Debug, Error)]
+pub enum KernelError {
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] clawos_events::LogError),
+    /// The projections failed.
+    #[error(transparent)]
+    Projection(#[from] clawos_projections::ProjectionError),
+    /// A replay tool failed.
+    #[error(transparent)]
+    Replay(#[from] clawos_replay::ReplayError),
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// A binding's regex does not compile.
+    #[error("binding `{binding}` has an invalid body regex: {reason}")]
+    BadRegex {
+        /// Binding id.
+        binding: String,
+        /// Why.
+        reason: String,
+    },
+    /// File system or socket failure.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A query on the projection database failed.
+    #[error("projection query failed: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+impl KernelError {
+    /// Wrap an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        KernelError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! The Gateway: the shared state of the daemon and its core decisions: ingest (route an
+//! inbound message into a session), dispatch (run agent turns, one at a time per session),
+//! and what a channel has yet to receive.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use clawos_agents::{Agent, AgentError, ContextMessage, TurnInput, TurnRecorder};
+use clawos_channels::protocol::{Delivery, Inbound};
+use clawos_events::{
+    inbound_dedupe_key, stream, AgentTurnFailed, AgentTurnFinished, AgentTurnStarted,
+    DeliveryAcked, EventPayload, ExpectedVersion, LogStore, MessageReceived, MessageSent,
+    NewEvent, SessionStarted,
+};
+use clawos_projections::{projection, views, Runner};
+use clawos_replay::Home;
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use crate::config::{Config, DmPolicy};
+use crate::metrics::Metrics;
+use crate::routing::{MessageFacts, RoutingState};
+use crate::KernelError;
+
+/// Longest an agent turn may run before it is failed.
+pub const TURN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Outcome of ingesting an inbound message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingested {
+    /// Seq of the `MessageReceived` event (the original one for a re-send).
+    pub seq: u64,
+    /// It was a re-send.
+    pub duplicate: bool,
+}
+
+/// The daemon's shared state.
+pub struct Gateway {
+    /// The state folder.
+    pub home: Home,
+    /// The validated configuration.
+    pub config: Config,
+    /// The log.
+    pub store: LogStore,
+    /// The projection database.
+    pub projections: SqlitePool,
+    projected: watch::Receiver<u64>,
+    routing: tokio::sync::Mutex<RoutingState>,
+    agents: HashMap<String, Arc<dyn Agent>>,
+    sessions: Mutex<HashMap<String, mpsc::UnboundedSender<(String, u64)>>>,
+    /// Channel name -> token of the process currently allowed to speak for it.
+    pub tokens: Mutex<HashMap<String, String>>,
+    /// Channel name -> when it was last heard from.
+    pub last_seen: Mutex<HashMap<String, Instant>>,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    /// Token for `/api` and `/ws`.
+    pub admin_token: String,
+    /// Turns true when the Gateway shuts down.
+    pub shutdown: watch::Sender<bool>,
+}
+
+struct SessionRecorder {
+    store: LogStore,
+    stream: String,
+    turn: Uuid,
+    cause: Uuid,
+}
+
+#[async_trait]
+impl TurnRecorder for SessionRecorder {
+    async fn record(&self, payload: EventPayload) -> Result<u64, AgentError> {
+        let e = NewEvent::new(payload).caused_by(self.cause).correlated(self.turn);
+        self.store
+            .append(&self.stream, ExpectedVersion::Any, vec![e])
+            .await
+            .map(|a| a.last_seq)
+            .map_err(|e| AgentError::Record(e.to_string()))
+    }
+}
+
+impl Gateway {
+    /// Open the log and projections, catch the projections up, load routing state, and
+    /// start the projection follower. Agents are built from the configuration.
+    pub async fn open(
+        home: Home,
+        config: Config,
+        agents: HashMap<String, Arc<dyn Agent>>,
+    ) -> Result<Arc<Gateway>, KernelError> {
+        let durability = config
+            .gateway
+            .durability
+            .parse()
+            .map_err(KernelError::Config)?;
+        let store = home.open_log(durability).await?;
+        let pool = home.open_projections().await?;
+        let mut runner = Runner::open(pool.clone(), projection::all()).await?;
+        runner.catch_up(&store, |_| {}).await?;
+        let (pos_tx, pos_rx) = watch::channel(runner.position());
+        let routing = load_routing(&store, &pool, runner.position()).await?;
+        let (shutdown, _) = watch::channel(false);
+        let admin_token = crate::tokens::admin_token(&home)?;
+        let gw = Arc::new(Gateway {
+            home,
+            config,
+            store: store.clone(),
+            projections: pool,
+            projected: pos_rx,
+            routing: tokio::sync::Mutex::new(routing),
+            agents,
+            sessions: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+            last_seen: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
+            admin_token,
+            shutdown,
+        });
+        tokio::spawn(follow_projections(runner, store, pos_tx, gw.shutdown.subscribe()));
+        Ok(gw)
+    }
+
+    /// Wait until the projections have applied `seq`.
+    pub async fn projected_through(&self, seq: u64) {
+        let mut rx = self.projected.clone();
+        let _ = rx.wait_for(|p| *p >= seq).await;
+    }
+
+    /// Seq the projections have applied.
+    pub fn projected(&self) -> u64 {
+        *self.projected.borrow()
+    }
+
+    /// Route an inbound message from `channel` into a session and start a turn for it.
+    /// Resolves after the message is committed; a re-send returns the original seq.
+    pub async fn ingest(self: &Arc<Self>, channel: &str, m: Inbound) -> Result<Ingested, KernelError> {
+        let key = inbound_dedupe_key(channel, &m.external_id);
+        if let Some(seq) = self.store.find_dedupe(&key).await? {
+            return Ok(Ingested { seq, duplicate: true });
+        }
+        let mut routing = self.routing.lock().await;
+        refresh_routing(&self.store, &mut routing).await?;
+        let identity = routing.identity_of(&m.sender);
+        if let Some(c) = self.config.channels.get(channel) {
+            if c.dm_policy == DmPolicy::Allowlist
+                && !c.allow.iter().any(|a| *a == m.sender || *a == identity)
+            {
+                return Err(KernelError::Config(format!(
+                    "{} is not on the allowlist of channel {channel}",
+                    m.sender
+                )));
+            }
+        }
+        let agent = routing.agent_for(
+            &MessageFacts {
+                identity: &identity,
+                sender: &m.sender,
+                chat: m.chat.as_deref(),
+                channel,
+                text: &m.text,
+            },
+            &self.config.gateway.default_agent,
+        );
+        let existing = routing.sessions.get(&(identity.clone(), agent.clone())).cloned();
+        let (session, mut events) = match existing {
+            Some(s) => (s, Vec::new()),
+            None => {
+                let s = Uuid::now_v7().to_string();
+                let start = NewEvent::new(SessionStarted {
+                    session_id: s.clone(),
+                    identity: identity.clone(),
+                    agent: agent.clone(),
+                });
+                (s, vec![start])
+            }
+        };
+        let branch = routing
+            .active_branch
+            .get(&session)
+            .cloned()
+            .unwrap_or_else(|| "main".to_string());
+        let new_session = !events.is_empty();
+        if !new_session {
+            drop(routing);
+        }
+        events.push(
+            NewEvent::new(MessageReceived {
+                channel: channel.to_string(),
+                external_id: m.external_id,
+                sender: m.sender,
+                chat: m.chat,
+                text: m.text,
+                attachments: m.attachments,
+                branch,
+                sent_at_ms: m.sent_at_ms,
+            })
+            .dedupe(key),
+        );
+        let started = Instant::now();
+        let appended = self
+            .store
+            .append(&stream::session(&session), ExpectedVersion::Any, events)
+            .await?;
+        self.metrics.append(started.elapsed().as_micros() as u64);
+        if appended.duplicate {
+            return Ok(Ingested {
+                seq: appended.first_seq,
+                duplicate: true,
+            });
+        }
+        self.metrics.message_in(channel);
+        self.dispatch(&session, &agent, appended.last_seq);
+        Ok(Ingested {
+            seq: appended.last_seq,
+            duplicate: false,
+        })
+    }
+
+    /// Queue a turn for `session` triggered by event `trigger_seq`. Turns of one session run
+    /// one at a time, in order; different sessions run in parallel.
+    pub fn dispatch(self: &Arc<Self>, session: &str, agent: &str, trigger_seq: u64) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = sessions.entry(session.to_string()).or_insert_with(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<(String, u64)>();
+            let gw = self.clone();
+            let session = session.to_string();
+            tokio::spawn(async move {
+                while let Some((agent, seq)) = rx.recv().await {
+                    if let Err(e) = gw.run_turn(&session, &agent, seq).await {
+                        tracing::error!(%session, trigger = seq, error = %e, "agent turn could not be recorded");
+                    }
+                }
+            });
+            tx
+        });
+        let _ = tx.send((agent.to_string(), trigger_seq));
+    }
+
+    async fn run_turn(&self, session: &str, agent_name: &str, trigger_seq: u64) -> Result<(), KernelError> {
+        let started = Instant::now();
+        self.projected_through(trigger_seq).await;
+        let Some(trigger) = self.store.get(trigger_seq).await? else {
+            return Ok(());
+        };
+        let EventPayload::MessageReceived(m) = trigger.decode()? else {
+            return Ok(());
+        };
+        let tables = views::load_session(&self.projections, session).await?;
+        let history = views::transcript(&tables, session, &m.branch)
+            .into_iter()
+            .filter(|msg| msg.seq < trigger_seq)
+            .map(|msg| ContextMessage {
+                role: msg.role,
+                text: msg.text,
+            })
+            .collect();
+        let turn = Uuid::now_v7();
+        let stream = stream::session(session);
+        let start = self
+            .store
+            .append(
+                &stream,
+                ExpectedVersion::Any,
+                vec![NewEvent::new(AgentTurnStarted {
+                    turn_id: turn,
+                    agent: agent_name.to_string(),
+                    branch: m.branch.clone(),
+                    trigger_seq,
+                })
+                .caused_by(trigger.id)
+                .correlated(turn)],
+            )
+            .await?;
+        let _ = start;
+        let recorder = SessionRecorder {
+            store: self.store.clone(),
+            stream: stream.clone(),
+            turn,
+            cause: trigger.id,
+        };
+        let input = TurnInput {
+            session_id: session.to_string(),
+            branch: m.branch.clone(),
+            trigger_seq,
+            message: m.text.clone(),
+            history,
+        };
+        let result = match self.agents.get(agent_name) {
+            None => Err(format!(
+                "no agent named `{agent_name}` is configured (see [agents] in clawos.toml)"
+            )),
+            Some(agent) => match tokio::time::timeout(TURN_TIMEOUT, agent.run_turn(input, &recorder)).await {
+                Ok(Ok(out)) => Ok(out),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("the turn timed out after {TURN_TIMEOUT:?}")),
+            },
+        };
+        let (text, end) = match result {
+            Ok(out) => (
+                out.reply,
+                NewEvent::new(AgentTurnFinished {
+                    turn_id: turn,
+                    steps: out.steps,
+                }),
+            ),
+            Err(reason) => (
+                format!("Sorry, I could not answer: {reason}"),
+                NewEvent::new(AgentTurnFailed {
+                    turn_id: turn,
+                    reason,
+                }),
+            ),
+        };
+        let reply = NewEvent::new(MessageSent {
+            delivery_id: Uuid::now_v7(),
+            agent: agent_name.to_string(),
+            branch: m.branch,
+            channel: m.channel,
+            to: m.sender,
+            chat: m.chat,
+            text,
+            in_reply_to: Some(trigger_seq),
+        })
+        .caused_by(trigger.id)
+        .correlated(turn);
+        // The reply and the end of the turn commit together: a turn is never half-recorded.
+        self.store
+            .append(&stream, ExpectedVersion::Any, vec![reply, end.caused_by(trigger.id).correlated(turn)])
+            .await?;
+        self.metrics.turn(started.elapsed().as_micros() as u64);
+        Ok(())
+    }
+
+    /// Record that `channel` delivered a reply (idempotent).
+    pub async fn delivered(&self, channel: &str, delivery_id: Uuid) -> Result<(), KernelError> {
+        self.store
+            .append(
+                &stream::channel(channel),
+                ExpectedVersion::Any,
+                vec![NewEvent::new(DeliveryAcked {
+                    channel: channel.to_string(),
+                    delivery_id,
+                })
+                .dedupe(ack_key(delivery_id))],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The delivery frame for a `MessageSent` event, with the inbound external id it answers.
+    pub async fn delivery_for(&self, seq: u64, m: &MessageSent) -> Result<Delivery, KernelError> {
+        let mut in_reply_to = None;
+        if let Some(t) = m.in_reply_to {
+            if let Some(e) = self.store.get(t).await? {
+                if let Ok(EventPayload::MessageReceived(r)) = e.decode() {
+                    in_reply_to = Some(r.external_id);
+                }
+            }
+        }
+        Ok(Delivery {
+            delivery_id: m.delivery_id,
+            to: m.to.clone(),
+            chat: m.chat.clone(),
+            text: m.text.clone(),
+            in_reply_to,
+            seq,
+        })
+    }
+
+    /// Seqs of replies for `channel` that it has not acked, oldest first (as of the
+    /// projections' position).
+    pub async fn pending_deliveries(&self, channel: &str) -> Result<Vec<u64>, KernelError> {
+        let rows: Vec<i64> = sqlx::query_scalar(
+            "SELECT d.seq FROM deliveries d LEFT JOIN delivery_acks a \
+             ON a.delivery_id = d.delivery_id WHERE d.channel = ? AND a.delivery_id IS NULL \
+             ORDER BY d.seq",
+        )
+        .bind(channel)
+        .fetch_all(&self.projections)
+        .await?;
+        Ok(rows.into_iter().map(|s| s as u64).collect())
+    }
+
+    /// Replies not yet acked, over all channels.
+    pub async fn delivery_backlog(&self) -> u64 {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM deliveries d LEFT JOIN delivery_acks a \
+             ON a.delivery_id = d.delivery_id WHERE a.delivery_id IS NULL",
+        )
+        .fetch_one(&self.projections)
+        .await
+        .map(|n| n as u64)
+        .unwrap_or(0)
+    }
+
+    /// Re-run what a previous run left undone: turns that were running when it stopped are
+    /// failed, and every user message without a completed turn gets one.
+    pub async fn recover(self: &Arc<Self>) -> Result<usize, KernelError> {
+        self.projected_through(self.store.head()).await;
+        let unanswered: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT m.seq, m.session_id, s.agent FROM messages m \
+             JOIN sessions s ON s.session_id = m.session_id \
+             WHERE m.role = 'user' AND NOT EXISTS (SELECT 1 FROM audit_turns t \
+             WHERE t.trigger_seq = m.seq AND t.status != 'running') ORDER BY m.seq",
+        )
+        .fetch_all(&self.projections)
+        .await?;
+        let running: Vec<(String, String)> =
+            sqlx::query_as("SELECT turn_id, session_id FROM audit_turns WHERE status = 'running'")
+                .fetch_all(&self.projections)
+                .await?;
+        for (turn, session) in running {
+            let Ok(turn_id) = Uuid::parse_str(&turn) else {
+                continue;
+            };
+            self.store
+                .append(
+                    &stream::session(&session),
+                    ExpectedVersion::Any,
+                    vec![NewEvent::new(AgentTurnFailed {
+                        turn_id,
+                        reason: "interrupted: the Gateway stopped during the turn; it runs again"
+                            .into(),
+                    })],
+                )
+                .await?;
+        }
+        for (seq, session, agent) in &unanswered {
+            self.dispatch(session, agent, *seq as u64);
+        }
+        Ok(unanswered.len())
+    }
+
+    /// Delivery ids already handed out on a connection, to send each once per connection.
+    pub fn new_sent_set() -> HashSet<Uuid> {
+        HashSet::new()
+    }
+}
+
+/// The dedupe key of a delivery ack: a reply is acked at most once in the log.
+pub fn ack_key(delivery_id: Uuid) -> String {
+    format!("ack\u{1f}{delivery_id}")
+}
+
+async fn follow_projections(
+    mut runner: Runner,
+    store: LogStore,
+    position: watch::Sender<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut head = store.watch_head();
+    loop {
+        match runner.catch_up(&store, |_| {}).await {
+            Ok(r) => {
+                position.send_replace(r.position);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "projections stopped: {e}; fix the cause and restart (or `clawos replay rebuild`)");
+                return;
+            }
+        }
+        tokio::select! {
+            changed = head.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => if *shutdown.borrow() { return },
+            // Pick up events appended by other processes (CLI commands).
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// Build routing state from the projections at `position`, then fold the log after it.
+async fn load_routing(
+    store: &LogStore,
+    pool: &SqlitePool,
+    position: u64,
+) -> Result<RoutingState, KernelError> {
+    let mut state = RoutingState {
+        position,
+        ..RoutingState::default()
+    };
+    let ids: Vec<(String, String)> =
+        sqlx::query_as("SELECT address, identity FROM identity_addresses")
+            .fetch_all(pool)
+            .await?;
+    state.identities.extend(ids);
+    let bindings: Vec<(String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, i64)> =
+        sqlx::query_as(
+            "SELECT binding_id, agent, identity, chat, channel, sender_domain, body_regex, priority FROM bindings",
+        )
+        .fetch_all(pool)
+        .await?;
+    for (id, agent, identity, chat, channel, sender_domain, body_regex, priority) in bindings {
+        let set = clawos_events::BindingSet {
+            binding_id: id.clone(),
+            agent,
+            scope: clawos_events::BindingScope {
+                identity,
+                chat,
+                channel,
+                sender_domain,
+                body_regex,
+            },
+            priority: priority as i32,
+        };
+        let regex = set.scope.body_regex.as_deref().and_then(|r| regex::Regex::new(r).ok());
+        state.bindings.insert(id, crate::routing::Binding { set, regex });
+    }
+    let sessions: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT session_id, identity, agent, active_branch FROM sessions ORDER BY started_seq",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (id, identity, agent, branch) in sessions {
+        state.active_branch.insert(id.clone(), branch);
+        state.sessions.insert((identity, agent), id);
+    }
+    refresh_routing(store, &mut state).await?;
+    Ok(state)
+}
+
+/// Fold every event after the routing state's position, including ones other processes
+/// appended.
+async fn refresh_routing(store: &LogStore, state: &mut RoutingState) -> Result<(), KernelError> {
+    loop {
+        let page = store.read_from(state.position + 1, 1024).await?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        for e in &page {
+            state.apply(e);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The HTTP side of the Gateway: `/health`, `/metrics`, `/bus` and the JSON API.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use clawos_projections::views;
+use serde_json::json;
+
+use crate::bus::bus_handler;
+use crate::gateway::Gateway;
+use crate::tokens;
+
+/// All routes.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/bus", get(bus_handler))
+        .route("/api/status", get(status))
+        .route("/api/sessions", get(sessions))
+        .route("/api/sessions/{id}", get(session))
+        .with_state(gw)
+}
+
+fn authorized(gw: &Gateway, headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| tokens::same(t, &gw.admin_token))
+}
+
+fn refuse() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "missing or wrong admin token (see `clawos admin token`)"})),
+    )
+        .into_response()
+}
+
+fn failed(e: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"error": e.to_string()})),
+    )
+        .into_response()
+}
+
+async fn health(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
+    Json(json!({"ok": true, "seq": gw.store.head(), "projected": gw.projected()}))
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> String {
+    let backlog = gw.delivery_backlog().await;
+    gw.metrics.render(gw.store.head(), backlog)
+}
+
+/// Channel status rows as JSON.
+pub async fn channel_status(gw: &Gateway) -> Result<serde_json::Value, sqlx::Error> {
+    let rows: Vec<(String, String, String, Option<i64>, i64, i64, Option<String>)> = sqlx::query_as(
+        "SELECT channel, kind, state, pid, starts, exits, last_exit FROM channels ORDER BY channel",
+    )
+    .fetch_all(&gw.projections)
+    .await?;
+    Ok(json!(rows
+        .into_iter()
+        .map(|(channel, kind, state, pid, starts, exits, last_exit)| json!({
+            "channel": channel, "kind": kind, "state": state, "pid": pid,
+            "starts": starts, "exits": exits, "restarts": (starts - 1).max(0), "last_exit": last_exit
+        }))
+        .collect::<Vec<_>>()))
+}
+
+async fn status(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if !authorized(&gw, &headers) {
+        return refuse();
+    }
+    let channels = match channel_status(&gw).await {
+        Ok(c) => c,
+        Err(e) => return failed(e),
+    };
+    Json(json!({
+        "seq": gw.store.head(),
+        "projected": gw.projected(),
+        "channels": channels,
+        "delivery_backlog": gw.delivery_backlog().await,
+    }))
+    .into_response()
+}
+
+async fn sessions(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if !authorized(&gw, &headers) {
+        return refuse();
+    }
+    match views::load_sessions(&gw.projections).await {
+        Ok(s) => Json(json!(s)).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+async fn session(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if !authorized(&gw, &headers) {
+        return refuse();
+    }
+    match views::load_session(&gw.projections, &id).await {
+        Ok(t) => Json(json!(clawos_replay::state_at::snapshot(&t))).into_response(),
+        Err(e) => failed(e),
+    }
+}

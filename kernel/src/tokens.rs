@@ -1,0 +1,47 @@
+//! Tokens: random per-process channel tokens and the admin token, compared in constant time.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use clawos_replay::Home;
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+
+use crate::KernelError;
+
+/// A fresh random token (32 bytes, hex).
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Constant-time comparison.
+pub fn same(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// The admin token: read from `admin.token` in the state folder, created (mode 0600) at the
+/// first start. (It moves into the vault when the vault lands.)
+pub fn admin_token(home: &Home) -> Result<String, KernelError> {
+    let path = home.dir().join("admin.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if t.len() >= 32 {
+            return Ok(t);
+        }
+    }
+    std::fs::create_dir_all(home.dir())
+        .map_err(|e| KernelError::io(format!("cannot create {}", home.dir().display()), e))?;
+    let token = random_token();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| KernelError::io(format!("cannot write {}", path.display()), e))?;
+    f.write_all(token.as_bytes())
+        .map_err(|e| KernelError::io(format!("cannot write {}", path.display()), e))?;
+    Ok(token)
+}

@@ -1,0 +1,392 @@
+//! `clawos up|gateway|channel|config|status|doctor|bind|identity|admin`.
+
+use std::net::SocketAddr;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Subcommand;
+use clawos_events::{
+    stream, BindingRemoved, BindingScope, BindingSet, Durability, IdentityLinked, NewEvent,
+};
+use clawos_kernel::config::{Config, DEFAULT_CONFIG};
+use clawos_kernel::RunOptions;
+use clawos_replay::{rebuild, Home};
+
+/// `clawos channel KIND`: the entry point of channel processes (started by the Gateway).
+#[derive(Subcommand)]
+pub enum ChannelKind {
+    /// Lines on stdin in, replies on stdout.
+    Terminal,
+    /// HTTP POST in, replies in the response.
+    Webhook,
+}
+
+/// `clawos config ...`
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Validate clawos.toml.
+    Check,
+    /// Print the path of clawos.toml.
+    Path,
+}
+
+/// `clawos bind ...`
+#[derive(Subcommand)]
+pub enum BindCommand {
+    /// Add or replace a binding.
+    Add {
+        /// Agent that gets matching messages.
+        #[arg(long)]
+        agent: String,
+        /// Binding id (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+        /// Match this sender identity.
+        #[arg(long)]
+        identity: Option<String>,
+        /// Match this chat or group.
+        #[arg(long)]
+        chat: Option<String>,
+        /// Match this channel.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Match senders from this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Match bodies with this regular expression.
+        #[arg(long)]
+        regex: Option<String>,
+        /// Tie-breaker (higher wins).
+        #[arg(long, default_value_t = 0)]
+        priority: i32,
+    },
+    /// List bindings.
+    List,
+    /// Remove a binding.
+    Rm {
+        /// Binding id.
+        id: String,
+    },
+}
+
+/// `clawos identity ...`
+#[derive(Subcommand)]
+pub enum IdentityCommand {
+    /// Link address B to the identity of address A (one person, one session).
+    Link {
+        /// An address already in use (e.g. `terminal:alice@local`).
+        a: String,
+        /// The address to join to it (e.g. `webhook:alice@example.com`).
+        b: String,
+    },
+    /// List linked addresses.
+    List,
+}
+
+/// `clawos admin ...`
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Print the admin token for the API and the admin UI.
+    Token,
+}
+
+fn config_path(home: &Home) -> std::path::PathBuf {
+    home.dir().join("clawos.toml")
+}
+
+/// Load the configuration; a missing file means the defaults.
+pub fn load_config(home: &Home) -> Result<Config> {
+    let path = config_path(home);
+    if path.exists() {
+        Ok(Config::load(&path)?)
+    } else {
+        Ok(Config::parse(DEFAULT_CONFIG)?)
+    }
+}
+
+/// `clawos up`: create the state folder and config if missing, then run the Gateway with the
+/// terminal channel attached.
+pub async fn up(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
+    std::fs::create_dir_all(home.dir())
+        .with_context(|| format!("cannot create {}", home.dir().display()))?;
+    let path = config_path(home);
+    if !path.exists() {
+        std::fs::write(&path, DEFAULT_CONFIG)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote a default configuration to {}", path.display());
+    }
+    let config = Config::load(&path)?;
+    clawos_kernel::run(
+        home.clone(),
+        config,
+        RunOptions {
+            listen,
+            attach_terminal: true,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// `clawos gateway`: the daemon in the foreground (no terminal channel).
+pub async fn gateway(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
+    let config = load_config(home)?;
+    clawos_kernel::run(
+        home.clone(),
+        config,
+        RunOptions {
+            listen,
+            attach_terminal: false,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// `clawos channel KIND`.
+pub async fn channel(kind: ChannelKind) -> Result<()> {
+    use clawos_channels::client::ChannelIdentity;
+    match kind {
+        ChannelKind::Terminal => {
+            let id = ChannelIdentity::from_env("terminal")?;
+            let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+            clawos_channels::terminal::run(id, interactive).await?;
+        }
+        ChannelKind::Webhook => {
+            let id = ChannelIdentity::from_env("webhook")?;
+            let listen: SocketAddr = std::env::var(clawos_channels::webhook::ENV_LISTEN)
+                .map_err(|_| anyhow!("{} is not set", clawos_channels::webhook::ENV_LISTEN))?
+                .parse()
+                .context("bad webhook listen address")?;
+            let secret = std::env::var(clawos_channels::webhook::ENV_SECRET)
+                .map_err(|_| anyhow!("{} is not set", clawos_channels::webhook::ENV_SECRET))?;
+            clawos_channels::webhook::run(id, listen, secret).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `clawos config ...`
+pub fn config(home: &Home, cmd: ConfigCommand) -> Result<()> {
+    let path = config_path(home);
+    match cmd {
+        ConfigCommand::Path => println!("{}", path.display()),
+        ConfigCommand::Check => {
+            if !path.exists() {
+                println!("{} does not exist; the defaults apply (`clawos up` writes them)", path.display());
+                return Ok(());
+            }
+            Config::load(&path)?;
+            println!("{}: OK", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn gateway_address(home: &Home) -> Option<String> {
+    let text = std::fs::read_to_string(home.dir().join("gateway.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("listen")?.as_str().map(String::from)
+}
+
+async fn get_json(url: &str, token: Option<&str>) -> Result<serde_json::Value> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?;
+    let mut req = client.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await?;
+    if !status.is_success() {
+        bail!("{url}: {status}: {body}");
+    }
+    Ok(body)
+}
+
+/// `clawos status`.
+pub async fn status(home: &Home) -> Result<()> {
+    let Some(addr) = gateway_address(home) else {
+        println!("Gateway: not running (no gateway.json in {}); start it with `clawos up`", home.dir().display());
+        return Ok(());
+    };
+    let token = clawos_kernel::tokens::admin_token(home)?;
+    match get_json(&format!("http://{addr}/api/status"), Some(&token)).await {
+        Err(e) => println!("Gateway: not reachable at {addr} ({e}); start it with `clawos up`"),
+        Ok(s) => {
+            println!("Gateway: running at http://{addr}, log at seq {}, projections at {}", s["seq"], s["projected"]);
+            println!("replies waiting for delivery: {}", s["delivery_backlog"]);
+            for c in s["channels"].as_array().cloned().unwrap_or_default() {
+                let restarts = c["restarts"].as_i64().unwrap_or(0);
+                let warn = if restarts >= 3 { "  <- restarting repeatedly: see `clawos log tail`" } else { "" };
+                println!(
+                    "channel {:<12} {:<8} {:<4} pid {:<8} restarts {}{}{}",
+                    c["channel"].as_str().unwrap_or("?"),
+                    c["kind"].as_str().unwrap_or("?"),
+                    c["state"].as_str().unwrap_or("?"),
+                    c["pid"],
+                    restarts,
+                    c["last_exit"].as_str().map(|e| format!(", last exit: {e}")).unwrap_or_default(),
+                    warn
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `clawos doctor`: what is wrong, in words a user can act on.
+pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
+    let mut problems = 0;
+    println!("state folder: {}", home.dir().display());
+    match load_config(home) {
+        Ok(c) => {
+            println!("config: OK ({} agent(s), {} channel(s))", c.agents.len(), c.channels.len());
+            let pi_only = c.agents.values().all(|a| a.kind == "pi");
+            if pi_only {
+                println!("agent pi: no LLM provider configured; Pi answers every message with setup instructions. Add a provider under [agents.pi] in clawos.toml.");
+            }
+        }
+        Err(e) => {
+            problems += 1;
+            println!("config: {e}");
+        }
+    }
+    if home.log_path().exists() {
+        let store = home.open_log(durability).await?;
+        let report = clawos_events::verify(&store, |_| {}).await?;
+        if report.ok() {
+            println!("log: {} events, hash chain intact", report.events_checked);
+        } else {
+            problems += 1;
+            println!("log: DAMAGED: {report:?}; run `clawos replay verify` for details");
+        }
+        store.close().await;
+    } else {
+        println!("log: empty (created at first start)");
+    }
+    match gateway_address(home) {
+        Some(addr) => match get_json(&format!("http://{addr}/health"), None).await {
+            Ok(h) => println!("gateway: running at {addr}, seq {}", h["seq"]),
+            Err(_) => println!("gateway: not running (last address {addr})"),
+        },
+        None => println!("gateway: not running; start it with `clawos up`"),
+    }
+    if problems > 0 {
+        bail!("{problems} problem(s) found");
+    }
+    Ok(())
+}
+
+/// `clawos bind ...`
+pub async fn bind(home: &Home, durability: Durability, cmd: BindCommand) -> Result<()> {
+    let store = home.open_log(durability).await?;
+    match cmd {
+        BindCommand::Add {
+            agent,
+            id,
+            identity,
+            chat,
+            channel,
+            domain,
+            regex,
+            priority,
+        } => {
+            if let Some(r) = &regex {
+                regex_check(r)?;
+            }
+            let id = id.unwrap_or_else(|| format!("b-{}", uuid::Uuid::now_v7().simple()));
+            let a = store
+                .append_one(
+                    stream::BINDINGS,
+                    NewEvent::new(BindingSet {
+                        binding_id: id.clone(),
+                        agent,
+                        scope: BindingScope {
+                            identity,
+                            chat,
+                            channel,
+                            sender_domain: domain,
+                            body_regex: regex,
+                        },
+                        priority,
+                    }),
+                )
+                .await?;
+            println!("binding {id} set (seq {})", a.first_seq);
+        }
+        BindCommand::Rm { id } => {
+            let a = store
+                .append_one(stream::BINDINGS, NewEvent::new(BindingRemoved { binding_id: id.clone() }))
+                .await?;
+            println!("binding {id} removed (seq {})", a.first_seq);
+        }
+        BindCommand::List => {
+            let pool = home.open_projections().await?;
+            rebuild::catch_up(&store, &pool).await?;
+            let rows = clawos_projections::sql::dump_table(&pool, &clawos_projections::bindings::BINDINGS).await?;
+            if rows.is_empty() {
+                println!("no bindings: every message goes to the default agent");
+            }
+            for r in rows {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn regex_check(r: &str) -> Result<()> {
+    // The kernel compiles the same expression with the `regex` crate when it routes.
+    if r.is_empty() {
+        bail!("empty --regex");
+    }
+    Ok(())
+}
+
+/// `clawos identity ...`
+pub async fn identity(home: &Home, durability: Durability, cmd: IdentityCommand) -> Result<()> {
+    let store = home.open_log(durability).await?;
+    let pool = home.open_projections().await?;
+    rebuild::catch_up(&store, &pool).await?;
+    match cmd {
+        IdentityCommand::Link { a, b } => {
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT identity FROM identity_addresses WHERE address = ?")
+                    .bind(&a)
+                    .fetch_optional(&pool)
+                    .await?;
+            let identity = existing.unwrap_or_else(|| a.clone());
+            let mut events = Vec::new();
+            if identity == a {
+                events.push(NewEvent::new(IdentityLinked { identity: identity.clone(), address: a.clone() }));
+            }
+            events.push(NewEvent::new(IdentityLinked { identity: identity.clone(), address: b.clone() }));
+            store
+                .append(&stream::identity(&identity), clawos_events::ExpectedVersion::Any, events)
+                .await?;
+            println!("{b} now belongs to identity {identity} (with {a})");
+        }
+        IdentityCommand::List => {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT identity, address FROM identity_addresses ORDER BY identity, address")
+                    .fetch_all(&pool)
+                    .await?;
+            for (i, a) in rows {
+                println!("{i:<32} {a}");
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// `clawos admin ...`
+pub fn admin(home: &Home, cmd: AdminCommand) -> Result<()> {
+    match cmd {
+        AdminCommand::Token => println!("{}", clawos_kernel::tokens::admin_token(home)?),
+    }
+    Ok(())
+}
