@@ -82,6 +82,18 @@ pub enum IdentityCommand {
     List,
 }
 
+/// `clawos pairing ...`
+#[derive(Subcommand)]
+pub enum PairingCommand {
+    /// Let the sender who received CODE talk to the agents.
+    Approve {
+        /// The code the sender received.
+        code: String,
+    },
+    /// Pending pairing requests.
+    List,
+}
+
 /// `clawos admin ...`
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -389,4 +401,72 @@ pub fn admin(home: &Home, cmd: AdminCommand) -> Result<()> {
         AdminCommand::Token => println!("{}", clawos_kernel::tokens::admin_token(home)?),
     }
     Ok(())
+}
+
+/// `clawos pairing ...`: reads the `pairing` stream of the log.
+pub async fn pairing(home: &Home, durability: Durability, cmd: PairingCommand) -> Result<()> {
+    use clawos_events::{EventPayload, PairingApproved};
+    let store = home.open_log(durability).await?;
+    let events = store.read_stream(stream::PAIRING, u64::MAX).await?;
+    let now = clawos_kernel::gateway::now_ms();
+    let mut requests = Vec::new();
+    let mut approved = std::collections::HashSet::new();
+    for e in &events {
+        match e.decode()? {
+            EventPayload::PairingRequested(r) => requests.push(r),
+            EventPayload::PairingApproved(a) => {
+                approved.insert((a.channel, a.address));
+            }
+            _ => {}
+        }
+    }
+    let result = match cmd {
+        PairingCommand::List => {
+            let pending: Vec<_> = requests
+                .iter()
+                .filter(|r| r.expires_at_ms > now && !approved.contains(&(r.channel.clone(), r.address.clone())))
+                .collect();
+            if pending.is_empty() {
+                println!("no pending pairing requests");
+            }
+            for r in pending {
+                println!(
+                    "{:<12} {:<40} expires in {} min",
+                    r.channel,
+                    r.address,
+                    (r.expires_at_ms - now) / 60_000
+                );
+            }
+            Ok(())
+        }
+        PairingCommand::Approve { code } => {
+            let hash = clawos_kernel::tokens::code_hash(&code);
+            match requests.iter().rev().find(|r| r.code_hash == hash) {
+                None => Err(anyhow!("no pairing request has code {code}")),
+                Some(r) if r.expires_at_ms <= now => Err(anyhow!(
+                    "code {code} for {} expired; the sender gets a new one by writing again",
+                    r.address
+                )),
+                Some(r) if approved.contains(&(r.channel.clone(), r.address.clone())) => {
+                    println!("{} on {} is already approved", r.address, r.channel);
+                    Ok(())
+                }
+                Some(r) => {
+                    store
+                        .append_one(
+                            stream::PAIRING,
+                            NewEvent::new(PairingApproved {
+                                channel: r.channel.clone(),
+                                address: r.address.clone(),
+                            }),
+                        )
+                        .await?;
+                    println!("approved: {} may now talk through {}", r.address, r.channel);
+                    Ok(())
+                }
+            }
+        }
+    };
+    store.close().await;
+    result
 }

@@ -58,6 +58,9 @@ enum Command {
     /// Identities: one person across channels.
     #[command(subcommand)]
     Identity(cli_gateway::IdentityCommand),
+    /// Approve senders who received a pairing code.
+    #[command(subcommand)]
+    Pairing(cli_gateway::PairingCommand),
     /// Administration.
     #[command(subcommand)]
     Admin(cli_gateway::AdminCommand),
@@ -108,6 +111,7 @@ fn main() -> Result<()> {
             Command::Bind(c) => cli_gateway::bind(&home, cli.durability, c).await,
             Command::Identity(c) => cli_gateway::identity(&home, cli.durability, c).await,
             Command::Admin(c) => cli_gateway::admin(&home, c),
+            Command::Pairing(c) => cli_gateway::pairing(&home, cli.durability, c).await,
             Command::Replay(c) => cli_replay::run(&home, cli.durability, c).await,
             Command::Log(c) => cli_log::run(&home, cli.durability, c).await,
             Command::Audit { session, json } => {

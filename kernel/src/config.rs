@@ -72,14 +72,15 @@ pub struct AgentConfig {
 }
 
 /// Who may talk to the agents through a channel.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum DmPolicy {
     /// Everyone.
-    #[default]
     Open,
     /// Only addresses in `allow`.
     Allowlist,
+    /// An unknown sender gets a one-time code; `clawos pairing approve CODE` lets them in.
+    Pairing,
 }
 
 /// `[channels.NAME]`.
@@ -92,12 +93,24 @@ pub struct ChannelConfig {
     pub listen: Option<SocketAddr>,
     /// Webhook: shared secret (bearer token / HMAC key), 16 characters or more.
     pub secret: Option<String>,
-    /// Who may talk: `open` or `allowlist`.
-    #[serde(default)]
-    pub dm_policy: DmPolicy,
+    /// Who may talk: `pairing` (default, except `open` for the local terminal),
+    /// `allowlist` or `open`.
+    pub dm_policy: Option<DmPolicy>,
     /// Addresses allowed under `allowlist`.
     #[serde(default)]
     pub allow: Vec<String>,
+}
+
+impl ChannelConfig {
+    /// The policy in force: the configured one, else `open` for the terminal (the local
+    /// user) and `pairing` for every other kind.
+    pub fn policy(&self) -> DmPolicy {
+        self.dm_policy.unwrap_or(if self.kind == "terminal" {
+            DmPolicy::Open
+        } else {
+            DmPolicy::Pairing
+        })
+    }
 }
 
 /// The kinds of channel this build has.
@@ -127,6 +140,9 @@ kind = "terminal"
 # kind = "webhook"
 # listen = "127.0.0.1:18790"
 # secret = "change-me-to-16-or-more-characters"
+# Who may talk: "pairing" (default: an unknown sender gets a code to approve with
+# `clawos pairing approve CODE`), "allowlist" (only `allow = [...]`) or "open".
+# dm_policy = "pairing"
 "#;
 
 impl Config {

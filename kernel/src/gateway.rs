@@ -12,7 +12,7 @@ use clawos_channels::protocol::{Delivery, Inbound};
 use clawos_events::{
     inbound_dedupe_key, stream, AgentTurnFailed, AgentTurnFinished, AgentTurnStarted,
     DeliveryAcked, EventPayload, ExpectedVersion, LogStore, MessageReceived, MessageSent,
-    NewEvent, SessionStarted,
+    NewEvent, PairingRequested, SessionStarted,
 };
 use clawos_projections::{projection, views, Runner};
 use clawos_replay::Home;
@@ -24,6 +24,17 @@ use crate::config::{Config, DmPolicy};
 use crate::metrics::Metrics;
 use crate::routing::{MessageFacts, RoutingState};
 use crate::KernelError;
+
+/// How long a pairing code stays valid.
+pub const PAIRING_TTL: Duration = Duration::from_secs(3600);
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 /// Longest an agent turn may run before it is failed.
 pub const TURN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -144,13 +155,23 @@ impl Gateway {
         refresh_routing(&self.store, &mut routing).await?;
         let identity = routing.identity_of(&m.sender);
         if let Some(c) = self.config.channels.get(channel) {
-            if c.dm_policy == DmPolicy::Allowlist
-                && !c.allow.iter().any(|a| *a == m.sender || *a == identity)
-            {
-                return Err(KernelError::Config(format!(
-                    "{} is not on the allowlist of channel {channel}",
-                    m.sender
-                )));
+            let allowed = c.allow.iter().any(|a| *a == m.sender || *a == identity);
+            match c.policy() {
+                DmPolicy::Open => {}
+                DmPolicy::Allowlist if allowed => {}
+                DmPolicy::Allowlist => {
+                    tracing::warn!(%channel, sender = %m.sender, "message refused: sender not on the allowlist");
+                    return Ok(Ingested { seq: 0, duplicate: false });
+                }
+                DmPolicy::Pairing => {
+                    let paired = allowed
+                        || routing
+                            .paired
+                            .contains(&(channel.to_string(), m.sender.clone()));
+                    if !paired {
+                        return self.request_pairing(&routing, channel, &m).await;
+                    }
+                }
             }
         }
         let agent = routing.agent_for(
@@ -215,6 +236,60 @@ impl Gateway {
         Ok(Ingested {
             seq: appended.last_seq,
             duplicate: false,
+        })
+    }
+
+    /// An unknown sender under the `pairing` policy: issue a one-time code (at most one
+    /// live code per address; it expires after [`PAIRING_TTL`]) and tell the sender how to
+    /// get approved. The message itself is not routed to any agent.
+    async fn request_pairing(
+        &self,
+        routing: &RoutingState,
+        channel: &str,
+        m: &Inbound,
+    ) -> Result<Ingested, KernelError> {
+        let now = now_ms();
+        let key = (channel.to_string(), m.sender.clone());
+        if routing.pairing_requests.get(&key).is_some_and(|exp| *exp > now) {
+            tracing::info!(%channel, sender = %m.sender, "pairing code already issued; message held");
+            return Ok(Ingested { seq: 0, duplicate: false });
+        }
+        let code = crate::tokens::pairing_code();
+        let expires = now + PAIRING_TTL.as_millis() as i64;
+        let text = format!(
+            "clawos: this Gateway does not know you yet. Your pairing code is {code}. Ask its \
+             owner to run `clawos pairing approve {code}` (valid for {} minutes), then write again.",
+            PAIRING_TTL.as_secs() / 60
+        );
+        let appended = self
+            .store
+            .append(
+                stream::PAIRING,
+                ExpectedVersion::Any,
+                vec![
+                    NewEvent::new(PairingRequested {
+                        channel: channel.to_string(),
+                        address: m.sender.clone(),
+                        code_hash: crate::tokens::code_hash(&code),
+                        expires_at_ms: expires,
+                    })
+                    .dedupe(inbound_dedupe_key(channel, &m.external_id)),
+                    NewEvent::new(MessageSent {
+                        delivery_id: Uuid::now_v7(),
+                        agent: "clawos".into(),
+                        branch: String::new(),
+                        channel: channel.to_string(),
+                        to: m.sender.clone(),
+                        chat: m.chat.clone(),
+                        text,
+                        in_reply_to: None,
+                    }),
+                ],
+            )
+            .await?;
+        Ok(Ingested {
+            seq: appended.first_seq,
+            duplicate: appended.duplicate,
         })
     }
 

@@ -11,6 +11,7 @@
 //! - [`bus`]: the `/bus` endpoint (hello, inbound acks, deliveries, heartbeats).
 //! - [`supervisor`]: channel processes, tokens, restarts with backoff.
 //! - [`server`]: `/health`, `/metrics`, `/api`.
+//! - [`ws`]: `/ws`, JSON frames for UI clients (connect, chat.send, events.subscribe...).
 //! - [`metrics`], [`tokens`].
 //!
 //! **Architecture Invariant:** the kernel never talks to an LLM and never speaks a chat
@@ -25,6 +26,7 @@ pub mod routing;
 pub mod server;
 pub mod supervisor;
 pub mod tokens;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

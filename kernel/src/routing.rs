@@ -75,6 +75,10 @@ pub struct RoutingState {
     pub sessions: HashMap<(String, String), String>,
     /// Session id -> active branch.
     pub active_branch: HashMap<String, String>,
+    /// (channel, address) pairs approved by `clawos pairing approve`.
+    pub paired: std::collections::HashSet<(String, String)>,
+    /// (channel, address) -> expiry (unix ms) of the code issued last.
+    pub pairing_requests: HashMap<(String, String), i64>,
     /// Seq folded so far.
     pub position: u64,
 }
@@ -134,6 +138,15 @@ impl RoutingState {
                 if let Some(id) = event.session_id() {
                     self.active_branch.insert(id.to_string(), b.branch);
                 }
+            }
+            EventPayload::PairingRequested(p) => {
+                self.pairing_requests
+                    .insert((p.channel, p.address), p.expires_at_ms);
+            }
+            EventPayload::PairingApproved(p) => {
+                self.pairing_requests
+                    .remove(&(p.channel.clone(), p.address.clone()));
+                self.paired.insert((p.channel, p.address));
             }
             EventPayload::BranchSwitched(b) => {
                 if let Some(id) = event.session_id() {

@@ -16,6 +16,23 @@ pub fn random_token() -> String {
     hex::encode(b)
 }
 
+/// A one-time pairing code: 8 characters from an alphabet without look-alikes.
+pub fn pairing_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut b = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter()
+        .map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The hash of a pairing code as recorded in `PairingRequested` (blake3, hex).
+pub fn code_hash(code: &str) -> String {
+    blake3::hash(code.trim().to_ascii_uppercase().as_bytes())
+        .to_hex()
+        .to_string()
+}
+
 /// Constant-time comparison.
 pub fn same(a: &str, b: &str) -> bool {
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
