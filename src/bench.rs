@@ -8,8 +8,8 @@ use anyhow::Result;
 use clap::Subcommand;
 use clawos_events::{
     connect_options, stream, AgentTurnFinished, AgentTurnStarted, DeliveryAcked, Durability,
-    ExpectedVersion, LlmRequested, LlmResponded, LogStore, MessageReceived, MessageSent,
-    NewEvent, SessionStarted, ToolCallRequest, ToolCalled, ToolReturned,
+    ExpectedVersion, LlmRequested, LlmResponded, LogStore, MessageReceived, MessageSent, NewEvent,
+    SessionStarted, ToolCallRequest, ToolCalled, ToolReturned,
 };
 use clawos_replay::{rebuild, state_at, Home};
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
@@ -30,6 +30,18 @@ pub enum BenchCommand {
         #[arg(long, default_value = "full")]
         durability: Durability,
     },
+    /// Start time, round trips through a webhook channel process, memory.
+    Gateway {
+        /// Messages per round-trip run.
+        #[arg(long, default_value_t = 2000)]
+        messages: u64,
+        /// Offered rate of the round-trip run (messages/s).
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        /// Events in the big log for the start-time measurement.
+        #[arg(long, default_value_t = 1_000_000)]
+        big_log: u64,
+    },
 }
 
 /// Run a benchmark.
@@ -40,6 +52,11 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             appends,
             durability,
         } => bench_log(events, appends, durability).await,
+        BenchCommand::Gateway {
+            messages,
+            rate,
+            big_log,
+        } => crate::bench_gateway::bench_gateway(messages, rate, big_log).await,
     }
 }
 
@@ -305,8 +322,16 @@ async fn bench_log(events: u64, appends: u64, durability: Durability) -> Result<
     theirs.sort();
     println!("\n| single append | p50 | p99 |");
     println!("|---|---:|---:|");
-    println!("| clawos `append` | {} | {} |", us(percentile(&ours, 0.5)), us(percentile(&ours, 0.99)));
-    println!("| baseline one-row commit | {} | {} |", us(percentile(&theirs, 0.5)), us(percentile(&theirs, 0.99)));
+    println!(
+        "| clawos `append` | {} | {} |",
+        us(percentile(&ours, 0.5)),
+        us(percentile(&ours, 0.99))
+    );
+    println!(
+        "| baseline one-row commit | {} | {} |",
+        us(percentile(&theirs, 0.5)),
+        us(percentile(&theirs, 0.99))
+    );
     println!(
         "| ratio | {:.2} | {:.2} |",
         percentile(&ours, 0.5).as_secs_f64() / percentile(&theirs, 0.5).as_secs_f64(),
@@ -319,14 +344,32 @@ async fn bench_log(events: u64, appends: u64, durability: Durability) -> Result<
     let gen_start = Instant::now();
     let sessions = 1000u64;
     let big = "big-session";
-    store.append(&stream::session(big), ExpectedVersion::NoStream, vec![synthetic_start(big)]).await?;
+    store
+        .append(
+            &stream::session(big),
+            ExpectedVersion::NoStream,
+            vec![synthetic_start(big)],
+        )
+        .await?;
     for s in 0..sessions {
         let id = format!("s{s}");
-        store.append(&stream::session(&id), ExpectedVersion::NoStream, vec![synthetic_start(&id)]).await?;
+        store
+            .append(
+                &stream::session(&id),
+                ExpectedVersion::NoStream,
+                vec![synthetic_start(&id)],
+            )
+            .await?;
     }
     // ~10k events in the big session, the rest spread over the others.
     for t in 0..(10_000 / 11) {
-        store.append(&stream::session(big), ExpectedVersion::Any, synthetic_turn(big, t)).await?;
+        store
+            .append(
+                &stream::session(big),
+                ExpectedVersion::Any,
+                synthetic_turn(big, t),
+            )
+            .await?;
     }
     let store_arc = Arc::new(store);
     let mut tasks = Vec::new();
@@ -340,7 +383,9 @@ async fn bench_log(events: u64, appends: u64, durability: Durability) -> Result<
                 for k in 0..10 {
                     batch.extend(synthetic_turn(&id, i * 10 + k));
                 }
-                store.append(&stream::session(&id), ExpectedVersion::Any, batch).await?;
+                store
+                    .append(&stream::session(&id), ExpectedVersion::Any, batch)
+                    .await?;
             }
             Ok::<(), clawos_events::LogError>(())
         }));
@@ -391,7 +436,10 @@ async fn bench_log(events: u64, appends: u64, durability: Durability) -> Result<
     let read_only = t.elapsed();
     println!("\n| state-at over a {big_events}-event session | median | ratio |");
     println!("|---|---:|---:|");
-    println!("| baseline: read the session's events | {:.1} ms | 1.00 |", read_only.as_secs_f64() * 1e3);
+    println!(
+        "| baseline: read the session's events | {:.1} ms | 1.00 |",
+        read_only.as_secs_f64() * 1e3
+    );
     println!(
         "| `state_at(head, session)` with transcript | {:.1} ms | {:.2} |",
         times[times.len() / 2].as_secs_f64() * 1e3,

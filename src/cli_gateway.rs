@@ -184,7 +184,10 @@ pub fn config(home: &Home, cmd: ConfigCommand) -> Result<()> {
         ConfigCommand::Path => println!("{}", path.display()),
         ConfigCommand::Check => {
             if !path.exists() {
-                println!("{} does not exist; the defaults apply (`clawos up` writes them)", path.display());
+                println!(
+                    "{} does not exist; the defaults apply (`clawos up` writes them)",
+                    path.display()
+                );
                 return Ok(());
             }
             Config::load(&path)?;
@@ -220,18 +223,28 @@ async fn get_json(url: &str, token: Option<&str>) -> Result<serde_json::Value> {
 /// `clawos status`.
 pub async fn status(home: &Home) -> Result<()> {
     let Some(addr) = gateway_address(home) else {
-        println!("Gateway: not running (no gateway.json in {}); start it with `clawos up`", home.dir().display());
+        println!(
+            "Gateway: not running (no gateway.json in {}); start it with `clawos up`",
+            home.dir().display()
+        );
         return Ok(());
     };
     let token = clawos_kernel::tokens::admin_token(home)?;
     match get_json(&format!("http://{addr}/api/status"), Some(&token)).await {
         Err(e) => println!("Gateway: not reachable at {addr} ({e}); start it with `clawos up`"),
         Ok(s) => {
-            println!("Gateway: running at http://{addr}, log at seq {}, projections at {}", s["seq"], s["projected"]);
+            println!(
+                "Gateway: running at http://{addr}, log at seq {}, projections at {}",
+                s["seq"], s["projected"]
+            );
             println!("replies waiting for delivery: {}", s["delivery_backlog"]);
             for c in s["channels"].as_array().cloned().unwrap_or_default() {
                 let restarts = c["restarts"].as_i64().unwrap_or(0);
-                let warn = if restarts >= 3 { "  <- restarting repeatedly: see `clawos log tail`" } else { "" };
+                let warn = if restarts >= 3 {
+                    "  <- restarting repeatedly: see `clawos log tail`"
+                } else {
+                    ""
+                };
                 println!(
                     "channel {:<12} {:<8} {:<4} pid {:<8} restarts {}{}{}",
                     c["channel"].as_str().unwrap_or("?"),
@@ -239,7 +252,10 @@ pub async fn status(home: &Home) -> Result<()> {
                     c["state"].as_str().unwrap_or("?"),
                     c["pid"],
                     restarts,
-                    c["last_exit"].as_str().map(|e| format!(", last exit: {e}")).unwrap_or_default(),
+                    c["last_exit"]
+                        .as_str()
+                        .map(|e| format!(", last exit: {e}"))
+                        .unwrap_or_default(),
                     warn
                 );
             }
@@ -254,7 +270,11 @@ pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
     println!("state folder: {}", home.dir().display());
     match load_config(home) {
         Ok(c) => {
-            println!("config: OK ({} agent(s), {} channel(s))", c.agents.len(), c.channels.len());
+            println!(
+                "config: OK ({} agent(s), {} channel(s))",
+                c.agents.len(),
+                c.channels.len()
+            );
             let pi_only = c.agents.values().all(|a| a.kind == "pi");
             if pi_only {
                 println!("agent pi: no LLM provider configured; Pi answers every message with setup instructions. Add a provider under [agents.pi] in clawos.toml.");
@@ -330,14 +350,21 @@ pub async fn bind(home: &Home, durability: Durability, cmd: BindCommand) -> Resu
         }
         BindCommand::Rm { id } => {
             let a = store
-                .append_one(stream::BINDINGS, NewEvent::new(BindingRemoved { binding_id: id.clone() }))
+                .append_one(
+                    stream::BINDINGS,
+                    NewEvent::new(BindingRemoved {
+                        binding_id: id.clone(),
+                    }),
+                )
                 .await?;
             println!("binding {id} removed (seq {})", a.first_seq);
         }
         BindCommand::List => {
             let pool = home.open_projections().await?;
             rebuild::catch_up(&store, &pool).await?;
-            let rows = clawos_projections::sql::dump_table(&pool, &clawos_projections::bindings::BINDINGS).await?;
+            let rows =
+                clawos_projections::sql::dump_table(&pool, &clawos_projections::bindings::BINDINGS)
+                    .await?;
             if rows.is_empty() {
                 println!("no bindings: every message goes to the default agent");
             }
@@ -373,19 +400,30 @@ pub async fn identity(home: &Home, durability: Durability, cmd: IdentityCommand)
             let identity = existing.unwrap_or_else(|| a.clone());
             let mut events = Vec::new();
             if identity == a {
-                events.push(NewEvent::new(IdentityLinked { identity: identity.clone(), address: a.clone() }));
+                events.push(NewEvent::new(IdentityLinked {
+                    identity: identity.clone(),
+                    address: a.clone(),
+                }));
             }
-            events.push(NewEvent::new(IdentityLinked { identity: identity.clone(), address: b.clone() }));
+            events.push(NewEvent::new(IdentityLinked {
+                identity: identity.clone(),
+                address: b.clone(),
+            }));
             store
-                .append(&stream::identity(&identity), clawos_events::ExpectedVersion::Any, events)
+                .append(
+                    &stream::identity(&identity),
+                    clawos_events::ExpectedVersion::Any,
+                    events,
+                )
                 .await?;
             println!("{b} now belongs to identity {identity} (with {a})");
         }
         IdentityCommand::List => {
-            let rows: Vec<(String, String)> =
-                sqlx::query_as("SELECT identity, address FROM identity_addresses ORDER BY identity, address")
-                    .fetch_all(&pool)
-                    .await?;
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT identity, address FROM identity_addresses ORDER BY identity, address",
+            )
+            .fetch_all(&pool)
+            .await?;
             for (i, a) in rows {
                 println!("{i:<32} {a}");
             }
@@ -424,7 +462,10 @@ pub async fn pairing(home: &Home, durability: Durability, cmd: PairingCommand) -
         PairingCommand::List => {
             let pending: Vec<_> = requests
                 .iter()
-                .filter(|r| r.expires_at_ms > now && !approved.contains(&(r.channel.clone(), r.address.clone())))
+                .filter(|r| {
+                    r.expires_at_ms > now
+                        && !approved.contains(&(r.channel.clone(), r.address.clone()))
+                })
                 .collect();
             if pending.is_empty() {
                 println!("no pending pairing requests");
@@ -469,4 +510,55 @@ pub async fn pairing(home: &Home, durability: Durability, cmd: PairingCommand) -
     };
     store.close().await;
     result
+}
+
+/// `clawos chat`: attach to the running Gateway as a terminal channel, with the recent
+/// history of your session first.
+pub async fn chat(home: &Home) -> Result<()> {
+    let Some(addr) = gateway_address(home) else {
+        bail!(
+            "no Gateway is running for {} (start one with `clawos gateway`)",
+            home.dir().display()
+        );
+    };
+    let token = std::fs::read_to_string(home.dir().join("chat.token"))
+        .with_context(|| format!("cannot read {}/chat.token", home.dir().display()))?;
+    let admin = clawos_kernel::tokens::admin_token(home)?;
+    let me = clawos_channels::terminal::local_address();
+    if let Ok(sessions) = get_json(&format!("http://{addr}/api/sessions"), Some(&admin)).await {
+        let mine = sessions
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s["identity"] == me.as_str())
+            .max_by_key(|s| s["last_seq"].as_u64().unwrap_or(0));
+        if let Some(s) = mine {
+            let id = s["session_id"].as_str().unwrap_or_default();
+            let active = s["active_branch"].as_str().unwrap_or("main");
+            if let Ok(detail) =
+                get_json(&format!("http://{addr}/api/sessions/{id}"), Some(&admin)).await
+            {
+                let branches = detail[0]["branches"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(b) = branches.iter().find(|b| b["branch"]["name"] == active) {
+                    let t = b["transcript"].as_array().cloned().unwrap_or_default();
+                    for m in t.iter().rev().take(20).rev() {
+                        let who = if m["role"] == "user" { "you" } else { "pi" };
+                        println!("{who}> {}", m["text"].as_str().unwrap_or(""));
+                    }
+                }
+            }
+        }
+    }
+    let identity = clawos_channels::client::ChannelIdentity {
+        bus_url: format!("ws://{addr}/bus"),
+        name: clawos_kernel::CHAT_CHANNEL.to_string(),
+        kind: "terminal".into(),
+        token: token.trim().to_string(),
+    };
+    clawos_channels::terminal::run(identity, true).await?;
+    Ok(())
 }

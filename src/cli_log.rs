@@ -46,10 +46,7 @@ fn one_line(e: &RecordedEvent) -> String {
         }
         Err(err) => format!("<{err}>"),
     };
-    format!(
-        "{:>8}  {:<18} {:<28} {}",
-        e.seq, e.kind, e.stream, payload
-    )
+    format!("{:>8}  {:<18} {:<28} {}", e.seq, e.kind, e.stream, payload)
 }
 
 /// Run a `log` subcommand.
@@ -89,7 +86,11 @@ pub async fn run(home: &Home, durability: Durability, cmd: LogCommand) -> Result
             let s = store.stats().await?;
             println!("events   {}", s.events);
             println!("streams  {}", s.streams);
-            println!("file     {} bytes ({})", s.file_bytes, store.path().display());
+            println!(
+                "file     {} bytes ({})",
+                s.file_bytes,
+                store.path().display()
+            );
             for (kind, n) in s.kinds {
                 println!("  {kind:<20} {n}");
             }

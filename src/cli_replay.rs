@@ -96,11 +96,7 @@ pub async fn run(home: &Home, durability: Durability, cmd: ReplayCommand) -> Res
                 std::process::exit(1);
             }
         }
-        ReplayCommand::StateAt {
-            seq,
-            session,
-            json,
-        } => {
+        ReplayCommand::StateAt { seq, session, json } => {
             let state = state_at::state_at(&store, seq, session.as_deref()).await?;
             let sessions = state.sessions();
             if json {
@@ -114,7 +110,11 @@ pub async fn run(home: &Home, durability: Durability, cmd: ReplayCommand) -> Res
                         v.session_id, v.identity, v.agent, v.active_branch
                     );
                     for b in s.branches {
-                        let fork = b.branch.fork_seq.map(|f| format!(", forked at {f}")).unwrap_or_default();
+                        let fork = b
+                            .branch
+                            .fork_seq
+                            .map(|f| format!(", forked at {f}"))
+                            .unwrap_or_default();
                         println!("  branch {}{}", b.branch.name, fork);
                         for c in &b.compactions {
                             println!("    [summary through {}] {}", c.covers_through, c.summary);
@@ -132,7 +132,8 @@ pub async fn run(home: &Home, durability: Durability, cmd: ReplayCommand) -> Res
             name,
             switch,
         } => {
-            let (appended, branch) = fork::fork(&store, &session, at, name.as_deref(), switch).await?;
+            let (appended, branch) =
+                fork::fork(&store, &session, at, name.as_deref(), switch).await?;
             println!(
                 "branch `{branch}` created at message {at} (event seq {})",
                 appended.first_seq

@@ -43,7 +43,11 @@ pub async fn run(home: &Home, durability: Durability, cmd: DebugCommand) -> Resu
                             })
                             .collect();
                         let a = store
-                            .append(&stream::identity(&format!("person-{t}")), ExpectedVersion::Any, events)
+                            .append(
+                                &stream::identity(&format!("person-{t}")),
+                                ExpectedVersion::Any,
+                                events,
+                            )
                             .await?;
                         let mut out = std::io::stdout().lock();
                         writeln!(out, "acked {} {}", a.first_seq, a.last_seq)?;

@@ -2,6 +2,7 @@
 //! processes, and the operator tools all start here.
 
 mod bench;
+mod bench_gateway;
 mod cli_gateway;
 mod cli_log;
 mod cli_replay;
@@ -36,6 +37,8 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Chat with your agent through the running Gateway (history first, Ctrl-D to leave).
+    Chat,
     /// Run the Gateway daemon in the foreground.
     Gateway {
         /// Listen address (default from clawos.toml, 127.0.0.1:18789).
@@ -104,6 +107,7 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Up { listen } => cli_gateway::up(&home, listen).await,
             Command::Gateway { listen } => cli_gateway::gateway(&home, listen).await,
+            Command::Chat => cli_gateway::chat(&home).await,
             Command::Channel(kind) => cli_gateway::channel(kind).await,
             Command::Config(c) => cli_gateway::config(&home, c),
             Command::Status => cli_gateway::status(&home).await,

@@ -37,9 +37,7 @@ pub struct ChannelIdentity {
 impl ChannelIdentity {
     /// Read the bus URL, name and token the supervisor put in the environment.
     pub fn from_env(kind: &str) -> Result<Self, ChannelError> {
-        let get = |k: &str| {
-            std::env::var(k).map_err(|_| ChannelError::MissingEnv(k.to_string()))
-        };
+        let get = |k: &str| std::env::var(k).map_err(|_| ChannelError::MissingEnv(k.to_string()));
         Ok(ChannelIdentity {
             bus_url: get(ENV_BUS_URL)?,
             name: get(ENV_CHANNEL_NAME)?,
@@ -148,9 +146,11 @@ async fn session(
     deliveries: &mpsc::Sender<Delivery>,
     pending: &mut BTreeMap<String, Pending>,
 ) -> Result<SessionEnd, ChannelError> {
-    let (ws, _) = tokio_tungstenite::connect_async(identity.bus_url.as_str())
-        .await
-        .map_err(|e| ChannelError::Connect(e.to_string()))?;
+    // Nagle off: a small frame must not wait for the kernel's delayed ACK (~40 ms).
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(identity.bus_url.as_str(), None, true)
+            .await
+            .map_err(|e| ChannelError::Connect(e.to_string()))?;
     let (mut tx, mut rx) = ws.split();
     let send = |f: &ChannelFrame| Message::Binary(encode(f).into());
     tx.send(send(&ChannelFrame::Hello {

@@ -146,7 +146,11 @@ pub enum FrameError {
     Malformed(String),
 }
 
-fn config() -> bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Varint, bincode::config::Limit<MAX_FRAME_BYTES>> {
+fn config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_FRAME_BYTES>,
+> {
     bincode::config::standard().with_limit::<MAX_FRAME_BYTES>()
 }
 
@@ -198,7 +202,10 @@ mod tests {
         );
         let mut b = encode(&ChannelFrame::Heartbeat { nonce: 1 });
         b.push(0);
-        assert!(matches!(decode::<ChannelFrame>(&b), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decode::<ChannelFrame>(&b),
+            Err(FrameError::Malformed(_))
+        ));
     }
 
     proptest! {

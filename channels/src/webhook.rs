@@ -48,6 +48,9 @@ pub struct PostMessage {
     pub text: String,
     /// How long to wait for the reply in milliseconds (default 30000, 0 = don't wait).
     pub wait_ms: Option<u64>,
+    /// Where to POST the reply (`{"id", "reply"}`, signed with `X-Clawos-Signature`)
+    /// instead of waiting for it; the response then comes at once.
+    pub callback_url: Option<String>,
 }
 
 /// Response of `POST /message`.
@@ -66,6 +69,7 @@ pub struct PostResponse {
 #[derive(Default)]
 struct Replies {
     waiting: HashMap<String, Vec<oneshot::Sender<String>>>,
+    callbacks: HashMap<String, String>,
     kept: HashMap<String, String>,
     order: VecDeque<String>,
 }
@@ -100,6 +104,17 @@ fn authorized(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> bool {
     false
 }
 
+/// Hex HMAC-SHA256 of `body` under `secret`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(mut mac) => {
+            mac.update(body);
+            hex::encode(mac.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    }
+}
+
 fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
@@ -116,10 +131,30 @@ async fn post_message(State(app): State<AppState>, headers: HeaderMap, body: Byt
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad JSON body: {e}")),
     };
     if msg.text.trim().is_empty() || msg.from.trim().is_empty() {
-        return error(StatusCode::BAD_REQUEST, "`from` and `text` must not be empty");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`from` and `text` must not be empty",
+        );
     }
     let id = msg.id.clone().unwrap_or_else(|| Uuid::now_v7().to_string());
-    let wait = Duration::from_millis(msg.wait_ms.unwrap_or(30_000)).min(MAX_WAIT);
+    if let Some(url) = &msg.callback_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "callback_url must be an http(s) URL",
+            );
+        }
+        app.replies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .callbacks
+            .insert(id.clone(), url.clone());
+    }
+    let wait = if msg.callback_url.is_some() {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(msg.wait_ms.unwrap_or(30_000)).min(MAX_WAIT)
+    };
     let rx = {
         let mut r = app.replies.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(kept) = r.kept.get(&id) {
@@ -158,7 +193,10 @@ async fn post_message(State(app): State<AppState>, headers: HeaderMap, body: Byt
     let reply = if wait.is_zero() {
         None
     } else {
-        tokio::time::timeout(wait, rx).await.ok().and_then(|r| r.ok())
+        tokio::time::timeout(wait, rx)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
     };
     Json(PostResponse {
         id,
@@ -185,7 +223,11 @@ async fn get_reply(
 }
 
 /// Run the webhook channel on `listen` until the process is stopped.
-pub async fn run(identity: ChannelIdentity, listen: SocketAddr, secret: String) -> Result<(), ChannelError> {
+pub async fn run(
+    identity: ChannelIdentity,
+    listen: SocketAddr,
+    secret: String,
+) -> Result<(), ChannelError> {
     if secret.len() < 16 {
         return Err(ChannelError::MissingEnv(format!(
             "{ENV_SECRET} (at least 16 characters)"
@@ -198,9 +240,40 @@ pub async fn run(identity: ChannelIdentity, listen: SocketAddr, secret: String) 
         secret: Arc::new(secret.into_bytes()),
         replies: replies.clone(),
     };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| ChannelError::Connect(e.to_string()))?;
+    let secret_bytes = app.secret.clone();
     tokio::spawn(async move {
         while let Some(d) = deliveries.recv().await {
-            let key = d.in_reply_to.clone().unwrap_or_else(|| d.delivery_id.to_string());
+            let key = d
+                .in_reply_to
+                .clone()
+                .unwrap_or_else(|| d.delivery_id.to_string());
+            let callback = replies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .callbacks
+                .remove(&key);
+            if let Some(url) = callback {
+                let body = serde_json::json!({"id": key, "reply": d.text}).to_string();
+                let sig = sign(&secret_bytes, body.as_bytes());
+                let sent = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-clawos-signature", format!("sha256={sig}"))
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false);
+                if !sent {
+                    // Not acked: the kernel delivers it again after a reconnect.
+                    tracing::warn!(%url, "callback failed; the reply stays pending");
+                    continue;
+                }
+            }
             {
                 let mut r = replies.lock().unwrap_or_else(|p| p.into_inner());
                 for w in r.waiting.remove(&key).unwrap_or_default() {

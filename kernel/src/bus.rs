@@ -34,7 +34,9 @@ fn frame(f: &KernelFrame) -> Message {
 
 async fn refuse(mut socket: WebSocket, code: ErrorCode, message: String) {
     tracing::warn!(?code, %message, "bus connection refused");
-    let _ = socket.send(frame(&KernelFrame::Error { code, message })).await;
+    let _ = socket
+        .send(frame(&KernelFrame::Error { code, message }))
+        .await;
     let _ = socket.send(Message::Close(None)).await;
 }
 
@@ -44,7 +46,12 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
     let bytes = match first {
         Ok(Some(Ok(Message::Binary(b)))) => b,
         Ok(Some(Ok(_))) => {
-            return refuse(socket, ErrorCode::HelloRequired, "the first frame must be a binary hello".into()).await
+            return refuse(
+                socket,
+                ErrorCode::HelloRequired,
+                "the first frame must be a binary hello".into(),
+            )
+            .await
         }
         _ => return,
     };
@@ -82,7 +89,12 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
             }
         }
         Ok(_) => {
-            return refuse(socket, ErrorCode::HelloRequired, "the first frame must be a hello".into()).await
+            return refuse(
+                socket,
+                ErrorCode::HelloRequired,
+                "the first frame must be a hello".into(),
+            )
+            .await
         }
         Err(e) => return refuse(socket, ErrorCode::MalformedFrame, e.to_string()).await,
     };
@@ -109,6 +121,15 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
         }
     });
     let deliveries = tokio::spawn(deliver(gw.clone(), channel.clone(), out_tx.clone()));
+    // Delivery acks are recorded off the read loop, concurrently, so they share group
+    // commits instead of holding up the next inbound message.
+    let (ack_tx, ack_rx) = mpsc::channel::<uuid::Uuid>(4096);
+    let acks = tokio::spawn(record_acks(
+        gw.clone(),
+        channel.clone(),
+        ack_rx,
+        out_tx.clone(),
+    ));
 
     // 3. Frames from the channel.
     while let Some(msg) = source.next().await {
@@ -142,13 +163,12 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
                     }),
                 }
             }
-            Ok(ChannelFrame::Delivered { delivery_id }) => match gw.delivered(&channel, delivery_id).await {
-                Ok(()) => None,
-                Err(e) => Some(KernelFrame::Error {
-                    code: ErrorCode::Unavailable,
-                    message: format!("delivery ack not recorded: {e}"),
-                }),
-            },
+            Ok(ChannelFrame::Delivered { delivery_id }) => {
+                if ack_tx.send(delivery_id).await.is_err() {
+                    break;
+                }
+                None
+            }
         };
         if let Some(r) = reply {
             if out_tx.send(r).await.is_err() {
@@ -157,9 +177,39 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
         }
     }
     deliveries.abort();
+    drop(ack_tx);
+    let _ = acks.await;
     drop(out_tx);
     let _ = writer.await;
     tracing::info!(%channel, "channel disconnected");
+}
+
+async fn record_acks(
+    gw: Arc<Gateway>,
+    channel: String,
+    mut rx: mpsc::Receiver<uuid::Uuid>,
+    out: mpsc::Sender<KernelFrame>,
+) {
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let results = futures::future::join_all(batch.drain(..).map(|id| {
+            let gw = gw.clone();
+            let channel = channel.clone();
+            async move { gw.delivered(&channel, id).await }
+        }))
+        .await;
+        for r in results {
+            if let Err(e) = r {
+                // Not recorded: the reply stays pending and is delivered again on reconnect.
+                let _ = out
+                    .send(KernelFrame::Error {
+                        code: ErrorCode::Unavailable,
+                        message: format!("delivery ack not recorded: {e}"),
+                    })
+                    .await;
+            }
+        }
+    }
 }
 
 fn seen(gw: &Gateway, channel: &str) {

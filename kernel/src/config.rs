@@ -193,7 +193,10 @@ impl Config {
                     CHANNEL_KINDS.join(", ")
                 ));
             }
-            if !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
+            if !name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
                 return bad(format!(
                     "channel name `{name}`: use letters, digits, `-` and `_` only"
                 ));

@@ -11,8 +11,8 @@ use clawos_agents::{Agent, AgentError, ContextMessage, TurnInput, TurnRecorder};
 use clawos_channels::protocol::{Delivery, Inbound};
 use clawos_events::{
     inbound_dedupe_key, stream, AgentTurnFailed, AgentTurnFinished, AgentTurnStarted,
-    DeliveryAcked, EventPayload, ExpectedVersion, LogStore, MessageReceived, MessageSent,
-    NewEvent, PairingRequested, SessionStarted,
+    DeliveryAcked, EventPayload, ExpectedVersion, LogStore, MessageReceived, MessageSent, NewEvent,
+    PairingRequested, SessionStarted,
 };
 use clawos_projections::{projection, views, Runner};
 use clawos_replay::Home;
@@ -35,6 +35,9 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// Most messages of history given to an agent turn.
+pub const CONTEXT_MESSAGES: u32 = 200;
 
 /// Longest an agent turn may run before it is failed.
 pub const TURN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -84,7 +87,9 @@ struct SessionRecorder {
 #[async_trait]
 impl TurnRecorder for SessionRecorder {
     async fn record(&self, payload: EventPayload) -> Result<u64, AgentError> {
-        let e = NewEvent::new(payload).caused_by(self.cause).correlated(self.turn);
+        let e = NewEvent::new(payload)
+            .caused_by(self.cause)
+            .correlated(self.turn);
         self.store
             .append(&self.stream, ExpectedVersion::Any, vec![e])
             .await
@@ -129,7 +134,12 @@ impl Gateway {
             admin_token,
             shutdown,
         });
-        tokio::spawn(follow_projections(runner, store, pos_tx, gw.shutdown.subscribe()));
+        tokio::spawn(follow_projections(
+            runner,
+            store,
+            pos_tx,
+            gw.shutdown.subscribe(),
+        ));
         Ok(gw)
     }
 
@@ -146,10 +156,17 @@ impl Gateway {
 
     /// Route an inbound message from `channel` into a session and start a turn for it.
     /// Resolves after the message is committed; a re-send returns the original seq.
-    pub async fn ingest(self: &Arc<Self>, channel: &str, m: Inbound) -> Result<Ingested, KernelError> {
+    pub async fn ingest(
+        self: &Arc<Self>,
+        channel: &str,
+        m: Inbound,
+    ) -> Result<Ingested, KernelError> {
         let key = inbound_dedupe_key(channel, &m.external_id);
         if let Some(seq) = self.store.find_dedupe(&key).await? {
-            return Ok(Ingested { seq, duplicate: true });
+            return Ok(Ingested {
+                seq,
+                duplicate: true,
+            });
         }
         let mut routing = self.routing.lock().await;
         refresh_routing(&self.store, &mut routing).await?;
@@ -161,7 +178,10 @@ impl Gateway {
                 DmPolicy::Allowlist if allowed => {}
                 DmPolicy::Allowlist => {
                     tracing::warn!(%channel, sender = %m.sender, "message refused: sender not on the allowlist");
-                    return Ok(Ingested { seq: 0, duplicate: false });
+                    return Ok(Ingested {
+                        seq: 0,
+                        duplicate: false,
+                    });
                 }
                 DmPolicy::Pairing => {
                     let paired = allowed
@@ -184,7 +204,10 @@ impl Gateway {
             },
             &self.config.gateway.default_agent,
         );
-        let existing = routing.sessions.get(&(identity.clone(), agent.clone())).cloned();
+        let existing = routing
+            .sessions
+            .get(&(identity.clone(), agent.clone()))
+            .cloned();
         let (session, mut events) = match existing {
             Some(s) => (s, Vec::new()),
             None => {
@@ -250,9 +273,16 @@ impl Gateway {
     ) -> Result<Ingested, KernelError> {
         let now = now_ms();
         let key = (channel.to_string(), m.sender.clone());
-        if routing.pairing_requests.get(&key).is_some_and(|exp| *exp > now) {
+        if routing
+            .pairing_requests
+            .get(&key)
+            .is_some_and(|exp| *exp > now)
+        {
             tracing::info!(%channel, sender = %m.sender, "pairing code already issued; message held");
-            return Ok(Ingested { seq: 0, duplicate: false });
+            return Ok(Ingested {
+                seq: 0,
+                duplicate: false,
+            });
         }
         let code = crate::tokens::pairing_code();
         let expires = now + PAIRING_TTL.as_millis() as i64;
@@ -313,7 +343,12 @@ impl Gateway {
         let _ = tx.send((agent.to_string(), trigger_seq));
     }
 
-    async fn run_turn(&self, session: &str, agent_name: &str, trigger_seq: u64) -> Result<(), KernelError> {
+    async fn run_turn(
+        &self,
+        session: &str,
+        agent_name: &str,
+        trigger_seq: u64,
+    ) -> Result<(), KernelError> {
         let started = Instant::now();
         self.projected_through(trigger_seq).await;
         let Some(trigger) = self.store.get(trigger_seq).await? else {
@@ -322,8 +357,8 @@ impl Gateway {
         let EventPayload::MessageReceived(m) = trigger.decode()? else {
             return Ok(());
         };
-        let tables = views::load_session(&self.projections, session).await?;
-        let history = views::transcript(&tables, session, &m.branch)
+        let history = views::ancestors(&self.projections, trigger_seq, CONTEXT_MESSAGES)
+            .await?
             .into_iter()
             .filter(|msg| msg.seq < trigger_seq)
             .map(|msg| ContextMessage {
@@ -366,11 +401,13 @@ impl Gateway {
             None => Err(format!(
                 "no agent named `{agent_name}` is configured (see [agents] in clawos.toml)"
             )),
-            Some(agent) => match tokio::time::timeout(TURN_TIMEOUT, agent.run_turn(input, &recorder)).await {
-                Ok(Ok(out)) => Ok(out),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("the turn timed out after {TURN_TIMEOUT:?}")),
-            },
+            Some(agent) => {
+                match tokio::time::timeout(TURN_TIMEOUT, agent.run_turn(input, &recorder)).await {
+                    Ok(Ok(out)) => Ok(out),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("the turn timed out after {TURN_TIMEOUT:?}")),
+                }
+            }
         };
         let (text, end) = match result {
             Ok(out) => (
@@ -402,7 +439,11 @@ impl Gateway {
         .correlated(turn);
         // The reply and the end of the turn commit together: a turn is never half-recorded.
         self.store
-            .append(&stream, ExpectedVersion::Any, vec![reply, end.caused_by(trigger.id).correlated(turn)])
+            .append(
+                &stream,
+                ExpectedVersion::Any,
+                vec![reply, end.caused_by(trigger.id).correlated(turn)],
+            )
             .await?;
         self.metrics.turn(started.elapsed().as_micros() as u64);
         Ok(())
@@ -579,8 +620,14 @@ async fn load_routing(
             },
             priority: priority as i32,
         };
-        let regex = set.scope.body_regex.as_deref().and_then(|r| regex::Regex::new(r).ok());
-        state.bindings.insert(id, crate::routing::Binding { set, regex });
+        let regex = set
+            .scope
+            .body_regex
+            .as_deref()
+            .and_then(|r| regex::Regex::new(r).ok());
+        state
+            .bindings
+            .insert(id, crate::routing::Binding { set, regex });
     }
     let sessions: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT session_id, identity, agent, active_branch FROM sessions ORDER BY started_seq",

@@ -41,6 +41,9 @@ pub use config::Config;
 pub use error::KernelError;
 pub use gateway::Gateway;
 
+/// The channel name `clawos chat` attaches as.
+pub const CHAT_CHANNEL: &str = "chat";
+
 /// How to run the Gateway.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -94,7 +97,17 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
         .local_addr()
         .map_err(|e| KernelError::io("cannot read the listening address", e))?;
     write_address_file(&home, addr)?;
-    eprintln!("clawos gateway listening on http://{addr} (state in {})", home.dir().display());
+    // `clawos chat` attaches as the channel `chat` with a token only the owner can read.
+    let chat_token = tokens::random_token();
+    tokens::write_private(&home.dir().join("chat.token"), &chat_token)?;
+    gw.tokens
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(CHAT_CHANNEL.to_string(), chat_token);
+    eprintln!(
+        "clawos gateway listening on http://{addr} (state in {})",
+        home.dir().display()
+    );
     eprintln!("admin UI will live at http://{addr}/admin; API token: `clawos admin token`");
     let listener = listener.tap_io(|s| {
         let _ = s.set_nodelay(true);
@@ -118,7 +131,8 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
         }
     });
 
-    let exe = std::env::current_exe().map_err(|e| KernelError::io("cannot find the clawos binary", e))?;
+    let exe =
+        std::env::current_exe().map_err(|e| KernelError::io("cannot find the clawos binary", e))?;
     let bus_url = format!("ws://{addr}/bus");
     let (user_left_tx, mut user_left) = tokio::sync::mpsc::channel::<()>(1);
     let mut supervisors = Vec::new();
@@ -130,7 +144,10 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
         }
         let mut env = Vec::new();
         if let Some(l) = c.listen {
-            env.push((clawos_channels::webhook::ENV_LISTEN.to_string(), l.to_string()));
+            env.push((
+                clawos_channels::webhook::ENV_LISTEN.to_string(),
+                l.to_string(),
+            ));
         }
         if let Some(s) = &c.secret {
             env.push((clawos_channels::webhook::ENV_SECRET.to_string(), s.clone()));

@@ -1,8 +1,8 @@
 //! Counters exported at `/metrics` in the Prometheus text format.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::collections::BTreeMap;
 
 /// Append latency histogram bucket bounds in microseconds.
 const APPEND_BUCKETS_US: [u64; 8] = [250, 500, 1000, 2500, 5000, 10_000, 50_000, 250_000];
@@ -69,22 +69,52 @@ impl Metrics {
             );
         }
         let count = self.append_count.load(Ordering::Relaxed);
-        let _ = writeln!(s, "clawos_append_latency_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(s, "clawos_append_latency_seconds_sum {}", self.append_us_total.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            s,
+            "clawos_append_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            s,
+            "clawos_append_latency_seconds_sum {}",
+            self.append_us_total.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(s, "clawos_append_latency_seconds_count {count}");
         for (name, m, help) in [
-            ("clawos_messages_in_total", &self.messages_in, "Inbound messages committed."),
-            ("clawos_messages_out_total", &self.messages_out, "Replies handed to channels."),
-            ("clawos_channel_restarts_total", &self.channel_restarts, "Channel process restarts."),
+            (
+                "clawos_messages_in_total",
+                &self.messages_in,
+                "Inbound messages committed.",
+            ),
+            (
+                "clawos_messages_out_total",
+                &self.messages_out,
+                "Replies handed to channels.",
+            ),
+            (
+                "clawos_channel_restarts_total",
+                &self.channel_restarts,
+                "Channel process restarts.",
+            ),
         ] {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
             for (ch, n) in m.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                 let _ = writeln!(s, "{name}{{channel=\"{ch}\"}} {n}");
             }
         }
-        let _ = writeln!(s, "# HELP clawos_turn_seconds Agent turn latency.\n# TYPE clawos_turn_seconds summary");
-        let _ = writeln!(s, "clawos_turn_seconds_sum {}", self.turn_us_total.load(Ordering::Relaxed) as f64 / 1e6);
-        let _ = writeln!(s, "clawos_turn_seconds_count {}", self.turns.load(Ordering::Relaxed));
+        let _ = writeln!(
+            s,
+            "# HELP clawos_turn_seconds Agent turn latency.\n# TYPE clawos_turn_seconds summary"
+        );
+        let _ = writeln!(
+            s,
+            "clawos_turn_seconds_sum {}",
+            self.turn_us_total.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            s,
+            "clawos_turn_seconds_count {}",
+            self.turns.load(Ordering::Relaxed)
+        );
         let _ = writeln!(s, "# HELP clawos_delivery_backlog Replies not yet acked by their channel.\n# TYPE clawos_delivery_backlog gauge\nclawos_delivery_backlog {backlog}");
         s
     }

@@ -99,11 +99,16 @@ impl RoutingState {
             .values()
             .filter(|b| b.matches(m))
             .max_by(|a, b| {
-                (a.specificity(), a.set.priority, std::cmp::Reverse(&a.set.binding_id)).cmp(&(
-                    b.specificity(),
-                    b.set.priority,
-                    std::cmp::Reverse(&b.set.binding_id),
-                ))
+                (
+                    a.specificity(),
+                    a.set.priority,
+                    std::cmp::Reverse(&a.set.binding_id),
+                )
+                    .cmp(&(
+                        b.specificity(),
+                        b.set.priority,
+                        std::cmp::Reverse(&b.set.binding_id),
+                    ))
             })
             .map(|b| b.set.agent.clone())
             .unwrap_or_else(|| default_agent.to_string())
@@ -121,7 +126,11 @@ impl RoutingState {
                 self.identities.insert(l.address, l.identity);
             }
             EventPayload::BindingSet(b) => {
-                let regex = b.scope.body_regex.as_deref().and_then(|r| Regex::new(r).ok());
+                let regex = b
+                    .scope
+                    .body_regex
+                    .as_deref()
+                    .and_then(|r| Regex::new(r).ok());
                 self.bindings
                     .insert(b.binding_id.clone(), Binding { set: b, regex });
             }
@@ -191,7 +200,15 @@ mod tests {
         let mut s = RoutingState::default();
         s.bindings.insert(
             "a".into(),
-            binding("a", "by-channel", BindingScope { channel: Some("irc".into()), ..Default::default() }, 0),
+            binding(
+                "a",
+                "by-channel",
+                BindingScope {
+                    channel: Some("irc".into()),
+                    ..Default::default()
+                },
+                0,
+            ),
         );
         s.bindings.insert(
             "b".into(),
@@ -208,7 +225,15 @@ mod tests {
         );
         s.bindings.insert(
             "c".into(),
-            binding("c", "domain", BindingScope { sender_domain: Some("LIBERA".into()), ..Default::default() }, 5),
+            binding(
+                "c",
+                "domain",
+                BindingScope {
+                    sender_domain: Some("LIBERA".into()),
+                    ..Default::default()
+                },
+                5,
+            ),
         );
         assert_eq!(s.agent_for(&facts("@pi fix it", "irc"), "pi"), "coder");
         // One field each: priority breaks the tie.

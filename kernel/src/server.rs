@@ -62,7 +62,15 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> String {
 
 /// Channel status rows as JSON.
 pub async fn channel_status(gw: &Gateway) -> Result<serde_json::Value, sqlx::Error> {
-    let rows: Vec<(String, String, String, Option<i64>, i64, i64, Option<String>)> = sqlx::query_as(
+    let rows: Vec<(
+        String,
+        String,
+        String,
+        Option<i64>,
+        i64,
+        i64,
+        Option<String>,
+    )> = sqlx::query_as(
         "SELECT channel, kind, state, pid, starts, exits, last_exit FROM channels ORDER BY channel",
     )
     .fetch_all(&gw.projections)
@@ -103,7 +111,11 @@ async fn sessions(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respons
     }
 }
 
-async fn session(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn session(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if !authorized(&gw, &headers) {
         return refuse();
     }

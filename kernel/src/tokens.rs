@@ -51,14 +51,19 @@ pub fn admin_token(home: &Home) -> Result<String, KernelError> {
     std::fs::create_dir_all(home.dir())
         .map_err(|e| KernelError::io(format!("cannot create {}", home.dir().display()), e))?;
     let token = random_token();
+    write_private(&path, &token)?;
+    Ok(token)
+}
+
+/// Write a file only its owner can read (mode 0600).
+pub fn write_private(path: &std::path::Path, contents: &str) -> Result<(), KernelError> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .map_err(|e| KernelError::io(format!("cannot write {}", path.display()), e))?;
-    f.write_all(token.as_bytes())
-        .map_err(|e| KernelError::io(format!("cannot write {}", path.display()), e))?;
-    Ok(token)
+    f.write_all(contents.as_bytes())
+        .map_err(|e| KernelError::io(format!("cannot write {}", path.display()), e))
 }

@@ -69,7 +69,11 @@ async fn connection(gw: Arc<Gateway>, socket: WebSocket) {
     let (out, mut out_rx) = mpsc::channel::<Value>(1024);
     let writer = tokio::spawn(async move {
         while let Some(v) = out_rx.recv().await {
-            if sink.send(Message::Text(v.to_string().into())).await.is_err() {
+            if sink
+                .send(Message::Text(v.to_string().into()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -86,35 +90,61 @@ async fn connection(gw: Arc<Gateway>, socket: WebSocket) {
         let req: Request = match serde_json::from_str(&text) {
             Ok(r) => r,
             Err(e) => {
-                let _ = out.send(err(&Value::Null, "bad_request", format!("not a request frame: {e}"))).await;
+                let _ = out
+                    .send(err(
+                        &Value::Null,
+                        "bad_request",
+                        format!("not a request frame: {e}"),
+                    ))
+                    .await;
                 continue;
             }
         };
         if req.kind != "req" {
-            let _ = out.send(err(&req.id, "bad_request", "expected type \"req\"")).await;
+            let _ = out
+                .send(err(&req.id, "bad_request", "expected type \"req\""))
+                .await;
             continue;
         }
         if !connected {
             if req.method != "connect" {
-                let _ = out.send(err(&req.id, "unauthorized", "the first request must be `connect`")).await;
+                let _ = out
+                    .send(err(
+                        &req.id,
+                        "unauthorized",
+                        "the first request must be `connect`",
+                    ))
+                    .await;
                 break;
             }
-            let token = req.params.get("token").and_then(Value::as_str).unwrap_or("");
+            let token = req
+                .params
+                .get("token")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if !tokens::same(token, &gw.admin_token) {
                 tracing::warn!("/ws connect refused: wrong token");
-                let _ = out.send(err(&req.id, "unauthorized", "wrong or missing token")).await;
+                let _ = out
+                    .send(err(&req.id, "unauthorized", "wrong or missing token"))
+                    .await;
                 break;
             }
             connected = true;
             let _ = out
-                .send(ok(&req.id, json!({"type": "hello-ok", "protocol": WS_PROTOCOL, "methods": METHODS})))
+                .send(ok(
+                    &req.id,
+                    json!({"type": "hello-ok", "protocol": WS_PROTOCOL, "methods": METHODS}),
+                ))
                 .await;
             continue;
         }
         let reply = match req.method.as_str() {
             "health" => ok(&req.id, json!({"ok": true, "seq": gw.store.head()})),
             "status" => match crate::server::channel_status(&gw).await {
-                Ok(c) => ok(&req.id, json!({"seq": gw.store.head(), "projected": gw.projected(), "channels": c})),
+                Ok(c) => ok(
+                    &req.id,
+                    json!({"seq": gw.store.head(), "projected": gw.projected(), "channels": c}),
+                ),
                 Err(e) => err(&req.id, "unavailable", e.to_string()),
             },
             "sessions.list" => match views::load_sessions(&gw.projections).await {
@@ -128,12 +158,20 @@ async fn connection(gw: Arc<Gateway>, socket: WebSocket) {
                 reply
             }
             "events.subscribe" => {
-                let from = req.params.get("fromSeq").and_then(Value::as_u64).unwrap_or(gw.store.head() + 1);
+                let from = req
+                    .params
+                    .get("fromSeq")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(gw.store.head() + 1);
                 tasks.push(tokio::spawn(fan_out(gw.clone(), from, out.clone())));
                 ok(&req.id, json!({"fromSeq": from}))
             }
             "connect" => err(&req.id, "bad_request", "already connected"),
-            other => err(&req.id, "unknown_method", format!("unknown method `{other}`; offered: {}", METHODS.join(", "))),
+            other => err(
+                &req.id,
+                "unknown_method",
+                format!("unknown method `{other}`; offered: {}", METHODS.join(", ")),
+            ),
         };
         if out.send(reply).await.is_err() {
             break;
@@ -148,7 +186,11 @@ async fn connection(gw: Arc<Gateway>, socket: WebSocket) {
 
 async fn history(gw: &Gateway, req: &Request) -> Value {
     let Some(session) = req.params.get("sessionKey").and_then(Value::as_str) else {
-        return err(&req.id, "bad_request", "params.sessionKey (a session id) is required");
+        return err(
+            &req.id,
+            "bad_request",
+            "params.sessionKey (a session id) is required",
+        );
     };
     match views::load_session(&gw.projections, session).await {
         Ok(t) => {
@@ -157,7 +199,10 @@ async fn history(gw: &Gateway, req: &Request) -> Value {
                 return err(&req.id, "not_found", format!("no session {session}"));
             };
             let messages = views::transcript(&t, session, &s.active_branch);
-            ok(&req.id, json!({"sessionKey": session, "branch": s.active_branch, "messages": messages}))
+            ok(
+                &req.id,
+                json!({"sessionKey": session, "branch": s.active_branch, "messages": messages}),
+            )
         }
         Err(e) => err(&req.id, "unavailable", e.to_string()),
     }
@@ -170,10 +215,23 @@ async fn chat_send(
     req: &Request,
     out: mpsc::Sender<Value>,
 ) -> (Value, Option<tokio::task::JoinHandle<()>>) {
-    let Some(message) = req.params.get("message").and_then(Value::as_str).filter(|m| !m.trim().is_empty()) else {
-        return (err(&req.id, "bad_request", "params.message is required"), None);
+    let Some(message) = req
+        .params
+        .get("message")
+        .and_then(Value::as_str)
+        .filter(|m| !m.trim().is_empty())
+    else {
+        return (
+            err(&req.id, "bad_request", "params.message is required"),
+            None,
+        );
     };
-    let key = req.params.get("sessionKey").and_then(Value::as_str).unwrap_or("main").to_string();
+    let key = req
+        .params
+        .get("sessionKey")
+        .and_then(Value::as_str)
+        .unwrap_or("main")
+        .to_string();
     let idempotency = req
         .params
         .get("idempotencyKey")
@@ -234,7 +292,13 @@ async fn chat_send(
             }
         }
     });
-    (ok(&req.id, json!({"runId": run_id, "seq": seq, "status": "accepted"})), Some(task))
+    (
+        ok(
+            &req.id,
+            json!({"runId": run_id, "seq": seq, "status": "accepted"}),
+        ),
+        Some(task),
+    )
 }
 
 /// `events.subscribe`: every log event from `from`, live.
