@@ -158,7 +158,7 @@ fn channel_pid(home: &Path) -> Option<u32> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["kind"] == "ChannelStarted")
         .filter_map(|v| v["payload"]["pid"].as_u64())
-        .last()
+        .next_back()
         .map(|p| p as u32)
 }
 

@@ -22,7 +22,11 @@ impl Agent for EchoAgent {
     fn name(&self) -> &str {
         &self.name
     }
-    async fn run_turn(&self, input: TurnInput, _: &dyn TurnRecorder) -> Result<TurnOutput, AgentError> {
+    async fn run_turn(
+        &self,
+        input: TurnInput,
+        _: &dyn TurnRecorder,
+    ) -> Result<TurnOutput, AgentError> {
         Ok(TurnOutput {
             reply: format!("echo: {} ({} before)", input.message, input.history.len()),
             steps: 0,

@@ -3,6 +3,9 @@
 //! # Layout
 //! - this file: [`Agent`], [`TurnInput`], [`TurnOutput`], [`TurnRecorder`].
 //! - [`pi`]: Pi, the default agent.
+//! - [`skills`]: the tools Pi offers (`fs`, `shell`).
+//! - [`provider`]: LLM providers (OpenAI-compatible, Anthropic), failover.
+//! - [`fake_llm`]: a scripted local server speaking both APIs, for tests.
 //! - [`echo`]: an echo agent, a test double only.
 //!
 //! **Architecture Invariant:** an agent never writes to the log directly. Everything it
@@ -10,7 +13,10 @@
 //! [`TurnRecorder`], which the kernel backs with appends to the session's stream.
 
 pub mod echo;
+pub mod fake_llm;
 pub mod pi;
+pub mod provider;
+
 
 use async_trait::async_trait;
 use clawos_events::EventPayload;
@@ -28,6 +34,8 @@ pub struct ContextMessage {
 /// What an agent turn starts from.
 #[derive(Debug, Clone)]
 pub struct TurnInput {
+    /// The turn's id (recorded in every step event).
+    pub turn_id: uuid::Uuid,
     /// Session id.
     pub session_id: String,
     /// Branch the turn runs on.

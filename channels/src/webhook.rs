@@ -157,19 +157,15 @@ async fn post_message(State(app): State<AppState>, headers: HeaderMap, body: Byt
     };
     let rx = {
         let mut r = app.replies.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(kept) = r.kept.get(&id) {
-            let kept = kept.clone();
-            drop(r);
-            return Json(PostResponse {
-                id,
-                seq: 0,
-                duplicate: true,
-                reply: Some(kept),
-            })
-            .into_response();
-        }
         let (tx, rx) = oneshot::channel();
-        r.waiting.entry(id.clone()).or_default().push(tx);
+        match r.kept.get(&id) {
+            // A re-post of a message already answered: the kernel still says which seq it
+            // is (and that it is a duplicate); the kept reply answers at once.
+            Some(kept) => {
+                let _ = tx.send(kept.clone());
+            }
+            None => r.waiting.entry(id.clone()).or_default().push(tx),
+        }
         rx
     };
     let ack = match app

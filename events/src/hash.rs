@@ -62,7 +62,10 @@ pub fn chain(prev: &[u8; 32], input: &HashInput<'_>) -> [u8; 32] {
     bytes(&mut h, input.kind.as_bytes());
     h.update(&input.schema_version.to_le_bytes());
     optional(&mut h, input.causation_id.map(|u| u.as_bytes().as_slice()));
-    optional(&mut h, input.correlation_id.map(|u| u.as_bytes().as_slice()));
+    optional(
+        &mut h,
+        input.correlation_id.map(|u| u.as_bytes().as_slice()),
+    );
     optional(&mut h, input.dedupe_key.map(str::as_bytes));
     bytes(&mut h, input.payload);
     *h.finalize().as_bytes()

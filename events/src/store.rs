@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::envelope::{ExpectedVersion, NewEvent, RecordedEvent};
 use crate::tail::Subscription;
-use crate::writer::{self, Appended, AppendRequest, Command, EncodedEvent};
+use crate::writer::{self, AppendRequest, Appended, Command, EncodedEvent};
 use crate::LogError;
 
 /// The migrations of the log file (`migrations/log/`).

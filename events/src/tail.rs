@@ -6,6 +6,9 @@ use tokio::sync::watch;
 
 use crate::{LogError, LogStore, RecordedEvent};
 
+/// How often a waiting subscriber looks for events appended by other processes.
+pub const FOREIGN_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Events read per query while catching up.
 const PAGE: u32 = 1024;
 
@@ -48,8 +51,19 @@ impl Subscription {
                 self.buffer.extend(page);
                 continue;
             }
-            if self.head.changed().await.is_err() {
-                return Err(LogError::WriterClosed);
+            // Wake on our own commits, and poll now and then for events another process
+            // (a CLI command) appended to the same file.
+            tokio::select! {
+                changed = self.head.changed() => if changed.is_err() {
+                    return Err(LogError::WriterClosed);
+                },
+                _ = tokio::time::sleep(FOREIGN_POLL) => {
+                    let page = self.store.read_from(self.next_seq, PAGE).await?;
+                    if let Some(last) = page.last() {
+                        self.next_seq = last.seq + 1;
+                    }
+                    self.buffer.extend(page);
+                }
             }
         }
     }
@@ -58,7 +72,10 @@ impl Subscription {
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
         let head = *self.head.borrow_and_update();
         if self.buffer.is_empty() && head >= self.next_seq {
-            let page = self.store.read_from(self.next_seq, PAGE.max(max as u32)).await?;
+            let page = self
+                .store
+                .read_from(self.next_seq, PAGE.max(max as u32))
+                .await?;
             if let Some(last) = page.last() {
                 self.next_seq = last.seq + 1;
             }

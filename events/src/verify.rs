@@ -9,7 +9,8 @@ use crate::store::row_to_event;
 use crate::{LogError, LogStore};
 
 /// Names of the triggers that make the log append-only.
-pub const APPEND_ONLY_TRIGGERS: [&str; 2] = ["events_append_only_update", "events_append_only_delete"];
+pub const APPEND_ONLY_TRIGGERS: [&str; 2] =
+    ["events_append_only_update", "events_append_only_delete"];
 
 /// The first problem found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,7 +104,7 @@ pub async fn verify(
             prev = h;
             expected_seq += 1;
             checked += 1;
-            if checked % 10_000 == 0 {
+            if checked.is_multiple_of(10_000) {
                 progress(checked);
             }
         }

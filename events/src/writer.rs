@@ -228,7 +228,11 @@ async fn commit_batch(
         })?;
         if db_seq != seq {
             // Someone else appended since our last batch: adopt their head.
-            tracing::debug!(ours = seq, theirs = db_seq, "log head moved under the writer; reloading");
+            tracing::debug!(
+                ours = seq,
+                theirs = db_seq,
+                "log head moved under the writer; reloading"
+            );
             seq = db_seq;
             prev_hash = db_hash;
             head.stream_versions.clear();

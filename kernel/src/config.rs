@@ -69,7 +69,67 @@ pub struct AgentConfig {
     /// `pi` (default) or `echo` (a test double).
     #[serde(default = "default_agent")]
     pub kind: String,
+    /// The model provider: `openai` (any OpenAI-compatible server) or `anthropic`. Without
+    /// one, Pi explains how to configure it.
+    pub provider: Option<String>,
+    /// Base URL, e.g. `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1` (Ollama),
+    /// `https://api.anthropic.com`.
+    pub base_url: Option<String>,
+    /// Model id.
+    pub model: Option<String>,
+    /// Environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    /// Timeout of one provider call in seconds (default 120).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Retries of a failed call, with exponential backoff (default 2).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Most LLM calls in one turn (default 8).
+    #[serde(default = "default_steps")]
+    pub max_steps: u32,
+    /// Workspace folder for the `fs` and `shell` skills (default `STATE/workspace/NAME`).
+    pub workspace: Option<std::path::PathBuf>,
+    /// Shell policy: `deny` (default) or `allowlist`.
+    #[serde(default = "default_shell")]
+    pub shell: String,
+    /// Programs the shell skill may run under `allowlist`.
+    #[serde(default)]
+    pub shell_allow: Vec<String>,
+    /// Further providers tried in order when this one fails.
+    #[serde(default)]
+    pub failover: Vec<FailoverConfig>,
 }
+
+/// One entry of `[[agents.NAME.failover]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverConfig {
+    /// `openai` or `anthropic`.
+    pub provider: String,
+    /// Base URL.
+    pub base_url: String,
+    /// Model id.
+    pub model: String,
+    /// Environment variable holding the API key.
+    pub api_key_env: Option<String>,
+}
+
+fn default_timeout() -> u64 {
+    120
+}
+fn default_retries() -> u32 {
+    2
+}
+fn default_steps() -> u32 {
+    8
+}
+fn default_shell() -> String {
+    "deny".into()
+}
+
+/// Provider kinds this build speaks.
+pub const PROVIDERS: &[&str] = &["openai", "anthropic"];
 
 /// Who may talk to the agents through a channel.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -130,6 +190,12 @@ default_agent = "pi"
 
 [agents.pi]
 kind = "pi"
+# A model provider. Without one Pi tells you how to set it up.
+# provider = "openai"                       # any OpenAI-compatible server, or "anthropic"
+# base_url = "http://127.0.0.1:11434/v1"    # Ollama; https://api.openai.com/v1; https://api.anthropic.com
+# model = "llama3.2"
+# api_key_env = "OPENAI_API_KEY"            # environment variable with the key
+# shell = "deny"                            # or "allowlist" with shell_allow = ["ls", "git"]
 
 # The terminal channel: `clawos up` attaches it to your terminal.
 [channels.terminal]
@@ -176,6 +242,27 @@ impl Config {
                     "agents.{name}.kind = \"{}\": expected one of {}",
                     a.kind,
                     AGENT_KINDS.join(", ")
+                ));
+            }
+            let providers = a
+                .provider
+                .iter()
+                .chain(a.failover.iter().map(|f| &f.provider));
+            for p in providers {
+                if !PROVIDERS.contains(&p.as_str()) {
+                    return bad(format!(
+                        "agents.{name}: provider \"{p}\": expected one of {}",
+                        PROVIDERS.join(", ")
+                    ));
+                }
+            }
+            if a.provider.is_some() && (a.base_url.is_none() || a.model.is_none()) {
+                return bad(format!("agents.{name}: a provider needs `base_url` and `model`"));
+            }
+            if !["deny", "allowlist"].contains(&a.shell.as_str()) {
+                return bad(format!(
+                    "agents.{name}.shell = \"{}\": expected \"deny\" or \"allowlist\"",
+                    a.shell
                 ));
             }
         }

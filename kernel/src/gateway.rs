@@ -391,6 +391,7 @@ impl Gateway {
             cause: trigger.id,
         };
         let input = TurnInput {
+            turn_id: turn,
             session_id: session.to_string(),
             branch: m.branch.clone(),
             trigger_seq,
@@ -586,6 +587,18 @@ async fn follow_projections(
     }
 }
 
+/// A `bindings` row: id, agent, identity, chat, channel, sender domain, body regex, priority.
+type BindingRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
 /// Build routing state from the projections at `position`, then fold the log after it.
 async fn load_routing(
     store: &LogStore,
@@ -601,7 +614,7 @@ async fn load_routing(
             .fetch_all(pool)
             .await?;
     state.identities.extend(ids);
-    let bindings: Vec<(String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, i64)> =
+    let bindings: Vec<BindingRow> =
         sqlx::query_as(
             "SELECT binding_id, agent, identity, chat, channel, sender_domain, body_regex, priority FROM bindings",
         )

@@ -60,17 +60,12 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> String {
     gw.metrics.render(gw.store.head(), backlog)
 }
 
+/// A `channels` row: name, kind, state, pid, starts, exits, last exit.
+type ChannelRow = (String, String, String, Option<i64>, i64, i64, Option<String>);
+
 /// Channel status rows as JSON.
 pub async fn channel_status(gw: &Gateway) -> Result<serde_json::Value, sqlx::Error> {
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        Option<i64>,
-        i64,
-        i64,
-        Option<String>,
-    )> = sqlx::query_as(
+    let rows: Vec<ChannelRow> = sqlx::query_as(
         "SELECT channel, kind, state, pid, starts, exits, last_exit FROM channels ORDER BY channel",
     )
     .fetch_all(&gw.projections)

@@ -87,6 +87,19 @@ pub async fn supervise(gw: Arc<Gateway>, spec: ChannelSpec, bus_url: String, exe
         if !spec.attach_stdio {
             cmd.stdin(Stdio::null()).stdout(Stdio::null());
         }
+        // A channel must not outlive the Gateway, even one killed with SIGKILL: the kernel
+        // sends the child SIGTERM when its parent dies (Linux PR_SET_PDEATHSIG).
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe and runs in the child between fork and exec,
+        // touching no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let started = Instant::now();
         let ended = match cmd.spawn() {
             Err(e) => {

@@ -76,12 +76,20 @@ impl Audit {
         );
     }
 
-    fn end(&mut self, event: &RecordedEvent, turn: String, status: &str, detail: Option<String>, out: &mut Changes) {
+    fn end(
+        &mut self,
+        event: &RecordedEvent,
+        turn: String,
+        status: &str,
+        detail: Option<String>,
+        out: &mut Changes,
+    ) {
         if let Some(t) = self.open.remove(&turn) {
             out.upsert(
                 &AUDIT_TURNS,
                 row![
-                    turn, t.session, t.agent, t.branch, t.trigger, t.started, event.seq, status, detail
+                    turn, t.session, t.agent, t.branch, t.trigger, t.started, event.seq, status,
+                    detail
                 ],
             );
         }

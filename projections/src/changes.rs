@@ -16,7 +16,12 @@ pub struct Changes {
 impl Changes {
     /// Insert or replace a full row.
     pub fn upsert(&mut self, table: &'static Table, row: Row) {
-        debug_assert_eq!(row.len(), table.columns.len(), "row shape of {}", table.name);
+        debug_assert_eq!(
+            row.len(),
+            table.columns.len(),
+            "row shape of {}",
+            table.name
+        );
         let key = table.key_of(&row);
         self.entry(table).insert(key, Some(row));
     }

@@ -11,7 +11,14 @@ use crate::{row, ProjectionError};
 /// `deliveries(delivery_id, channel, seq, session_id, recipient, chat)`.
 pub const DELIVERIES: Table = Table {
     name: "deliveries",
-    columns: &["delivery_id", "channel", "seq", "session_id", "recipient", "chat"],
+    columns: &[
+        "delivery_id",
+        "channel",
+        "seq",
+        "session_id",
+        "recipient",
+        "chat",
+    ],
     key_len: 1,
 };
 

@@ -18,6 +18,9 @@ pub struct Runner {
     pool: SqlitePool,
     projections: Vec<Box<dyn Projection>>,
     checkpoints: Vec<u64>,
+    /// Each projection's state as of its committed checkpoint, to roll the in-memory
+    /// state back when a batch fails before its commit.
+    saved: Vec<Vec<u8>>,
 }
 
 /// Counts from one catch-up.
@@ -38,19 +41,25 @@ impl Runner {
         mut projections: Vec<Box<dyn Projection>>,
     ) -> Result<Self, ProjectionError> {
         let mut checkpoints = Vec::with_capacity(projections.len());
+        let mut saved = Vec::with_capacity(projections.len());
         for p in projections.iter_mut() {
             match sql::load_checkpoint(&pool, p.name()).await? {
                 Some((seq, state)) => {
                     p.load_state(&state)?;
                     checkpoints.push(seq);
+                    saved.push(state);
                 }
-                None => checkpoints.push(0),
+                None => {
+                    checkpoints.push(0);
+                    saved.push(p.save_state());
+                }
             }
         }
         Ok(Runner {
             pool,
             projections,
             checkpoints,
+            saved,
         })
     }
 
@@ -66,7 +75,25 @@ impl Runner {
 
     /// Apply every event up to the log's current head. `progress(applied_seq)` is called
     /// after each committed batch.
+    ///
+    /// On error, the batches committed before it stay committed and the projections'
+    /// in-memory states are rolled back to their checkpoints, so a retry applies the
+    /// failed batch exactly once.
     pub async fn catch_up(
+        &mut self,
+        store: &LogStore,
+        progress: impl FnMut(u64),
+    ) -> Result<CatchUp, ProjectionError> {
+        let result = self.catch_up_batches(store, progress).await;
+        if result.is_err() {
+            for (p, state) in self.projections.iter_mut().zip(&self.saved) {
+                p.load_state(state)?;
+            }
+        }
+        result
+    }
+
+    async fn catch_up_batches(
         &mut self,
         store: &LogStore,
         mut progress: impl FnMut(u64),
@@ -99,13 +126,27 @@ impl Runner {
             let mut conn = self.pool.acquire().await?;
             let mut tx = conn.begin().await?;
             sql::flush(&mut tx, &mut changes).await?;
-            for (p, cp) in self.projections.iter().zip(self.checkpoints.iter_mut()) {
+            let mut states = Vec::with_capacity(self.projections.len());
+            for (p, cp) in self.projections.iter().zip(&self.checkpoints) {
                 if last > *cp {
-                    sql::save_checkpoint(&mut tx, p.name(), last, &p.save_state()).await?;
-                    *cp = last;
+                    let state = p.save_state();
+                    sql::save_checkpoint(&mut tx, p.name(), last, &state).await?;
+                    states.push(Some(state));
+                } else {
+                    states.push(None);
                 }
             }
             tx.commit().await?;
+            for ((state, cp), saved) in states
+                .into_iter()
+                .zip(self.checkpoints.iter_mut())
+                .zip(self.saved.iter_mut())
+            {
+                if let Some(state) = state {
+                    *saved = state;
+                    *cp = last;
+                }
+            }
             report.events += events.len() as u64;
             report.position = last;
             progress(last);

@@ -100,7 +100,15 @@ impl Sessions {
     fn write_session(id: &str, s: &SessionState, out: &mut Changes) {
         out.upsert(
             &SESSIONS,
-            row![id, &s.identity, &s.agent, &s.active, s.started, s.last, s.messages],
+            row![
+                id,
+                &s.identity,
+                &s.agent,
+                &s.active,
+                s.started,
+                s.last,
+                s.messages
+            ],
         );
     }
 
@@ -121,7 +129,11 @@ impl Sessions {
         out: &mut Changes,
     ) {
         let Some(s) = self.sessions.get_mut(id) else {
-            tracing::warn!(seq = event.seq, session = id, "message for a session that never started");
+            tracing::warn!(
+                seq = event.seq,
+                session = id,
+                "message for a session that never started"
+            );
             return;
         };
         let b = s
@@ -136,7 +148,17 @@ impl Sessions {
         b.head = Some(event.seq);
         out.upsert(
             &MESSAGES,
-            row![event.seq, id, branch, parent, role, channel, address, text, event.ts_ms],
+            row![
+                event.seq,
+                id,
+                branch,
+                parent,
+                role,
+                channel,
+                address,
+                text,
+                event.ts_ms
+            ],
         );
         Self::write_branch(id, branch, b, out);
         s.last = event.seq;
@@ -195,7 +217,14 @@ impl Projection for Sessions {
                 event, id, &m.branch, "user", &m.channel, &m.sender, &m.text, out,
             ),
             EventPayload::MessageSent(m) => self.add_message(
-                event, id, &m.branch, "assistant", &m.channel, &m.to, &m.text, out,
+                event,
+                id,
+                &m.branch,
+                "assistant",
+                &m.channel,
+                &m.to,
+                &m.text,
+                out,
             ),
             EventPayload::BranchCreated(b) => {
                 let Some(s) = self.sessions.get_mut(id) else {
@@ -233,7 +262,14 @@ impl Projection for Sessions {
                 }
                 out.upsert(
                     &COMPACTIONS,
-                    row![event.seq, id, &c.branch, c.covers_through, &c.summary, &c.model],
+                    row![
+                        event.seq,
+                        id,
+                        &c.branch,
+                        c.covers_through,
+                        &c.summary,
+                        &c.model
+                    ],
                 );
             }
             _ => {}

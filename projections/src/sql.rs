@@ -74,7 +74,10 @@ fn insert_sql(table: &Table, rows: usize) -> String {
 
 /// Write a change set inside the caller's transaction: deletes first, then upserts as
 /// multi-row `INSERT OR REPLACE` statements.
-pub async fn flush(conn: &mut SqliteConnection, changes: &mut Changes) -> Result<(), ProjectionError> {
+pub async fn flush(
+    conn: &mut SqliteConnection,
+    changes: &mut Changes,
+) -> Result<(), ProjectionError> {
     for (table, rows) in changes.drain() {
         let mut upserts: Vec<Row> = Vec::with_capacity(rows.len());
         for (key, row) in rows {
@@ -118,7 +121,9 @@ pub async fn dump_table(pool: &SqlitePool, table: &Table) -> Result<Vec<Row>, Pr
         table.columns[..table.key_len].join(",")
     );
     let rows = sqlx::query(&sql).fetch_all(pool).await?;
-    rows.iter().map(|r| row_values(r, table.columns.len())).collect()
+    rows.iter()
+        .map(|r| row_values(r, table.columns.len()))
+        .collect()
 }
 
 /// Convert a result row into values by each cell's storage class.
@@ -178,11 +183,13 @@ pub async fn save_checkpoint(
     seq: u64,
     state: &[u8],
 ) -> Result<(), ProjectionError> {
-    sqlx::query("INSERT OR REPLACE INTO projection_checkpoints (name, seq, state) VALUES (?, ?, ?)")
-        .bind(name)
-        .bind(seq as i64)
-        .bind(state)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT OR REPLACE INTO projection_checkpoints (name, seq, state) VALUES (?, ?, ?)",
+    )
+    .bind(name)
+    .bind(seq as i64)
+    .bind(state)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

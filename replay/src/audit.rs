@@ -39,10 +39,22 @@ pub struct AuditTurn {
     pub steps: Vec<AuditStep>,
 }
 
-type TurnRow = (String, String, String, i64, i64, Option<i64>, String, Option<String>);
+type TurnRow = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    Option<String>,
+);
 
 /// Every turn of a session, oldest first, with its steps.
-pub async fn audit_session(pool: &SqlitePool, session: &str) -> Result<Vec<AuditTurn>, ReplayError> {
+pub async fn audit_session(
+    pool: &SqlitePool,
+    session: &str,
+) -> Result<Vec<AuditTurn>, ReplayError> {
     let turns: Vec<TurnRow> = sqlx::query_as(
         "SELECT turn_id, agent, branch, trigger_seq, started_seq, ended_seq, status, detail \
          FROM audit_turns WHERE session_id = ? ORDER BY started_seq",
@@ -72,7 +84,8 @@ pub async fn audit_session(pool: &SqlitePool, session: &str) -> Result<Vec<Audit
                 .map(|(seq, kind, detail)| AuditStep {
                     seq: seq as u64,
                     kind,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                    detail: serde_json::from_str(&detail)
+                        .unwrap_or(serde_json::Value::String(detail)),
                 })
                 .collect(),
         });

@@ -27,7 +27,9 @@ pub async fn export_session(
     session: &str,
     out: &mut impl Write,
 ) -> Result<u64, ReplayError> {
-    let events = store.read_stream(&stream::session(session), u64::MAX).await?;
+    let events = store
+        .read_stream(&stream::session(session), u64::MAX)
+        .await?;
     if events.is_empty() {
         return Err(ReplayError::NoSuchSession(session.to_string()));
     }

@@ -23,17 +23,28 @@ pub async fn fork(
         return Err(ReplayError::NoSuchSession(session.to_string()));
     };
     let version = last.stream_version;
-    let branch = name.map(String::from).unwrap_or_else(|| format!("fork-{at}"));
+    let branch = name
+        .map(String::from)
+        .unwrap_or_else(|| format!("fork-{at}"));
     let mut is_message = false;
     let mut taken = branch == clawos_projections::sessions::MAIN_BRANCH;
     for e in &events {
         if e.seq == at && matches!(e.kind.as_str(), "MessageReceived" | "MessageSent") {
             is_message = true;
         }
-        if e.kind == "BranchCreated" {
-            if let EventPayload::BranchCreated(b) = e.decode()? {
-                taken |= b.branch == branch;
-            }
+        // A branch exists once it was created or once a message was written on it (the
+        // sessions projection creates it then); a `BranchCreated` for an existing branch
+        // is ignored, so the fork would silently not happen.
+        if matches!(
+            e.kind.as_str(),
+            "BranchCreated" | "MessageReceived" | "MessageSent"
+        ) {
+            taken |= match e.decode()? {
+                EventPayload::BranchCreated(b) => b.branch == branch,
+                EventPayload::MessageReceived(m) => m.branch == branch,
+                EventPayload::MessageSent(m) => m.branch == branch,
+                _ => false,
+            };
         }
     }
     if !is_message {

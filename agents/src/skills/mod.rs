@@ -1,0 +1,107 @@
+//! Skills: the tools Pi offers the model. Each has a JSON schema (kept short: every byte
+//! of it is paid for in every request) and runs in-process under limits the kernel's
+//! configuration sets, never limits the prompt asks for.
+
+pub mod fs;
+pub mod shell;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::provider::ToolSpec;
+
+/// What a skill call produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillOutput {
+    /// Text given back to the model.
+    pub output: String,
+    /// 0 on success; non-zero on failure or refusal.
+    pub exit_status: i32,
+}
+
+impl SkillOutput {
+    /// A success.
+    pub fn ok(output: impl Into<String>) -> Self {
+        SkillOutput {
+            output: output.into(),
+            exit_status: 0,
+        }
+    }
+
+    /// A failure or refusal, explained to the model.
+    pub fn err(output: impl Into<String>) -> Self {
+        SkillOutput {
+            output: output.into(),
+            exit_status: 1,
+        }
+    }
+}
+
+/// One tool.
+#[async_trait]
+pub trait Skill: Send + Sync {
+    /// Name, description and JSON schema of the arguments.
+    fn spec(&self) -> ToolSpec;
+    /// Run with the model's arguments.
+    async fn call(&self, arguments: &serde_json::Value) -> SkillOutput;
+}
+
+/// The skills an agent offers, by name.
+#[derive(Default, Clone)]
+pub struct SkillSet {
+    skills: BTreeMap<String, Arc<dyn Skill>>,
+}
+
+impl SkillSet {
+    /// Add a skill.
+    pub fn with(mut self, skill: Arc<dyn Skill>) -> Self {
+        self.skills.insert(skill.spec().name, skill);
+        self
+    }
+
+    /// Specs of every skill, by name.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.skills.values().map(|s| s.spec()).collect()
+    }
+
+    /// Names of every skill.
+    pub fn names(&self) -> Vec<String> {
+        self.skills.keys().cloned().collect()
+    }
+
+    /// Run a skill; arguments are the JSON text the model produced.
+    pub async fn call(&self, name: &str, arguments: &str) -> SkillOutput {
+        let Some(skill) = self.skills.get(name) else {
+            return SkillOutput::err(format!(
+                "no tool named `{name}`; available: {}",
+                self.names().join(", ")
+            ));
+        };
+        let args: serde_json::Value = if arguments.trim().is_empty() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            match serde_json::from_str(arguments) {
+                Ok(v) => v,
+                Err(e) => return SkillOutput::err(format!("arguments are not valid JSON: {e}")),
+            }
+        };
+        skill.call(&args).await
+    }
+}
+
+/// Cut `s` to at most `max` bytes on a char boundary, saying how much was cut.
+pub fn cap(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let total = s.len();
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push_str(&format!("\n[output cut: {total} bytes, first {end} shown]"));
+    s
+}

@@ -1,0 +1,1057 @@
+//! Whole-system tests of projections and replay (DESIGN.md invariants 1, 5, 10 and 11):
+//! incrementally built tables equal rebuilt ones under generated event sequences,
+//! state-at(N) equals the live tables at N, and fork/export/state-at through the CLI.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use clawos_events::{stream, EventPayload, ExpectedVersion, LogStore, NewEvent};
+use clawos_projections::sessions::{BRANCHES, COMPACTIONS, MESSAGES, SESSIONS};
+use clawos_projections::{projection, views, MemoryTables, Row, Runner, Value};
+use clawos_replay::{fork, rebuild, state_at, ReplayError};
+use common::*;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use uuid::Uuid;
+
+// ---- invariant 1 under generated event sequences ----------------------------------------
+
+/// One step of a generated history. Indices are resolved against what exists so far
+/// (modulo the list length), so every sequence is meaningful and many are odd.
+#[derive(Debug, Clone)]
+enum Op {
+    Start {
+        s: u8,
+    },
+    Receive {
+        s: u8,
+        branch: u8,
+        text: String,
+        redeliver: Option<u8>,
+    },
+    Send {
+        s: u8,
+        branch: u8,
+        text: String,
+        reply: bool,
+    },
+    Branch {
+        s: u8,
+        at: Option<u8>,
+        name: u8,
+        switch: bool,
+    },
+    Switch {
+        s: u8,
+        name: u8,
+    },
+    Compact {
+        s: u8,
+        at: u8,
+    },
+    Link {
+        who: u8,
+        address: u8,
+    },
+    BindSet {
+        id: u8,
+        agent: u8,
+        chat: Option<u8>,
+        priority: i8,
+    },
+    BindRemove {
+        id: u8,
+    },
+    ChannelUp {
+        c: u8,
+        pid: u16,
+    },
+    ChannelDown {
+        c: u8,
+        code: Option<i8>,
+        signal: Option<u8>,
+    },
+    TurnStart {
+        s: u8,
+    },
+    TurnStep {
+        turn: u8,
+        tool: bool,
+    },
+    TurnEnd {
+        turn: u8,
+        failed: bool,
+    },
+    Ack {
+        delivery: u8,
+        bogus: bool,
+    },
+}
+
+const BRANCH_NAMES: [&str; 4] = ["main", "alt", "x", "y"];
+const CHANNELS: [&str; 3] = ["terminal", "irc-libera", "webhook"];
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof!["[a-z ]{0,10}", "\\PC{0,8}"]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let s = 0u8..4;
+    prop_oneof![
+        2 => s.clone().prop_map(|s| Op::Start { s }),
+        6 => (s.clone(), 0u8..4, text(), proptest::option::weighted(0.15, any::<u8>()))
+            .prop_map(|(s, branch, text, redeliver)| Op::Receive { s, branch, text, redeliver }),
+        4 => (s.clone(), 0u8..4, text(), any::<bool>())
+            .prop_map(|(s, branch, text, reply)| Op::Send { s, branch, text, reply }),
+        2 => (s.clone(), proptest::option::weighted(0.8, any::<u8>()), 0u8..4, any::<bool>())
+            .prop_map(|(s, at, name, switch)| Op::Branch { s, at, name, switch }),
+        1 => (s.clone(), 0u8..4).prop_map(|(s, name)| Op::Switch { s, name }),
+        1 => (s.clone(), any::<u8>()).prop_map(|(s, at)| Op::Compact { s, at }),
+        1 => (0u8..3, 0u8..5).prop_map(|(who, address)| Op::Link { who, address }),
+        1 => (0u8..3, 0u8..2, proptest::option::of(0u8..2), any::<i8>())
+            .prop_map(|(id, agent, chat, priority)| Op::BindSet { id, agent, chat, priority }),
+        1 => (0u8..3).prop_map(|id| Op::BindRemove { id }),
+        1 => (0u8..3, any::<u16>()).prop_map(|(c, pid)| Op::ChannelUp { c, pid }),
+        1 => (0u8..3, proptest::option::of(any::<i8>()), proptest::option::of(1u8..32))
+            .prop_map(|(c, code, signal)| Op::ChannelDown { c, code, signal }),
+        2 => s.prop_map(|s| Op::TurnStart { s }),
+        3 => (any::<u8>(), any::<bool>()).prop_map(|(turn, tool)| Op::TurnStep { turn, tool }),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(turn, failed)| Op::TurnEnd { turn, failed }),
+        2 => (any::<u8>(), proptest::bool::weighted(0.1))
+            .prop_map(|(delivery, bogus)| Op::Ack { delivery, bogus }),
+    ]
+}
+
+/// Turns generated ops into append requests, remembering the seqs the log handed out.
+#[derive(Default)]
+struct Script {
+    messages: BTreeMap<u8, Vec<u64>>,
+    external_ids: Vec<(String, String)>,
+    deliveries: Vec<(String, Uuid)>,
+    turns: Vec<(u8, Uuid)>,
+    n: u64,
+}
+
+fn pick<T: Clone>(v: &[T], i: u8) -> Option<T> {
+    (!v.is_empty()).then(|| v[i as usize % v.len()].clone())
+}
+
+impl Script {
+    fn session(s: u8) -> String {
+        stream::session(&format!("s{s}"))
+    }
+
+    /// The request for one op: (stream, events).
+    fn request(&mut self, op: &Op) -> (String, Vec<NewEvent>) {
+        self.n += 1;
+        let n = self.n;
+        match op {
+            Op::Start { s } => (
+                Self::session(*s),
+                vec![started(&format!("s{s}"), &format!("person-{s}"), "pi")],
+            ),
+            Op::Receive {
+                s,
+                branch,
+                text,
+                redeliver,
+            } => {
+                let (channel, ext) = match redeliver.and_then(|i| pick(&self.external_ids, i)) {
+                    Some(old) => old,
+                    None => {
+                        let c = CHANNELS[n as usize % CHANNELS.len()].to_string();
+                        let e = format!("ext-{n}");
+                        self.external_ids.push((c.clone(), e.clone()));
+                        (c, e)
+                    }
+                };
+                let sender = format!("{channel}:person-{s}");
+                (
+                    Self::session(*s),
+                    vec![inbound(
+                        &channel,
+                        &ext,
+                        &sender,
+                        text,
+                        BRANCH_NAMES[*branch as usize],
+                    )],
+                )
+            }
+            Op::Send {
+                s,
+                branch,
+                text,
+                reply,
+            } => {
+                let d = Uuid::from_u128(n as u128);
+                let channel = CHANNELS[n as usize % CHANNELS.len()];
+                self.deliveries.push((channel.to_string(), d));
+                let to = self.messages.get(s).and_then(|m| m.last().copied());
+                (
+                    Self::session(*s),
+                    vec![sent(
+                        d,
+                        channel,
+                        &format!("{channel}:person-{s}"),
+                        text,
+                        BRANCH_NAMES[*branch as usize],
+                        if *reply { to } else { None },
+                    )],
+                )
+            }
+            Op::Branch {
+                s,
+                at,
+                name,
+                switch,
+            } => {
+                let msgs = self.messages.get(s).cloned().unwrap_or_default();
+                let at = at.and_then(|i| pick(&msgs, i));
+                (
+                    Self::session(*s),
+                    vec![branch_created(BRANCH_NAMES[*name as usize], at, *switch)],
+                )
+            }
+            Op::Switch { s, name } => (
+                Self::session(*s),
+                vec![branch_switched(BRANCH_NAMES[*name as usize])],
+            ),
+            Op::Compact { s, at } => {
+                let msgs = self.messages.get(s).cloned().unwrap_or_default();
+                let through = pick(&msgs, *at).unwrap_or(0);
+                (
+                    Self::session(*s),
+                    vec![compacted(
+                        BRANCH_NAMES[*at as usize % 2],
+                        through,
+                        &format!("summary {n}"),
+                    )],
+                )
+            }
+            Op::Link { who, address } => (
+                stream::identity(&format!("person-{who}")),
+                vec![linked(
+                    &format!("person-{who}"),
+                    &format!("irc:nick{address}@libera"),
+                )],
+            ),
+            Op::BindSet {
+                id,
+                agent,
+                chat,
+                priority,
+            } => (
+                stream::BINDINGS.to_string(),
+                vec![binding_set(
+                    &format!("b{id}"),
+                    ["pi", "coder"][*agent as usize],
+                    chat.map(|c| ["#home", "#work"][c as usize]),
+                    *priority as i32,
+                )],
+            ),
+            Op::BindRemove { id } => (
+                stream::BINDINGS.to_string(),
+                vec![binding_removed(&format!("b{id}"))],
+            ),
+            Op::ChannelUp { c, pid } => (
+                stream::channel(CHANNELS[*c as usize]),
+                vec![channel_started(CHANNELS[*c as usize], *pid as u32)],
+            ),
+            Op::ChannelDown { c, code, signal } => (
+                stream::channel(CHANNELS[*c as usize]),
+                vec![channel_exited(
+                    CHANNELS[*c as usize],
+                    code.map(i32::from),
+                    signal.map(i32::from),
+                )],
+            ),
+            Op::TurnStart { s } => {
+                let turn = Uuid::from_u128((1 << 64) | n as u128);
+                self.turns.push((*s, turn));
+                let trigger = self
+                    .messages
+                    .get(s)
+                    .and_then(|m| m.last().copied())
+                    .unwrap_or(0);
+                (Self::session(*s), vec![turn_started(turn, "main", trigger)])
+            }
+            Op::TurnStep { turn, tool } => {
+                // A turn with no open turn yet records a step of an unknown turn.
+                let (s, t) = pick(&self.turns, *turn).unwrap_or((0, Uuid::from_u128(7)));
+                let mut events = vec![
+                    llm_requested(t),
+                    llm_responded(t, &format!("step {n}"), tool.then_some("shell")),
+                ];
+                if *tool {
+                    events.push(tool_called(t, &format!("c{n}"), "shell"));
+                    events.push(tool_returned(t, &format!("c{n}"), "ok", (n % 3) as i32));
+                }
+                (Self::session(s), events)
+            }
+            Op::TurnEnd { turn, failed } => {
+                let (s, t) = pick(&self.turns, *turn).unwrap_or((1, Uuid::from_u128(9)));
+                let e = if *failed {
+                    turn_failed(t, "provider timed out")
+                } else {
+                    turn_finished(t, 2)
+                };
+                (Self::session(s), vec![e])
+            }
+            Op::Ack { delivery, bogus } => {
+                let (c, d) = match pick(&self.deliveries, *delivery) {
+                    Some(x) if !*bogus => x,
+                    _ => (
+                        "terminal".to_string(),
+                        Uuid::from_u128(n as u128 + 1_000_000),
+                    ),
+                };
+                (stream::channel(&c), vec![acked(&c, d)])
+            }
+        }
+    }
+
+    /// Record what an append returned (message seqs for later forks and compactions).
+    fn appended(&mut self, op: &Op, a: &clawos_events::Appended) {
+        if a.duplicate {
+            return;
+        }
+        if let Op::Receive { s, .. } | Op::Send { s, .. } = op {
+            self.messages.entry(*s).or_default().push(a.first_seq);
+        }
+    }
+}
+
+async fn all_checkpoints_at(pool: &sqlx::SqlitePool, seq: u64) -> bool {
+    checkpoints(pool)
+        .await
+        .iter()
+        .all(|(_, s, _)| *s as u64 == seq)
+}
+
+async fn rebuild_case(ops: Vec<Op>, batches: Vec<u8>) -> Result<(), TestCaseError> {
+    let home = Home::new();
+    let store = open_log(&home.log()).await;
+    let live = open_projections(&home.projections()).await;
+    let mut runner = Runner::open(live.clone(), projection::all()).await.unwrap();
+    let mut script = Script::default();
+
+    let mut i = 0;
+    let mut batch_no = 0;
+    while i < ops.len() {
+        let size = batches[batch_no % batches.len()] as usize;
+        for op in &ops[i..(i + size).min(ops.len())] {
+            let (s, events) = script.request(op);
+            let a = store
+                .append(&s, ExpectedVersion::Any, events)
+                .await
+                .unwrap();
+            script.appended(op, &a);
+        }
+        i += size;
+        batch_no += 1;
+        // Every other batch, resume from the checkpoint with fresh projection instances,
+        // as after a restart.
+        if batch_no % 2 == 0 {
+            runner = Runner::open(live.clone(), projection::all()).await.unwrap();
+        }
+        let c = runner.catch_up(&store, |_| {}).await.unwrap();
+        prop_assert_eq!(c.position, store.head());
+    }
+    let head = store.head();
+    prop_assert!(all_checkpoints_at(&live, head).await || head == 0);
+
+    let incremental = dump_all(&live).await;
+    let incremental_cp = checkpoints(&live).await;
+
+    // Rebuild into a second projection database.
+    let other = open_projections(&home.file("rebuilt.db")).await;
+    let report = rebuild::rebuild(&store, &other, None, |_| {})
+        .await
+        .unwrap();
+    prop_assert_eq!(report.events, head);
+    prop_assert_eq!(&dump_all(&other).await, &incremental);
+    prop_assert_eq!(&checkpoints(&other).await, &incremental_cp);
+
+    // Rebuild in place (what `clawos replay rebuild` does).
+    rebuild::rebuild(&store, &live, None, |_| {}).await.unwrap();
+    prop_assert_eq!(&dump_all(&live).await, &incremental);
+    prop_assert_eq!(&checkpoints(&live).await, &incremental_cp);
+
+    // The in-memory fold used by time travel agrees too.
+    let mem = state_at::state_at(&store, head, None).await.unwrap();
+    prop_assert_eq!(&non_empty(&mem.tables), &incremental);
+
+    store.close().await;
+    live.close().await;
+    other.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilt_tables_equal_incrementally_built_tables() {
+    let strategy = (
+        proptest::collection::vec(op(), 1..90),
+        proptest::collection::vec(1u8..7, 1..6),
+    );
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = tokio::task::block_in_place(|| {
+        runner.run(&strategy, |(ops, batches)| {
+            handle.block_on(rebuild_case(ops, batches))
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+// ---- invariant 5: a failed batch is not applied twice -----------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_retry_after_a_failed_flush_applies_each_event_once() {
+    let home = Home::new();
+    let store = open_log(&home.log()).await;
+    let pool = open_projections(&home.projections()).await;
+    let s = "session:s1";
+    store
+        .append_one(s, started("s1", "alice", "pi"))
+        .await
+        .unwrap();
+    store
+        .append_one(s, inbound("terminal", "1", "terminal:alice", "one", "main"))
+        .await
+        .unwrap();
+    let mut runner = Runner::open(pool.clone(), projection::all()).await.unwrap();
+    runner.catch_up(&store, |_| {}).await.unwrap();
+
+    store
+        .append_one(s, inbound("terminal", "2", "terminal:alice", "two", "main"))
+        .await
+        .unwrap();
+    store
+        .append_one(s, branch_created("alt", Some(2), true))
+        .await
+        .unwrap();
+    // Make the next flush fail (as a full disk or an I/O error would), then heal it.
+    sqlx::query("ALTER TABLE messages RENAME TO messages_away")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(runner.catch_up(&store, |_| {}).await.is_err());
+    for (_, seq, _) in checkpoints(&pool).await {
+        assert_eq!(seq, 2, "a failed batch must not move a checkpoint");
+    }
+    sqlx::query("ALTER TABLE messages_away RENAME TO messages")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let c = runner.catch_up(&store, |_| {}).await.unwrap();
+    assert_eq!(c.position, 4);
+
+    // A failure after the rows, while saving the last projection's checkpoint: the whole
+    // batch rolls back, so no projection may consider it applied.
+    store
+        .append_one(
+            s,
+            inbound("terminal", "3", "terminal:alice", "three", "alt"),
+        )
+        .await
+        .unwrap();
+    store
+        .append_one(
+            s,
+            sent(
+                Uuid::from_u128(5),
+                "terminal",
+                "terminal:alice",
+                "3!",
+                "alt",
+                Some(5),
+            ),
+        )
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER fail_audit BEFORE INSERT ON projection_checkpoints \
+         WHEN NEW.name = 'audit' BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(runner.catch_up(&store, |_| {}).await.is_err());
+    assert_eq!(runner.position(), 4);
+    for (_, seq, _) in checkpoints(&pool).await {
+        assert_eq!(seq, 4, "a failed batch must not move a checkpoint");
+    }
+    sqlx::query("DROP TRIGGER fail_audit")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let c = runner.catch_up(&store, |_| {}).await.unwrap();
+    assert_eq!(c.position, 6);
+
+    let rebuilt = open_projections(&home.file("rebuilt.db")).await;
+    rebuild::rebuild(&store, &rebuilt, None, |_| {})
+        .await
+        .unwrap();
+    let live = dump_all(&pool).await;
+    assert_eq!(live, dump_all(&rebuilt).await);
+    assert_eq!(checkpoints(&pool).await, checkpoints(&rebuilt).await);
+    let msg3: &Row = &live["messages"][&vec![Value::Int(3)]];
+    assert_eq!(msg3[3], Value::Int(2), "parent of message 3");
+    assert_eq!(live["messages"].len(), 4);
+    assert_eq!(live["deliveries"].len(), 1);
+    store.close().await;
+}
+
+// ---- invariant 11: state-at(N) is the live state at N -----------------------------------
+
+/// A scripted conversation across two sessions with every session-level event kind.
+fn conversation() -> Vec<(String, NewEvent)> {
+    let s1 = stream::session("s1");
+    let s2 = stream::session("s2");
+    let t1 = Uuid::from_u128(0x7001);
+    let t2 = Uuid::from_u128(0x7002);
+    let d1 = Uuid::from_u128(0xd001);
+    let d2 = Uuid::from_u128(0xd002);
+    let d3 = Uuid::from_u128(0xd003);
+    let terminal = stream::channel("terminal");
+    vec![
+        /* 1 */ (stream::identity("alice"), linked("alice", "terminal:alice")),
+        /* 2 */ (stream::BINDINGS.into(), binding_set("b1", "pi", None, 0)),
+        /* 3 */ (terminal.clone(), channel_started("terminal", 4242)),
+        /* 4 */ (s1.clone(), started("s1", "alice", "pi")),
+        /* 5 */
+        (
+            s1.clone(),
+            inbound(
+                "terminal",
+                "m1",
+                "terminal:alice",
+                "hi, what's the date?",
+                "main",
+            ),
+        ),
+        /* 6 */ (s1.clone(), turn_started(t1, "main", 5)),
+        /* 7 */ (s1.clone(), llm_requested(t1)),
+        /* 8 */ (s1.clone(), llm_responded(t1, "", Some("shell"))),
+        /* 9 */ (s1.clone(), tool_called(t1, "c1", "shell")),
+        /* 10 */ (s1.clone(), tool_returned(t1, "c1", "Tue", 0)),
+        /* 11 */ (s1.clone(), llm_responded(t1, "It is Tuesday.", None)),
+        /* 12 */ (s1.clone(), turn_finished(t1, 2)),
+        /* 13 */
+        (
+            s1.clone(),
+            sent(
+                d1,
+                "terminal",
+                "terminal:alice",
+                "It is Tuesday.",
+                "main",
+                Some(5),
+            ),
+        ),
+        /* 14 */ (terminal.clone(), acked("terminal", d1)),
+        /* 15 */ (s2.clone(), started("s2", "bob", "pi")),
+        /* 16 */
+        (
+            s2.clone(),
+            inbound("terminal", "m2", "terminal:bob", "hello", "main"),
+        ),
+        /* 17 */
+        (
+            s1.clone(),
+            inbound("terminal", "m3", "terminal:alice", "and tomorrow?", "main"),
+        ),
+        /* 18 */
+        (
+            s1.clone(),
+            sent(
+                d2,
+                "terminal",
+                "terminal:alice",
+                "Wednesday.",
+                "main",
+                Some(17),
+            ),
+        ),
+        /* 19 */ (s1.clone(), branch_created("alt", Some(13), true)),
+        /* 20 */
+        (
+            s1.clone(),
+            inbound(
+                "terminal",
+                "m4",
+                "terminal:alice",
+                "actually, in French?",
+                "alt",
+            ),
+        ),
+        /* 21 */
+        (
+            s2.clone(),
+            sent(d3, "terminal", "terminal:bob", "hi bob", "main", Some(16)),
+        ),
+        /* 22 */ (s1.clone(), compacted("main", 17, "alice asked for dates")),
+        /* 23 */ (s1.clone(), branch_switched("main")),
+        /* 24 */
+        (
+            s1.clone(),
+            inbound("terminal", "m5", "terminal:alice", "back on main", "main"),
+        ),
+        /* 25 */ (s2.clone(), branch_created("empty", None, false)),
+        /* 26 */ (s2.clone(), turn_started(t2, "main", 16)),
+        /* 27 */ (s2.clone(), turn_failed(t2, "provider timed out")),
+        /* 28 */ (stream::BINDINGS.into(), binding_removed("b1")),
+        /* 29 */ (terminal, channel_exited("terminal", None, Some(9))),
+        /* 30 */ (stream::identity("bob"), linked("bob", "terminal:bob")),
+        /* -- */
+        (
+            s1.clone(),
+            inbound("terminal", "m1", "terminal:alice", "resent", "main"),
+        ),
+        /* 31 */
+        (
+            s2.clone(),
+            inbound("terminal", "m6", "terminal:bob", "still there?", "main"),
+        ),
+    ]
+}
+
+/// Rows of `table` whose `column` equals `value`.
+fn filtered(t: &Tables, table: &str, column: usize, value: &str) -> BTreeMap<Row, Row> {
+    t.get(table)
+        .map(|rows| {
+            rows.iter()
+                .filter(|(_, r)| r[column] == Value::Text(value.into()))
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_at_n_equals_the_live_tables_when_n_was_applied() {
+    let home = Home::new();
+    let store = open_log(&home.log()).await;
+    let pool = open_projections(&home.projections()).await;
+    let mut runner = Runner::open(pool.clone(), projection::all()).await.unwrap();
+
+    // Live dumps after each event, indexed by seq (index 0: the empty state).
+    let mut live: Vec<Tables> = vec![Tables::new()];
+    for (s, e) in conversation() {
+        let a = store.append_one(&s, e).await.unwrap();
+        if a.duplicate {
+            continue; // the resent m1: nothing appended, nothing to record
+        }
+        assert_eq!(a.first_seq, live.len() as u64);
+        let c = runner.catch_up(&store, |_| {}).await.unwrap();
+        assert_eq!(c.position, a.first_seq);
+        live.push(dump_all(&pool).await);
+    }
+    let head = store.head();
+    assert_eq!(head, 31);
+    assert_eq!(live.len() as u64, head + 1);
+    // The conversation did build something in every table.
+    for t in all_tables() {
+        assert!(
+            live.iter().any(|d| d.contains_key(t.name)),
+            "{} stayed empty",
+            t.name
+        );
+    }
+
+    let session_tables = [
+        (SESSIONS.name, 0),
+        (BRANCHES.name, 0),
+        (MESSAGES.name, 1),
+        (COMPACTIONS.name, 1),
+        ("deliveries", 3),
+        ("audit_turns", 1),
+        ("audit_steps", 2),
+    ];
+    for n in 0..=head {
+        let at = state_at::state_at(&store, n, None).await.unwrap();
+        assert_eq!(at.seq, n);
+        assert_eq!(
+            non_empty(&at.tables),
+            live[n as usize],
+            "state-at({n}) differs"
+        );
+        for session in ["s1", "s2"] {
+            let at = state_at::state_at(&store, n, Some(session)).await.unwrap();
+            let mine = non_empty(&at.tables);
+            for (table, column) in session_tables {
+                assert_eq!(
+                    mine.get(table).cloned().unwrap_or_default(),
+                    filtered(&live[n as usize], table, column, session),
+                    "state-at({n}, {session}): table {table} differs"
+                );
+            }
+            // Views render the same from both.
+            let live_tables = MemoryTables {
+                tables: live[n as usize].clone(),
+            };
+            for b in views::branches(&at.tables, session) {
+                assert_eq!(
+                    views::transcript(&at.tables, session, &b.name),
+                    views::transcript(&live_tables, session, &b.name)
+                );
+            }
+        }
+    }
+    assert!(matches!(
+        state_at::state_at(&store, head + 1, None).await,
+        Err(ReplayError::BeyondHead { .. })
+    ));
+
+    // Spot checks of what the history means.
+    let at = state_at::state_at(&store, 20, Some("s1")).await.unwrap();
+    let alt: Vec<u64> = views::transcript(&at.tables, "s1", "alt")
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(alt, [5, 13, 20]);
+    let main: Vec<u64> = views::transcript(&at.tables, "s1", "main")
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(main, [5, 13, 17, 18]);
+    assert_eq!(views::sessions(&at.tables)[0].active_branch, "alt");
+    let now = state_at::state_at(&store, head, Some("s1")).await.unwrap();
+    assert_eq!(views::sessions(&now.tables)[0].active_branch, "main");
+    assert_eq!(
+        views::compactions(&now.tables, "s1", "main")[0].covers_through,
+        17
+    );
+
+    // The CLI prints the same snapshot as the live tables rendered through the views.
+    for n in [5u64, 19, 24, head] {
+        let (ok, out, err) = run_clawos(
+            home.path(),
+            &[
+                "replay",
+                "state-at",
+                "--seq",
+                &n.to_string(),
+                "--session",
+                "s1",
+                "--json",
+            ],
+        );
+        assert!(ok, "{err}");
+        let cli: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let live_s1 = MemoryTables {
+            tables: session_tables[..4]
+                .iter()
+                .map(|(t, c)| (t.to_string(), filtered(&live[n as usize], t, *c, "s1")))
+                .collect(),
+        };
+        let expected = serde_json::to_value(state_at::snapshot(&live_s1)).unwrap();
+        assert_eq!(cli, expected, "CLI state-at {n}");
+    }
+    store.close().await;
+}
+
+// ---- invariant 10: fork -------------------------------------------------------------------
+
+async fn transcript_seqs(store: &LogStore, session: &str, branch: &str) -> Vec<u64> {
+    let at = state_at::state_at(store, store.head(), Some(session))
+        .await
+        .unwrap();
+    views::transcript(&at.tables, session, branch)
+        .iter()
+        .map(|m| m.seq)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fork_branches_at_a_message_without_touching_history() {
+    let home = Home::new();
+    let store = open_log(&home.log()).await;
+    let s1 = stream::session("s1");
+    store
+        .append_one(&s1, started("s1", "alice", "pi"))
+        .await
+        .unwrap();
+    let mut main = Vec::new();
+    for i in 0..6 {
+        let e = if i % 2 == 0 {
+            inbound(
+                "terminal",
+                &format!("m{i}"),
+                "terminal:alice",
+                &format!("q{i}"),
+                "main",
+            )
+        } else {
+            sent(
+                Uuid::from_u128(i),
+                "terminal",
+                "terminal:alice",
+                &format!("a{i}"),
+                "main",
+                None,
+            )
+        };
+        main.push(store.append_one(&s1, e).await.unwrap().first_seq);
+        // Another session interleaves.
+        if i == 2 {
+            store
+                .append_one("session:s2", started("s2", "bob", "pi"))
+                .await
+                .unwrap();
+            store
+                .append_one(
+                    "session:s2",
+                    inbound("terminal", "b1", "terminal:bob", "hey", "main"),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let before_head = store.head();
+    let mut conn = raw_conn(&home.log()).await;
+    let before = raw_events(&mut conn).await;
+    assert_eq!(transcript_seqs(&store, "s1", "main").await, main);
+
+    // Fork at the third message of main.
+    let at = main[2];
+    let (a, name) = fork::fork(&store, "s1", at, None, false).await.unwrap();
+    assert_eq!(name, format!("fork-{at}"));
+    assert_eq!(a.first_seq, before_head + 1);
+    let e = store.get(a.first_seq).await.unwrap().unwrap();
+    assert_eq!(e.stream, s1);
+    assert_eq!(
+        e.decode().unwrap(),
+        EventPayload::BranchCreated(clawos_events::BranchCreated {
+            branch: name.clone(),
+            at_message: Some(at),
+            switch_to: false
+        })
+    );
+    assert_eq!(transcript_seqs(&store, "s1", &name).await, main[..3]);
+
+    // New messages on the fork diverge; main is unchanged.
+    let f1 = store
+        .append_one(
+            &s1,
+            inbound("terminal", "f1", "terminal:alice", "other way", &name),
+        )
+        .await
+        .unwrap()
+        .first_seq;
+    let f2 = store
+        .append_one(
+            &s1,
+            sent(
+                Uuid::from_u128(99),
+                "terminal",
+                "terminal:alice",
+                "ok",
+                &name,
+                Some(f1),
+            ),
+        )
+        .await
+        .unwrap()
+        .first_seq;
+    let mut forked = main[..3].to_vec();
+    forked.extend([f1, f2]);
+    assert_eq!(transcript_seqs(&store, "s1", &name).await, forked);
+    assert_eq!(transcript_seqs(&store, "s1", "main").await, main);
+    // A message after the fork on main still extends main, not the fork.
+    let m7 = store
+        .append_one(
+            &s1,
+            inbound("terminal", "m7", "terminal:alice", "main again", "main"),
+        )
+        .await
+        .unwrap()
+        .first_seq;
+    let mut main2 = main.clone();
+    main2.push(m7);
+    assert_eq!(transcript_seqs(&store, "s1", "main").await, main2);
+    assert_eq!(transcript_seqs(&store, "s1", &name).await, forked);
+
+    // History before the fork is byte-for-byte the same.
+    let after = raw_events(&mut conn).await;
+    assert_eq!(after[..before.len()], before[..]);
+
+    // Errors: not a message, a message of another session, a taken name, no session.
+    let start_seq = 1;
+    assert!(matches!(
+        fork::fork(&store, "s1", start_seq, Some("nope"), false).await,
+        Err(ReplayError::NotAMessage { seq: 1, .. })
+    ));
+    assert!(matches!(
+        fork::fork(&store, "s1", a.first_seq, Some("nope"), false).await,
+        Err(ReplayError::NotAMessage { .. })
+    ));
+    let bobs_message = store
+        .read_stream("session:s2", u64::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .find(|e| e.kind == "MessageReceived")
+        .unwrap()
+        .seq;
+    assert!(matches!(
+        fork::fork(&store, "s1", bobs_message, Some("nope"), false).await,
+        Err(ReplayError::NotAMessage { .. })
+    ));
+    assert!(matches!(
+        fork::fork(&store, "s1", main[0], Some(&name), false).await,
+        Err(ReplayError::BranchExists { .. })
+    ));
+    assert!(matches!(
+        fork::fork(&store, "s1", main[0], Some("main"), false).await,
+        Err(ReplayError::BranchExists { .. })
+    ));
+    assert!(matches!(
+        fork::fork(&store, "nobody", 2, None, false).await,
+        Err(ReplayError::NoSuchSession(_))
+    ));
+    // A branch that exists because messages were written on it (no BranchCreated) is taken
+    // too: a BranchCreated for it would be ignored by the projection, and the "fork" would
+    // silently continue the old branch.
+    let side = store
+        .append_one(
+            &s1,
+            inbound("terminal", "s1", "terminal:alice", "aside", "side"),
+        )
+        .await
+        .unwrap()
+        .first_seq;
+    assert!(matches!(
+        fork::fork(&store, "s1", main[1], Some("side"), false).await,
+        Err(ReplayError::BranchExists { .. })
+    ));
+    assert_eq!(transcript_seqs(&store, "s1", "side").await, [side]);
+    let head = store.head();
+    store.close().await;
+
+    // The CLI on the same file: fork with switch, export, state-at.
+    let dir = home.path();
+    let (ok, out, err) = run_clawos(
+        dir,
+        &[
+            "replay",
+            "fork",
+            "--session",
+            "s1",
+            "--at",
+            &main[4].to_string(),
+            "--name",
+            "cli",
+            "--switch",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("branch `cli` created"), "{out}");
+    assert!(out.contains(&format!("event seq {}", head + 1)), "{out}");
+    let (ok, _, err) = run_clawos(
+        dir,
+        &[
+            "replay",
+            "fork",
+            "--session",
+            "s1",
+            "--at",
+            &main[1].to_string(),
+            "--name",
+            "cli",
+        ],
+    );
+    assert!(!ok, "a taken name must fail");
+    assert!(err.contains("already has a branch named `cli`"), "{err}");
+    let (ok, _, err) = run_clawos(dir, &["replay", "fork", "--session", "s1", "--at", "1"]);
+    assert!(!ok);
+    assert!(err.contains("not a message"), "{err}");
+
+    let (ok, out, err) = run_clawos(dir, &["replay", "export", "--session", "s1"]);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect();
+    let store = open_log(&home.log()).await;
+    let stream_events = store.read_stream(&s1, u64::MAX).await.unwrap();
+    assert_eq!(lines.len(), stream_events.len());
+    for (l, e) in lines.iter().zip(&stream_events) {
+        assert!(l.is_object());
+        assert_eq!(l["seq"], e.seq);
+        assert_eq!(l["kind"], e.kind.as_str());
+        assert_eq!(l["stream"], "session:s1");
+        assert_eq!(l["stream_version"], e.stream_version);
+        assert_eq!(l["hash"], serde_json::json!(hex(&e.hash)));
+        assert!(l.get("decode_error").is_none());
+        let decoded = serde_json::to_value(e.decode().unwrap()).unwrap();
+        assert_eq!(l["payload"], decoded["payload"]);
+    }
+    let last = lines.last().unwrap();
+    assert_eq!(last["kind"], "BranchCreated");
+    assert_eq!(last["payload"]["branch"], "cli");
+    assert_eq!(last["payload"]["switch_to"], true);
+
+    let (ok, out, err) = run_clawos(
+        dir,
+        &[
+            "replay",
+            "state-at",
+            "--seq",
+            &(head + 1).to_string(),
+            "--session",
+            "s1",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let snap: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sessions = snap.as_array().unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["session"]["session_id"], "s1");
+    assert_eq!(sessions[0]["session"]["active_branch"], "cli");
+    let cli_branch = sessions[0]["branches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["branch"]["name"] == "cli")
+        .expect("cli branch");
+    let seqs: Vec<u64> = cli_branch["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, main[..5]);
+    assert_eq!(cli_branch["branch"]["fork_seq"], main[4]);
+    // Before the fork existed there is no such branch.
+    let (ok, out, _) = run_clawos(
+        dir,
+        &[
+            "replay",
+            "state-at",
+            "--seq",
+            &head.to_string(),
+            "--session",
+            "s1",
+            "--json",
+        ],
+    );
+    assert!(ok);
+    assert!(!out.contains("\"cli\""), "{out}");
+    let (ok, _, err) = run_clawos(dir, &["replay", "state-at", "--seq", "9999", "--json"]);
+    assert!(!ok);
+    assert!(err.contains("beyond the end of the log"), "{err}");
+    store.close().await;
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
