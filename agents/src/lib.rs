@@ -16,7 +16,7 @@ pub mod echo;
 pub mod fake_llm;
 pub mod pi;
 pub mod provider;
-
+pub mod skills;
 
 use async_trait::async_trait;
 use clawos_events::EventPayload;

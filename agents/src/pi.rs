@@ -1,8 +1,19 @@
-//! Pi, the default agent. Until a provider is configured, Pi answers every message with
-//! what to configure and how, so a fresh Gateway is never silent.
+//! Pi, the default agent: the LLM loop. A turn builds the context (system prompt, pinned
+//! workspace files, the branch's history, the message), calls the provider, runs the tool
+//! calls it asks for, feeds the results back, and repeats until a final answer or the step
+//! limit. Every request, response, tool call and tool result is recorded through the
+//! [`TurnRecorder`], so a replay never calls the provider again.
+//!
+//! Until a provider is configured, [`UnconfiguredPi`] answers with what to configure.
+
+use std::path::PathBuf;
+use std::time::Instant;
 
 use async_trait::async_trait;
+use clawos_events::{LlmRequested, LlmResponded, ToolCalled, ToolReturned};
 
+use crate::provider::{ChatMessage, ChatRequest, Provider};
+use crate::skills::SkillSet;
 use crate::{Agent, AgentError, TurnInput, TurnOutput, TurnRecorder};
 
 /// What Pi says when no LLM provider is configured.
@@ -11,6 +22,15 @@ can't answer properly. Add a provider to clawos.toml in your state folder, e.g.\
   [agents.pi]\n  provider = \"openai\"   # or \"anthropic\", or any OpenAI-compatible server\n  \
 base_url = \"http://127.0.0.1:11434/v1\"   # Ollama, vLLM, llama.cpp...\n  model = \"llama3.2\"\n\
 then restart the Gateway. `clawos doctor` shows what is missing.";
+
+/// Pi's system prompt: short on purpose, the user pays for every token of it.
+pub const SYSTEM_PROMPT: &str = "You are Pi, a personal assistant running on the user's own \
+machine. Be brief and concrete. Use tools when they help; never invent tool results.";
+
+/// Workspace files pinned into every context when present.
+pub const PINNED_FILES: &[&str] = &["AGENTS.md"];
+/// Most bytes of pinned files.
+pub const MAX_PINNED: usize = 8 * 1024;
 
 /// Pi without a provider.
 pub struct UnconfiguredPi;
@@ -25,5 +45,174 @@ impl Agent for UnconfiguredPi {
             reply: UNCONFIGURED_REPLY.to_string(),
             steps: 0,
         })
+    }
+}
+
+/// Pi with a provider and skills.
+pub struct Pi {
+    name: String,
+    provider: Box<dyn Provider>,
+    skills: SkillSet,
+    workspace: PathBuf,
+    max_steps: u32,
+}
+
+impl Pi {
+    /// A Pi named `name`.
+    pub fn new(
+        name: impl Into<String>,
+        provider: Box<dyn Provider>,
+        skills: SkillSet,
+        workspace: PathBuf,
+        max_steps: u32,
+    ) -> Self {
+        Pi {
+            name: name.into(),
+            provider,
+            skills,
+            workspace,
+            max_steps: max_steps.max(1),
+        }
+    }
+
+    /// The system prompt with the pinned workspace files appended.
+    pub fn system_prompt(&self) -> String {
+        let mut s = SYSTEM_PROMPT.to_string();
+        for f in PINNED_FILES {
+            if let Ok(text) = std::fs::read_to_string(self.workspace.join(f)) {
+                s.push_str(&format!("\n\n# {f}\n"));
+                s.push_str(&crate::skills::cap(text, MAX_PINNED));
+            }
+        }
+        s
+    }
+
+    /// The first request of a turn (used by the prompt-size benchmark).
+    pub fn first_request(&self, input: &TurnInput) -> ChatRequest {
+        let mut messages: Vec<ChatMessage> = input
+            .history
+            .iter()
+            .map(|m| {
+                if m.role == "assistant" {
+                    ChatMessage::Assistant {
+                        text: m.text.clone(),
+                        tool_calls: vec![],
+                    }
+                } else {
+                    ChatMessage::User {
+                        text: m.text.clone(),
+                    }
+                }
+            })
+            .collect();
+        messages.push(ChatMessage::User {
+            text: input.message.clone(),
+        });
+        ChatRequest {
+            system: self.system_prompt(),
+            messages,
+            tools: self.skills.specs(),
+            max_tokens: None,
+        }
+    }
+
+    /// The provider's JSON body for a request.
+    pub fn request_body(&self, req: &ChatRequest) -> serde_json::Value {
+        self.provider.request_body(req)
+    }
+}
+
+#[async_trait]
+impl Agent for Pi {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn run_turn(
+        &self,
+        input: TurnInput,
+        recorder: &dyn TurnRecorder,
+    ) -> Result<TurnOutput, AgentError> {
+        let turn_id = input.turn_id;
+        let mut req = self.first_request(&input);
+        let tools = self.skills.names();
+        for step in 1..=self.max_steps {
+            let body = self.provider.request_body(&req).to_string();
+            recorder
+                .record(
+                    LlmRequested {
+                        turn_id,
+                        provider: self.provider.name().to_string(),
+                        model: self.provider.model().to_string(),
+                        request_bytes: body.len() as u64,
+                        request: body,
+                        tools: tools.clone(),
+                    }
+                    .into(),
+                )
+                .await?;
+            let started = Instant::now();
+            let resp = self
+                .provider
+                .chat(&req, &|_delta: &str| {})
+                .await
+                .map_err(|e| AgentError::Provider(e.to_string()))?;
+            recorder
+                .record(
+                    LlmResponded {
+                        turn_id,
+                        content: resp.content.clone(),
+                        tool_calls: resp.tool_calls.clone(),
+                        prompt_tokens: resp.prompt_tokens,
+                        completion_tokens: resp.completion_tokens,
+                        latency_ms: started.elapsed().as_millis() as u64,
+                    }
+                    .into(),
+                )
+                .await?;
+            if resp.tool_calls.is_empty() {
+                return Ok(TurnOutput {
+                    reply: resp.content,
+                    steps: step,
+                });
+            }
+            req.messages.push(ChatMessage::Assistant {
+                text: resp.content.clone(),
+                tool_calls: resp.tool_calls.clone(),
+            });
+            for call in &resp.tool_calls {
+                recorder
+                    .record(
+                        ToolCalled {
+                            turn_id,
+                            call_id: call.call_id.clone(),
+                            tool: call.tool.clone(),
+                            arguments: call.arguments.clone(),
+                        }
+                        .into(),
+                    )
+                    .await?;
+                let started = Instant::now();
+                let out = self.skills.call(&call.tool, &call.arguments).await;
+                recorder
+                    .record(
+                        ToolReturned {
+                            turn_id,
+                            call_id: call.call_id.clone(),
+                            output: out.output.clone(),
+                            exit_status: out.exit_status,
+                            duration_ms: started.elapsed().as_millis() as u64,
+                        }
+                        .into(),
+                    )
+                    .await?;
+                req.messages.push(ChatMessage::Tool {
+                    call_id: call.call_id.clone(),
+                    name: call.tool.clone(),
+                    output: out.output,
+                });
+            }
+        }
+        Err(AgentError::StepLimit(self.max_steps))
     }
 }

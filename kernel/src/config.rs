@@ -257,7 +257,9 @@ impl Config {
                 }
             }
             if a.provider.is_some() && (a.base_url.is_none() || a.model.is_none()) {
-                return bad(format!("agents.{name}: a provider needs `base_url` and `model`"));
+                return bad(format!(
+                    "agents.{name}: a provider needs `base_url` and `model`"
+                ));
             }
             if !["deny", "allowlist"].contains(&a.shell.as_str()) {
                 return bad(format!(

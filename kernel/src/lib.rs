@@ -54,20 +54,123 @@ pub struct RunOptions {
     pub attach_terminal: bool,
 }
 
-/// Build the agents named in the configuration (Pi when none are).
-pub fn build_agents(config: &Config) -> HashMap<String, Arc<dyn Agent>> {
+/// Build the agents named in the configuration (an unconfigured Pi when none are).
+pub fn build_agents(
+    home: &Home,
+    config: &Config,
+) -> Result<HashMap<String, Arc<dyn Agent>>, KernelError> {
     let mut agents: HashMap<String, Arc<dyn Agent>> = HashMap::new();
     for (name, a) in &config.agents {
-        let agent: Arc<dyn Agent> = match a.kind.as_str() {
-            "echo" => Arc::new(clawos_agents::echo::EchoAgent::new(name.clone())),
-            _ => Arc::new(clawos_agents::pi::UnconfiguredPi),
+        let agent: Arc<dyn Agent> = match (a.kind.as_str(), &a.provider) {
+            ("echo", _) => Arc::new(clawos_agents::echo::EchoAgent::new(name.clone())),
+            (_, None) => Arc::new(clawos_agents::pi::UnconfiguredPi),
+            (_, Some(_)) => Arc::new(build_pi(home, name, a)?),
         };
         agents.insert(name.clone(), agent);
     }
     if agents.is_empty() {
         agents.insert("pi".into(), Arc::new(clawos_agents::pi::UnconfiguredPi));
     }
-    agents
+    Ok(agents)
+}
+
+fn provider_config(
+    kind: &str,
+    base_url: &str,
+    model: &str,
+    api_key_env: Option<&String>,
+    a: &config::AgentConfig,
+) -> clawos_agents::provider::ProviderConfig {
+    use clawos_agents::provider::{ProviderConfig, ProviderKind};
+    ProviderConfig {
+        kind: if kind == "anthropic" {
+            ProviderKind::Anthropic
+        } else {
+            ProviderKind::OpenAi
+        },
+        base_url: base_url.to_string(),
+        model: model.to_string(),
+        api_key: api_key_env.and_then(|v| std::env::var(v).ok()),
+        timeout: Duration::from_secs(a.timeout_secs.max(1)),
+        retries: a.retries,
+        backoff: Duration::from_millis(250),
+    }
+}
+
+fn build_pi(
+    home: &Home,
+    name: &str,
+    a: &config::AgentConfig,
+) -> Result<clawos_agents::pi::Pi, KernelError> {
+    use clawos_agents::provider::{build, failover::Failover, Provider};
+    use clawos_agents::skills::{
+        fs::FsSkill,
+        shell::{ShellPolicy, ShellSkill},
+        SkillSet,
+    };
+    let (Some(kind), Some(base_url), Some(model)) = (&a.provider, &a.base_url, &a.model) else {
+        return Err(KernelError::Config(format!(
+            "agents.{name}: a provider needs `base_url` and `model`"
+        )));
+    };
+    let mut chain: Vec<Box<dyn Provider>> = vec![build(&provider_config(
+        kind,
+        base_url,
+        model,
+        a.api_key_env.as_ref(),
+        a,
+    ))];
+    for f in &a.failover {
+        chain.push(build(&provider_config(
+            &f.provider,
+            &f.base_url,
+            &f.model,
+            f.api_key_env.as_ref(),
+            a,
+        )));
+    }
+    let provider: Box<dyn Provider> = if chain.len() == 1 {
+        chain.remove(0)
+    } else {
+        Box::new(Failover::new(chain))
+    };
+    let workspace = a
+        .workspace
+        .clone()
+        .map(|w| {
+            if w.is_absolute() {
+                w
+            } else {
+                home.dir().join(w)
+            }
+        })
+        .unwrap_or_else(|| home.dir().join("workspace").join(name));
+    let fs = FsSkill::new(&workspace).map_err(|e| {
+        KernelError::io(
+            format!("cannot create the workspace {}", workspace.display()),
+            e,
+        )
+    })?;
+    let policy = if a.shell == "allowlist" {
+        ShellPolicy::Allowlist(a.shell_allow.clone())
+    } else {
+        ShellPolicy::Deny
+    };
+    let skills = SkillSet::default()
+        .with(Arc::new(fs))
+        .with(Arc::new(ShellSkill::new(
+            workspace.clone(),
+            policy,
+            Duration::from_secs(30),
+            16 * 1024,
+        )));
+    Ok(clawos_agents::pi::Pi::new(
+        name,
+        provider,
+        skills,
+        workspace,
+        a.max_steps,
+    ))
 }
 
 /// Where a running Gateway can be found: `gateway.json` in the state folder.
@@ -81,7 +184,7 @@ pub fn write_address_file(home: &Home, addr: SocketAddr) -> Result<(), KernelErr
 /// Run the Gateway until Ctrl-C, SIGTERM, or (with `attach_terminal`) the terminal channel
 /// closing. Children are stopped and their exits recorded before this returns.
 pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), KernelError> {
-    let agents = build_agents(&config);
+    let agents = build_agents(&home, &config)?;
     let gw = Gateway::open(home.clone(), config, agents).await?;
     let listen = options.listen.unwrap_or(gw.config.gateway.listen);
     if !listen.ip().is_loopback() {

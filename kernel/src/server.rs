@@ -61,7 +61,15 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> String {
 }
 
 /// A `channels` row: name, kind, state, pid, starts, exits, last exit.
-type ChannelRow = (String, String, String, Option<i64>, i64, i64, Option<String>);
+type ChannelRow = (
+    String,
+    String,
+    String,
+    Option<i64>,
+    i64,
+    i64,
+    Option<String>,
+);
 
 /// Channel status rows as JSON.
 pub async fn channel_status(gw: &Gateway) -> Result<serde_json::Value, sqlx::Error> {

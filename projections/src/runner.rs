@@ -103,15 +103,35 @@ impl Runner {
             ..CatchUp::default()
         };
         let mut changes = Changes::default();
+        // The next page is read while the current one is folded and flushed.
+        let mut prefetch: Option<tokio::task::JoinHandle<Result<Vec<_>, clawos_events::LogError>>> =
+            None;
         loop {
             let from = self.position() + 1;
             if from > store.head() {
                 break;
             }
-            let events = store.read_from(from, BATCH).await?;
+            let events = match prefetch.take() {
+                Some(page) => match page.await {
+                    Ok(events) => events?,
+                    Err(_) => store.read_from(from, BATCH).await?,
+                },
+                None => store.read_from(from, BATCH).await?,
+            };
             let Some(last) = events.last().map(|e| e.seq) else {
                 break;
             };
+            if events.first().map(|e| e.seq) != Some(from) {
+                // Not the page we need (cannot happen while seqs are gapless): read again.
+                prefetch = None;
+                continue;
+            }
+            if last < store.head() {
+                let store = store.clone();
+                prefetch = Some(tokio::spawn(async move {
+                    store.read_from(last + 1, BATCH).await
+                }));
+            }
             for event in &events {
                 // Every event is decoded, so an unknown kind stops the runner with an error
                 // that names it instead of being skipped.

@@ -34,7 +34,9 @@ impl FsSkill {
     pub fn resolve(&self, rel: &str) -> Result<PathBuf, String> {
         let p = Path::new(rel);
         if p.is_absolute() {
-            return Err(format!("`{rel}`: absolute paths are not allowed; use a path inside the workspace"));
+            return Err(format!(
+                "`{rel}`: absolute paths are not allowed; use a path inside the workspace"
+            ));
         }
         let mut out = self.root.clone();
         for c in p.components() {
@@ -56,7 +58,9 @@ impl FsSkill {
             .canonicalize()
             .map_err(|e| format!("`{rel}`: {e}"))?;
         if !real.starts_with(&self.root) {
-            return Err(format!("`{rel}` leads outside the workspace (through a symlink)"));
+            return Err(format!(
+                "`{rel}` leads outside the workspace (through a symlink)"
+            ));
         }
         Ok(out)
     }
@@ -67,7 +71,9 @@ impl FsSkill {
             Err(e) => return SkillOutput::err(format!("refused: {e}")),
         };
         match std::fs::read(&p) {
-            Ok(bytes) => SkillOutput::ok(cap(String::from_utf8_lossy(&bytes).into_owned(), MAX_READ)),
+            Ok(bytes) => {
+                SkillOutput::ok(cap(String::from_utf8_lossy(&bytes).into_owned(), MAX_READ))
+            }
             Err(e) => SkillOutput::err(format!("cannot read `{path}`: {e}")),
         }
     }
@@ -104,7 +110,11 @@ impl FsSkill {
             .filter_map(|e| e.ok())
             .map(|e| {
                 let dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-                format!("{}{}", e.file_name().to_string_lossy(), if dir { "/" } else { "" })
+                format!(
+                    "{}{}",
+                    e.file_name().to_string_lossy(),
+                    if dir { "/" } else { "" }
+                )
             })
             .collect();
         names.sort();
@@ -120,7 +130,9 @@ impl FsSkill {
         let mut hits = Vec::new();
         let mut stack = vec![p];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for e in entries.filter_map(|e| e.ok()) {
                 let path = e.path();
                 let Ok(ft) = e.file_type() else { continue };
@@ -142,7 +154,11 @@ impl FsSkill {
                 }
             }
         }
-        SkillOutput::ok(if hits.is_empty() { "no matches".into() } else { hits.join("\n") })
+        SkillOutput::ok(if hits.is_empty() {
+            "no matches".into()
+        } else {
+            hits.join("\n")
+        })
     }
 }
 
@@ -179,7 +195,9 @@ impl Skill for FsSkill {
                 Some(p) if !p.is_empty() => self.search(path, p),
                 _ => SkillOutput::err("search needs a non-empty `pattern`"),
             },
-            other => SkillOutput::err(format!("unknown op {other:?}; use read, write, list or search")),
+            other => SkillOutput::err(format!(
+                "unknown op {other:?}; use read, write, list or search"
+            )),
         }
     }
 }
@@ -196,11 +214,15 @@ mod tests {
         let fs = FsSkill::new(dir.path().join("ws")).unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("ws/link")).unwrap();
 
-        let w = fs.call(&json!({"op": "write", "path": "notes/a.txt", "content": "hello"})).await;
+        let w = fs
+            .call(&json!({"op": "write", "path": "notes/a.txt", "content": "hello"}))
+            .await;
         assert_eq!(w.exit_status, 0, "{w:?}");
         let r = fs.call(&json!({"op": "read", "path": "notes/a.txt"})).await;
         assert_eq!(r, SkillOutput::ok("hello"));
-        let s = fs.call(&json!({"op": "search", "path": ".", "pattern": "hell"})).await;
+        let s = fs
+            .call(&json!({"op": "search", "path": ".", "pattern": "hell"}))
+            .await;
         assert!(s.output.contains("notes/a.txt:1: hello"), "{s:?}");
 
         for bad in ["../x", "/etc/passwd", "link/secret.txt", "notes/../../x"] {
@@ -209,7 +231,9 @@ mod tests {
             assert!(r.output.starts_with("refused"), "{bad}: {r:?}");
             assert!(!r.output.contains("top secret"));
         }
-        let w = fs.call(&json!({"op": "write", "path": "link/new.txt", "content": "x"})).await;
+        let w = fs
+            .call(&json!({"op": "write", "path": "link/new.txt", "content": "x"}))
+            .await;
         assert!(w.output.starts_with("refused"), "{w:?}");
         assert!(!outside.path().join("new.txt").exists());
     }

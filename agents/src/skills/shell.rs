@@ -32,7 +32,12 @@ pub struct ShellSkill {
 
 impl ShellSkill {
     /// A shell skill in `workspace`.
-    pub fn new(workspace: PathBuf, policy: ShellPolicy, timeout: Duration, max_output: usize) -> Self {
+    pub fn new(
+        workspace: PathBuf,
+        policy: ShellPolicy,
+        timeout: Duration,
+        max_output: usize,
+    ) -> Self {
         ShellSkill {
             workspace,
             policy,
@@ -85,7 +90,11 @@ impl Skill for ShellSkill {
         let argv: Vec<String> = args
             .get("args")
             .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         let child = tokio::process::Command::new(program)
             .args(&argv)
@@ -100,7 +109,10 @@ impl Skill for ShellSkill {
             Err(e) => return SkillOutput::err(format!("cannot run `{program}`: {e}")),
         };
         match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Err(_) => SkillOutput::err(format!("`{program}` timed out after {:?} and was killed", self.timeout)),
+            Err(_) => SkillOutput::err(format!(
+                "`{program}` timed out after {:?} and was killed",
+                self.timeout
+            )),
             Ok(Err(e)) => SkillOutput::err(format!("`{program}` failed: {e}")),
             Ok(Ok(out)) => {
                 let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -122,7 +134,12 @@ mod tests {
 
     fn skill(policy: ShellPolicy) -> (tempfile::TempDir, ShellSkill) {
         let dir = tempfile::tempdir().unwrap();
-        let s = ShellSkill::new(dir.path().to_path_buf(), policy, Duration::from_millis(500), 64);
+        let s = ShellSkill::new(
+            dir.path().to_path_buf(),
+            policy,
+            Duration::from_millis(500),
+            64,
+        );
         (dir, s)
     }
 
@@ -135,13 +152,31 @@ mod tests {
 
     #[tokio::test]
     async fn allowlist_runs_listed_programs_only_with_limits() {
-        let (_d, s) = skill(ShellPolicy::Allowlist(vec!["echo".into(), "sleep".into(), "head".into()]));
-        assert_eq!(s.call(&json!({"program": "echo", "args": ["hi; rm -rf /"]})).await, SkillOutput::ok("hi; rm -rf /\n"));
-        assert!(s.call(&json!({"program": "rm", "args": ["-rf", "x"]})).await.output.starts_with("refused"));
-        assert!(s.call(&json!({"program": "/bin/echo"})).await.output.starts_with("refused"));
+        let (_d, s) = skill(ShellPolicy::Allowlist(vec![
+            "echo".into(),
+            "sleep".into(),
+            "head".into(),
+        ]));
+        assert_eq!(
+            s.call(&json!({"program": "echo", "args": ["hi; rm -rf /"]}))
+                .await,
+            SkillOutput::ok("hi; rm -rf /\n")
+        );
+        assert!(s
+            .call(&json!({"program": "rm", "args": ["-rf", "x"]}))
+            .await
+            .output
+            .starts_with("refused"));
+        assert!(s
+            .call(&json!({"program": "/bin/echo"}))
+            .await
+            .output
+            .starts_with("refused"));
         let slow = s.call(&json!({"program": "sleep", "args": ["5"]})).await;
         assert!(slow.output.contains("timed out"), "{slow:?}");
-        let big = s.call(&json!({"program": "head", "args": ["-c", "1000", "/dev/zero"]})).await;
+        let big = s
+            .call(&json!({"program": "head", "args": ["-c", "1000", "/dev/zero"]}))
+            .await;
         assert!(big.output.contains("[output cut: 1000 bytes"), "{big:?}");
     }
 }

@@ -1,0 +1,342 @@
+//! Pi end to end: a real Gateway process, a real webhook channel process, Pi talking to a
+//! scripted local LLM server over HTTP, skills, failover, timeouts, and replay without any
+//! provider running.
+
+#[path = "gateway_common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use clawos_agents::fake_llm::{FakeLlm, Step};
+use clawos_events::EventPayload;
+use common::*;
+use serde_json::{json, Value};
+
+fn pi_config(provider: &str, base_url: &str, extra: &str, hook_port: u16) -> String {
+    format!(
+        "[gateway]\ndefault_agent = \"pi\"\ndurability = \"normal\"\n\n\
+         [agents.pi]\nkind = \"pi\"\nprovider = \"{provider}\"\nbase_url = \"{base_url}\"\n\
+         model = \"test-model\"\ntimeout_secs = 2\nretries = 0\n{extra}\n\n{}",
+        webhook_section("hooks", hook_port)
+    )
+}
+
+fn tool(name: &str, arguments: Value) -> Step {
+    Step::ToolCall {
+        name: name.into(),
+        arguments,
+    }
+}
+
+async fn started(config: &str, port: u16) -> Harness {
+    let mut h = Harness::new(config);
+    h.start("127.0.0.1:0").await;
+    wait_webhook(&h.http, port, Duration::from_secs(30)).await;
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripted_conversation_with_tools_is_logged_and_replays_without_a_provider() {
+    let fake = FakeLlm::start(vec![
+        tool(
+            "fs",
+            json!({"op": "write", "path": "notes.txt", "content": "buy milk"}),
+        ),
+        Step::Text("Saved your note.".into()),
+        tool("fs", json!({"op": "read", "path": "notes.txt"})),
+        Step::Text("Your note says: buy milk".into()),
+    ]);
+    let port = free_port();
+    let mut h = started(
+        &pi_config("openai", &fake.base_url_openai(), "", port),
+        port,
+    )
+    .await;
+
+    let a = post(
+        &h.http,
+        port,
+        "m1",
+        "alice@example.com",
+        "remember: buy milk",
+        20_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.reply(), Some("Saved your note."), "{:?}", a.body);
+    assert_eq!(
+        std::fs::read_to_string(h.dir().join("workspace/pi/notes.txt")).unwrap(),
+        "buy milk"
+    );
+    let b = post(
+        &h.http,
+        port,
+        "m2",
+        "alice@example.com",
+        "what is my note?",
+        20_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(b.reply(), Some("Your note says: buy milk"), "{:?}", b.body);
+
+    // The third request carries the history: the first exchange and the new message.
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 4, "{reqs:#?}");
+    let third = reqs[2].to_string();
+    for needle in ["remember: buy milk", "Saved your note.", "what is my note?"] {
+        assert!(third.contains(needle), "request 3 lacks {needle}: {third}");
+    }
+    assert!(
+        reqs[0]["tools"].as_array().is_some_and(|t| t.len() == 2),
+        "{}",
+        reqs[0]
+    );
+
+    h.stop().await;
+    drop(fake);
+
+    let log = read_log(h.dir()).await;
+    let turn1: Vec<&str> = log
+        .iter()
+        .skip_while(|e| e.kind != "AgentTurnStarted")
+        .take(9)
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(
+        turn1,
+        [
+            "AgentTurnStarted",
+            "LlmRequested",
+            "LlmResponded",
+            "ToolCalled",
+            "ToolReturned",
+            "LlmRequested",
+            "LlmResponded",
+            "MessageSent",
+            "AgentTurnFinished"
+        ],
+        "{}",
+        summary(&log)
+    );
+    let requested: Vec<_> = log
+        .iter()
+        .filter_map(|e| match &e.payload {
+            EventPayload::LlmRequested(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requested.len(), 4);
+    for (r, sent) in requested.iter().zip(&reqs) {
+        assert_eq!(r.request_bytes as usize, r.request.len());
+        let recorded: Value = serde_json::from_str(&r.request).unwrap();
+        assert_eq!(
+            recorded["messages"], sent["messages"],
+            "recorded body differs from the one sent"
+        );
+    }
+    let session = log
+        .iter()
+        .find_map(|e| match &e.payload {
+            EventPayload::SessionStarted(s) => Some(s.session_id.clone()),
+            _ => None,
+        })
+        .unwrap();
+
+    // Replay with no provider anywhere: rebuild, then the transcript and the audit.
+    let out = h.cli(&["replay", "rebuild"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head = log.last().unwrap().seq.to_string();
+    let out = h
+        .cli(&[
+            "replay",
+            "state-at",
+            "--seq",
+            &head,
+            "--session",
+            &session,
+            "--json",
+        ])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let texts: Vec<&str> = state[0]["branches"][0]["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "remember: buy milk",
+            "Saved your note.",
+            "what is my note?",
+            "Your note says: buy milk"
+        ]
+    );
+    let out = h.cli(&["audit", "--session", &session, "--json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let turns = audit.as_array().unwrap();
+    assert_eq!(turns.len(), 2);
+    assert!(turns.iter().all(|t| t["status"] == "finished"));
+    let steps: Vec<&str> = turns[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "LlmRequested",
+            "LlmResponded",
+            "ToolCalled",
+            "ToolReturned",
+            "LlmRequested",
+            "LlmResponded"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_provider_fails_over_and_a_hanging_one_times_out_cleanly() {
+    // Failover: the first provider answers 500, the second (Anthropic API) answers.
+    let broken = FakeLlm::start(vec![Step::Status(500), Step::Status(500)]);
+    let good = FakeLlm::start(vec![Step::Text("from the second provider".into())]);
+    let port = free_port();
+    let extra = format!(
+        "[[agents.pi.failover]]\nprovider = \"anthropic\"\nbase_url = \"{}\"\nmodel = \"claude-test\"\n",
+        good.base_url_anthropic()
+    );
+    let mut h = started(
+        &pi_config("openai", &broken.base_url_openai(), &extra, port),
+        port,
+    )
+    .await;
+    let a = post(&h.http, port, "f1", "bob@example.com", "hello?", 20_000)
+        .await
+        .unwrap();
+    assert_eq!(a.reply(), Some("from the second provider"), "{:?}", a.body);
+    assert_eq!(broken.requests().len(), 1);
+    assert_eq!(good.requests().len(), 1);
+    h.stop().await;
+
+    // A provider that never answers: the turn fails after the timeout, the user is told,
+    // and the reply and the failure are committed together.
+    let hang = FakeLlm::start(vec![Step::Hang]);
+    let port = free_port();
+    let mut h = started(
+        &pi_config("openai", &hang.base_url_openai(), "", port),
+        port,
+    )
+    .await;
+    let started_at = std::time::Instant::now();
+    let a = post(
+        &h.http,
+        port,
+        "h1",
+        "carol@example.com",
+        "are you there?",
+        20_000,
+    )
+    .await
+    .unwrap();
+    let reply = a.reply().unwrap_or_default().to_string();
+    assert!(
+        reply.starts_with("Sorry, I could not answer"),
+        "{:?}",
+        a.body
+    );
+    assert!(started_at.elapsed() < Duration::from_secs(15));
+    h.stop().await;
+    let log = read_log(h.dir()).await;
+    let failed = log
+        .iter()
+        .position(|e| e.kind == "AgentTurnFailed")
+        .unwrap_or_else(|| panic!("no AgentTurnFailed:\n{}", summary(&log)));
+    assert_eq!(log[failed - 1].kind, "MessageSent", "{}", summary(&log));
+    assert_eq!(log[failed - 2].kind, "LlmRequested", "{}", summary(&log));
+    assert!(
+        !log.iter().any(|e| e.kind == "LlmResponded"),
+        "{}",
+        summary(&log)
+    );
+    let out = h.cli(&["replay", "verify"]).await;
+    assert!(out.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skills_refuse_escapes_and_disallowed_commands_and_the_refusals_are_logged() {
+    let fake = FakeLlm::start(vec![
+        tool("fs", json!({"op": "read", "path": "../../clawos.toml"})),
+        tool("shell", json!({"program": "rm", "args": ["-rf", "/"]})),
+        tool(
+            "shell",
+            json!({"program": "echo", "args": ["allowed; rm -rf /"]}),
+        ),
+        Step::Text("done".into()),
+    ]);
+    let port = free_port();
+    let extra = "shell = \"allowlist\"\nshell_allow = [\"echo\"]\n";
+    let mut h = started(
+        &pi_config("openai", &fake.base_url_openai(), extra, port),
+        port,
+    )
+    .await;
+    let a = post(
+        &h.http,
+        port,
+        "s1",
+        "dave@example.com",
+        "try things",
+        20_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.reply(), Some("done"), "{:?}", a.body);
+    h.stop().await;
+    let log = read_log(h.dir()).await;
+    let returned: Vec<_> = log
+        .iter()
+        .filter_map(|e| match &e.payload {
+            EventPayload::ToolReturned(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(returned.len(), 3, "{}", summary(&log));
+    assert!(
+        returned[0].output.starts_with("refused"),
+        "{:?}",
+        returned[0]
+    );
+    assert_ne!(returned[0].exit_status, 0);
+    assert!(
+        !returned[0].output.contains("[gateway]"),
+        "the config leaked"
+    );
+    assert!(
+        returned[1].output.starts_with("refused"),
+        "{:?}",
+        returned[1]
+    );
+    assert_ne!(returned[1].exit_status, 0);
+    assert_eq!(returned[2].output, "allowed; rm -rf /\n");
+    assert_eq!(returned[2].exit_status, 0);
+    // The model saw the refusals.
+    let last = fake.requests().pop().unwrap().to_string();
+    assert!(last.contains("refused"), "{last}");
+}
