@@ -76,6 +76,10 @@ pub enum AgentError {
 pub trait TurnRecorder: Send + Sync {
     /// Append one event to the turn's session stream; returns its seq.
     async fn record(&self, payload: EventPayload) -> Result<u64, AgentError>;
+
+    /// A fragment of the reply as it streams in, for clients that show partial text. Not
+    /// recorded: the final text is one `MessageSent`.
+    fn delta(&self, _text: &str) {}
 }
 
 /// An agent: given a turn's input, produce a reply, recording every step.

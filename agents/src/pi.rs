@@ -154,7 +154,7 @@ impl Agent for Pi {
             let started = Instant::now();
             let resp = self
                 .provider
-                .chat(&req, &|_delta: &str| {})
+                .chat(&req, &|delta: &str| recorder.delta(delta))
                 .await
                 .map_err(|e| AgentError::Provider(e.to_string()))?;
             recorder

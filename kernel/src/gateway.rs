@@ -17,7 +17,7 @@ use clawos_events::{
 use clawos_projections::{projection, views, Runner};
 use clawos_replay::Home;
 use sqlx::SqlitePool;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 
 use crate::config::{Config, DmPolicy};
@@ -75,6 +75,8 @@ pub struct Gateway {
     pub admin_token: String,
     /// Turns true when the Gateway shuts down.
     pub shutdown: watch::Sender<bool>,
+    /// Reply fragments of running turns.
+    pub deltas: broadcast::Sender<Delta>,
 }
 
 struct SessionRecorder {
@@ -82,6 +84,19 @@ struct SessionRecorder {
     stream: String,
     turn: Uuid,
     cause: Uuid,
+    trigger_seq: u64,
+    deltas: broadcast::Sender<Delta>,
+}
+
+/// A fragment of a reply while it streams (not recorded; the final text is).
+#[derive(Debug, Clone)]
+pub struct Delta {
+    /// Seq of the message the turn answers.
+    pub trigger_seq: u64,
+    /// The turn.
+    pub turn: Uuid,
+    /// The fragment.
+    pub text: String,
 }
 
 #[async_trait]
@@ -95,6 +110,14 @@ impl TurnRecorder for SessionRecorder {
             .await
             .map(|a| a.last_seq)
             .map_err(|e| AgentError::Record(e.to_string()))
+    }
+
+    fn delta(&self, text: &str) {
+        let _ = self.deltas.send(Delta {
+            trigger_seq: self.trigger_seq,
+            turn: self.turn,
+            text: text.to_string(),
+        });
     }
 }
 
@@ -133,6 +156,7 @@ impl Gateway {
             metrics: Metrics::default(),
             admin_token,
             shutdown,
+            deltas: broadcast::channel(1024).0,
         });
         tokio::spawn(follow_projections(
             runner,
@@ -389,6 +413,8 @@ impl Gateway {
             stream: stream.clone(),
             turn,
             cause: trigger.id,
+            trigger_seq,
+            deltas: self.deltas.clone(),
         };
         let input = TurnInput {
             turn_id: turn,

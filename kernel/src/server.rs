@@ -108,6 +108,7 @@ async fn sessions(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respons
     if !authorized(&gw, &headers) {
         return refuse();
     }
+    gw.projected_through(gw.store.head()).await;
     match views::load_sessions(&gw.projections).await {
         Ok(s) => Json(json!(s)).into_response(),
         Err(e) => failed(e),
@@ -122,6 +123,7 @@ async fn session(
     if !authorized(&gw, &headers) {
         return refuse();
     }
+    gw.projected_through(gw.store.head()).await;
     match views::load_session(&gw.projections, &id).await {
         Ok(t) => Json(json!(clawos_replay::state_at::snapshot(&t))).into_response(),
         Err(e) => failed(e),

@@ -138,6 +138,10 @@ async fn connection(gw: Arc<Gateway>, socket: WebSocket) {
                 .await;
             continue;
         }
+        if matches!(req.method.as_str(), "sessions.list" | "chat.history") {
+            // Read your own writes: the projections first catch up with the log.
+            gw.projected_through(gw.store.head()).await;
+        }
         let reply = match req.method.as_str() {
             "health" => ok(&req.id, json!({"ok": true, "seq": gw.store.head()})),
             "status" => match crate::server::channel_status(&gw).await {
@@ -239,6 +243,7 @@ async fn chat_send(
         .map(String::from)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let from_seq = gw.store.head() + 1;
+    let mut deltas = gw.deltas.subscribe();
     let ingested = gw
         .ingest(
             WS_CHANNEL,
@@ -266,7 +271,22 @@ async fn chat_send(
         };
         let mut sub = gw2.store.subscribe(from_seq.min(seq));
         loop {
-            let Ok(e) = sub.next().await else { return };
+            let e = tokio::select! {
+                e = sub.next() => e,
+                d = deltas.recv() => {
+                    if let Ok(d) = d {
+                        if d.trigger_seq == seq {
+                            let _ = out
+                                .send(json!({"type": "event", "event": "chat",
+                                    "payload": {"runId": run, "sessionKey": key, "state": "delta",
+                                                "message": {"role": "assistant", "text": d.text}}}))
+                                .await;
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Ok(e) = e else { return };
             if e.causation_id != Some(trigger) {
                 continue;
             }
