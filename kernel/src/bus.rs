@@ -254,6 +254,9 @@ async fn deliver_inner(
             continue;
         }
         if let Ok(EventPayload::MessageSent(m)) = e.decode() {
+            if m.channel != channel {
+                continue;
+            }
             // The log, not the projection, says whether it was acked: an acked reply is
             // never sent again.
             let acked = gw
@@ -261,7 +264,7 @@ async fn deliver_inner(
                 .find_dedupe(&crate::gateway::ack_key(m.delivery_id))
                 .await?
                 .is_some();
-            if m.channel == channel && !acked && sent.insert(m.delivery_id) {
+            if !acked && sent.insert(m.delivery_id) {
                 let d = gw.delivery_for(e.seq, &m).await?;
                 gw.metrics.message_out(channel);
                 if out.send(KernelFrame::Deliver(d)).await.is_err() {
