@@ -340,3 +340,130 @@ async fn skills_refuse_escapes_and_disallowed_commands_and_the_refusals_are_logg
     let last = fake.requests().pop().unwrap().to_string();
     assert!(last.contains("refused"), "{last}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_commands_branch_switch_fork_and_compact_shape_the_context() {
+    let port = free_port();
+    let mut h = started(
+        &format!(
+            "{}{}",
+            echo_config("normal"),
+            webhook_section("hooks", port)
+        ),
+        port,
+    )
+    .await;
+    let mut n = 0;
+    let mut say = |text: &'static str| {
+        n += 1;
+        let id = format!("c{n}");
+        let http = h.http.clone();
+        async move {
+            let p = post(&http, port, &id, "erin@example.com", text, 20_000)
+                .await
+                .unwrap();
+            (
+                p.seq(),
+                p.reply()
+                    .unwrap_or_else(|| panic!("no reply to {text}: {:?}", p.body))
+                    .to_string(),
+            )
+        }
+    };
+    let (one, r) = say("one").await;
+    assert_eq!(r, "echo: one (0 before)");
+    assert_eq!(say("two").await.1, "echo: two (2 before)");
+    let (_, r) = say("/branch idea").await;
+    assert!(r.starts_with("now on new branch idea"), "{r}");
+    assert_eq!(say("three").await.1, "echo: three (4 before)");
+    assert_eq!(say("/switch main").await.1, "now on branch main");
+    assert_eq!(
+        say("four").await.1,
+        "echo: four (4 before)",
+        "main must not see branch idea"
+    );
+    let (_, r) = say("/branches").await;
+    assert!(r.contains("* main") && r.contains("  idea"), "{r}");
+    let (_, r) = say("/compact").await;
+    assert!(r.starts_with("compacted 6 messages of branch main"), "{r}");
+    assert_eq!(
+        say("five").await.1,
+        "echo: five (0 before)",
+        "after compaction only the summary is context"
+    );
+    let fork = format!("/fork {one}");
+    let fork: &'static str = Box::leak(fork.into_boxed_str());
+    let (_, r) = say(fork).await;
+    assert!(
+        r.starts_with(&format!("now on new branch fork-{one}")),
+        "{r}"
+    );
+    assert_eq!(
+        say("six").await.1,
+        "echo: six (1 before)",
+        "a fork sees its own ancestors only"
+    );
+    let (_, r) = say("/help").await;
+    assert!(r.contains("/compact") && r.contains("/fork SEQ"), "{r}");
+    assert!(say("/etc/hosts is broken")
+        .await
+        .1
+        .starts_with("echo: /etc/hosts"));
+    h.stop().await;
+
+    // Nothing was copied or lost: the compacted messages are still in the log and in the
+    // state of main at the head; commands never entered the message tree.
+    let log = read_log(h.dir()).await;
+    let session = log
+        .iter()
+        .find_map(|e| match &e.payload {
+            EventPayload::SessionStarted(s) => Some(s.session_id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        log.iter().filter(|e| e.kind == "CommandReceived").count(),
+        6
+    );
+    assert_eq!(
+        log.iter().filter(|e| e.kind == "SessionCompacted").count(),
+        1
+    );
+    let head = log.last().unwrap().seq.to_string();
+    let out = h
+        .cli(&[
+            "replay",
+            "state-at",
+            "--seq",
+            &head,
+            "--session",
+            &session,
+            "--json",
+        ])
+        .await;
+    let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let branch = |name: &str| {
+        state[0]["branches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["branch"]["name"] == name)
+            .unwrap_or_else(|| panic!("no branch {name}"))
+            .clone()
+    };
+    let main: Vec<String> = branch("main")["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(main.len(), 8, "{main:?}");
+    assert_eq!(main[0], "one");
+    assert!(
+        main.iter()
+            .all(|t| !t.starts_with("/") || t.starts_with("/etc")),
+        "{main:?}"
+    );
+    assert_eq!(branch("main")["compactions"].as_array().unwrap().len(), 1);
+    assert_eq!(state[0]["session"]["active_branch"], format!("fork-{one}"));
+}

@@ -44,8 +44,45 @@ pub struct TurnInput {
     pub trigger_seq: u64,
     /// The message to answer.
     pub message: String,
-    /// The branch's messages before it, oldest first.
+    /// The branch's messages before it, oldest first (after the latest compaction).
     pub history: Vec<ContextMessage>,
+    /// The summary of the messages before `history`, when the branch was compacted.
+    pub summary: Option<String>,
+}
+
+/// A compaction summary and the model that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The summary text.
+    pub text: String,
+    /// Model id (`extractive` for the built-in fallback).
+    pub model: String,
+}
+
+/// The built-in summary when no model is at hand: the first sentence of each message,
+/// capped. Deterministic and free, and much worse than a model's.
+pub fn extractive_summary(history: &[ContextMessage]) -> Summary {
+    let mut text = String::new();
+    for m in history {
+        let first = m
+            .text
+            .split(['.', '\n', '?', '!'])
+            .next()
+            .unwrap_or("")
+            .trim();
+        if first.is_empty() {
+            continue;
+        }
+        let line = format!("{}: {}\n", m.role, first);
+        if text.len() + line.len() > 2000 {
+            break;
+        }
+        text.push_str(&line);
+    }
+    Summary {
+        text,
+        model: "extractive".into(),
+    }
 }
 
 /// What a finished turn produced.
@@ -87,6 +124,11 @@ pub trait TurnRecorder: Send + Sync {
 pub trait Agent: Send + Sync {
     /// The agent's name (what bindings name).
     fn name(&self) -> &str;
+    /// Summarise a history for compaction. The default is [`extractive_summary`].
+    async fn summarize(&self, history: &[ContextMessage]) -> Result<Summary, AgentError> {
+        Ok(extractive_summary(history))
+    }
+
     /// Run one turn.
     async fn run_turn(
         &self,

@@ -14,7 +14,7 @@ use clawos_events::{LlmRequested, LlmResponded, ToolCalled, ToolReturned};
 
 use crate::provider::{ChatMessage, ChatRequest, Provider};
 use crate::skills::SkillSet;
-use crate::{Agent, AgentError, TurnInput, TurnOutput, TurnRecorder};
+use crate::{Agent, AgentError, ContextMessage, Summary, TurnInput, TurnOutput, TurnRecorder};
 
 /// What Pi says when no LLM provider is configured.
 pub const UNCONFIGURED_REPLY: &str = "Hi, I'm Pi. No language model is configured yet, so I \
@@ -89,6 +89,11 @@ impl Pi {
 
     /// The first request of a turn (used by the prompt-size benchmark).
     pub fn first_request(&self, input: &TurnInput) -> ChatRequest {
+        let mut system = self.system_prompt();
+        if let Some(summary) = &input.summary {
+            system.push_str("\n\n# Earlier in this conversation (summary)\n");
+            system.push_str(summary);
+        }
         let mut messages: Vec<ChatMessage> = input
             .history
             .iter()
@@ -109,7 +114,7 @@ impl Pi {
             text: input.message.clone(),
         });
         ChatRequest {
-            system: self.system_prompt(),
+            system,
             messages,
             tools: self.skills.specs(),
             max_tokens: None,
@@ -122,10 +127,50 @@ impl Pi {
     }
 }
 
+/// What Pi is asked when a branch is compacted.
+pub const SUMMARY_PROMPT: &str = "Summarise the conversation so far in a few sentences for \
+your own later reference: keep facts about the user, decisions and open tasks.";
+
 #[async_trait]
 impl Agent for Pi {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    async fn summarize(&self, history: &[ContextMessage]) -> Result<Summary, AgentError> {
+        let mut messages: Vec<ChatMessage> = history
+            .iter()
+            .map(|m| {
+                if m.role == "assistant" {
+                    ChatMessage::Assistant {
+                        text: m.text.clone(),
+                        tool_calls: vec![],
+                    }
+                } else {
+                    ChatMessage::User {
+                        text: m.text.clone(),
+                    }
+                }
+            })
+            .collect();
+        messages.push(ChatMessage::User {
+            text: SUMMARY_PROMPT.into(),
+        });
+        let req = ChatRequest {
+            system: SYSTEM_PROMPT.into(),
+            messages,
+            tools: vec![],
+            max_tokens: Some(512),
+        };
+        let resp = self
+            .provider
+            .chat(&req, &|_: &str| {})
+            .await
+            .map_err(|e| AgentError::Provider(e.to_string()))?;
+        Ok(Summary {
+            text: resp.content,
+            model: resp.model,
+        })
     }
 
     async fn run_turn(

@@ -347,6 +347,23 @@ pub struct HookReceived {
     pub text: String,
 }
 
+/// A chat command (`/branch`, `/compact`, ...) arrived in a session. It steers the session
+/// and is not part of the conversation: it never enters the message tree or an agent's
+/// context. It carries the inbound dedupe key like a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandReceived {
+    /// Channel it came in on.
+    pub channel: String,
+    /// The channel's id for it.
+    pub external_id: String,
+    /// Sender address.
+    pub sender: String,
+    /// Chat or group.
+    pub chat: Option<String>,
+    /// The command line, e.g. `/branch idea`.
+    pub text: String,
+}
+
 /// A secret was stored in the vault. Name and version only: never the value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretStored {
@@ -467,6 +484,7 @@ catalogue! {
     CronScheduled = 1,
     CronFired = 1,
     HookReceived = 1,
+    CommandReceived = 1,
     SecretStored = 1,
     SecretDeleted = 1,
     PairingRequested = 1,

@@ -11,8 +11,8 @@ use clawos_agents::{Agent, AgentError, ContextMessage, TurnInput, TurnRecorder};
 use clawos_channels::protocol::{Delivery, Inbound};
 use clawos_events::{
     inbound_dedupe_key, stream, AgentTurnFailed, AgentTurnFinished, AgentTurnStarted,
-    DeliveryAcked, EventPayload, ExpectedVersion, LogStore, MessageReceived, MessageSent, NewEvent,
-    PairingRequested, SessionStarted,
+    CommandReceived, DeliveryAcked, EventPayload, ExpectedVersion, LogStore, MessageReceived,
+    MessageSent, NewEvent, PairingRequested, SessionStarted,
 };
 use clawos_projections::{projection, views, Runner};
 use clawos_replay::Home;
@@ -253,7 +253,15 @@ impl Gateway {
         if !new_session {
             drop(routing);
         }
-        events.push(
+        let inbound = if crate::commands::is_command(&m.text) {
+            NewEvent::new(CommandReceived {
+                channel: channel.to_string(),
+                external_id: m.external_id,
+                sender: m.sender,
+                chat: m.chat,
+                text: m.text.trim().to_string(),
+            })
+        } else {
             NewEvent::new(MessageReceived {
                 channel: channel.to_string(),
                 external_id: m.external_id,
@@ -264,8 +272,8 @@ impl Gateway {
                 branch,
                 sent_at_ms: m.sent_at_ms,
             })
-            .dedupe(key),
-        );
+        };
+        events.push(inbound.dedupe(key));
         let started = Instant::now();
         let appended = self
             .store
@@ -378,13 +386,21 @@ impl Gateway {
         let Some(trigger) = self.store.get(trigger_seq).await? else {
             return Ok(());
         };
-        let EventPayload::MessageReceived(m) = trigger.decode()? else {
-            return Ok(());
+        let m = match trigger.decode()? {
+            EventPayload::MessageReceived(m) => m,
+            EventPayload::CommandReceived(c) => {
+                return self.run_command(session, agent_name, &trigger, c).await;
+            }
+            _ => return Ok(()),
         };
-        let history = views::ancestors(&self.projections, trigger_seq, CONTEXT_MESSAGES)
-            .await?
+        let ancestors = views::ancestors(&self.projections, trigger_seq, CONTEXT_MESSAGES).await?;
+        let seqs: Vec<u64> = ancestors.iter().map(|a| a.seq).collect();
+        let compaction =
+            crate::commands::latest_compaction(&self.projections, session, &seqs).await?;
+        let covered = compaction.as_ref().map(|(c, _)| *c).unwrap_or(0);
+        let history = ancestors
             .into_iter()
-            .filter(|msg| msg.seq < trigger_seq)
+            .filter(|msg| msg.seq < trigger_seq && msg.seq > covered)
             .map(|msg| ContextMessage {
                 role: msg.role,
                 text: msg.text,
@@ -423,6 +439,7 @@ impl Gateway {
             trigger_seq,
             message: m.text.clone(),
             history,
+            summary: compaction.map(|(_, text)| text),
         };
         let result = match self.agents.get(agent_name) {
             None => Err(format!(
@@ -476,6 +493,41 @@ impl Gateway {
         Ok(())
     }
 
+    /// Run a chat command in its session's queue; its effects and its answer commit
+    /// together.
+    async fn run_command(
+        &self,
+        session: &str,
+        agent_name: &str,
+        trigger: &clawos_events::RecordedEvent,
+        c: CommandReceived,
+    ) -> Result<(), KernelError> {
+        let agent = self.agents.get(agent_name).map(|a| a.as_ref());
+        let outcome = crate::commands::run(&self.projections, session, &c.text, agent).await?;
+        let mut events: Vec<NewEvent> = outcome
+            .events
+            .into_iter()
+            .map(|e| e.caused_by(trigger.id))
+            .collect();
+        events.push(
+            NewEvent::new(MessageSent {
+                delivery_id: Uuid::now_v7(),
+                agent: "clawos".into(),
+                branch: String::new(),
+                channel: c.channel,
+                to: c.sender,
+                chat: c.chat,
+                text: outcome.answer,
+                in_reply_to: Some(trigger.seq),
+            })
+            .caused_by(trigger.id),
+        );
+        self.store
+            .append(&stream::session(session), ExpectedVersion::Any, events)
+            .await?;
+        Ok(())
+    }
+
     /// Record that `channel` delivered a reply (idempotent).
     pub async fn delivered(&self, channel: &str, delivery_id: Uuid) -> Result<(), KernelError> {
         self.store
@@ -497,8 +549,10 @@ impl Gateway {
         let mut in_reply_to = None;
         if let Some(t) = m.in_reply_to {
             if let Some(e) = self.store.get(t).await? {
-                if let Ok(EventPayload::MessageReceived(r)) = e.decode() {
-                    in_reply_to = Some(r.external_id);
+                match e.decode() {
+                    Ok(EventPayload::MessageReceived(r)) => in_reply_to = Some(r.external_id),
+                    Ok(EventPayload::CommandReceived(c)) => in_reply_to = Some(c.external_id),
+                    _ => {}
                 }
             }
         }

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`config`]: `clawos.toml`, strictly validated.
 //! - [`gateway`]: shared state; ingest, dispatch, recovery, delivery queries.
+//! - [`commands`]: chat commands (`/branch`, `/switch`, `/fork`, `/compact`, ...).
 //! - [`routing`]: identities, bindings and sessions folded in memory for decisions.
 //! - [`bus`]: the `/bus` endpoint (hello, inbound acks, deliveries, heartbeats).
 //! - [`supervisor`]: channel processes, tokens, restarts with backoff.
@@ -18,6 +19,7 @@
 //! network's protocol: agents and channel processes do. It decides, and records decisions.
 
 pub mod bus;
+pub mod commands;
 pub mod config;
 mod error;
 pub mod gateway;

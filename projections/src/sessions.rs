@@ -216,6 +216,8 @@ impl Projection for Sessions {
             EventPayload::MessageReceived(m) => self.add_message(
                 event, id, &m.branch, "user", &m.channel, &m.sender, &m.text, out,
             ),
+            // Replies to chat commands carry no branch: they are not conversation.
+            EventPayload::MessageSent(m) if m.branch.is_empty() => {}
             EventPayload::MessageSent(m) => self.add_message(
                 event,
                 id,
