@@ -25,6 +25,16 @@ pub trait Projection: Send + Sync {
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), ProjectionError>;
     /// Whether the projection cares about this kind at all (a cheap pre-filter).
     fn wants(&self, kind: &str) -> bool;
+    /// Tables whose rows hold the projection's whole state. When not empty, the runner
+    /// restores the state from these rows ([`Projection::restore`]) instead of a
+    /// checkpoint blob, so a checkpoint costs nothing however many sessions there are.
+    fn state_tables(&self) -> &'static [&'static Table] {
+        &[]
+    }
+    /// Rebuild the in-memory state from the rows of [`Projection::state_tables`].
+    fn restore(&mut self, _rows: &crate::MemoryTables) -> Result<(), ProjectionError> {
+        Ok(())
+    }
 }
 
 /// A fresh instance of every projection, in a fixed order.

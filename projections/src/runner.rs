@@ -46,6 +46,7 @@ impl Runner {
             match sql::load_checkpoint(&pool, p.name()).await? {
                 Some((seq, state)) => {
                     p.load_state(&state)?;
+                    restore_from_tables(&pool, p.as_mut()).await?;
                     checkpoints.push(seq);
                     saved.push(state);
                 }
@@ -88,6 +89,7 @@ impl Runner {
         if result.is_err() {
             for (p, state) in self.projections.iter_mut().zip(&self.saved) {
                 p.load_state(state)?;
+                restore_from_tables(&self.pool, p.as_mut()).await?;
             }
         }
         result
@@ -214,6 +216,19 @@ impl Runner {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Give a table-backed projection its state back from its committed rows.
+async fn restore_from_tables(
+    pool: &SqlitePool,
+    p: &mut dyn Projection,
+) -> Result<(), ProjectionError> {
+    let tables = p.state_tables();
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let rows = sql::dump(pool, tables).await?;
+    p.restore(&rows)
 }
 
 /// Fold events into fresh projections held in memory (no database): the same code the

@@ -11,7 +11,7 @@ use clawos_events::{EventPayload, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::changes::Changes;
-use crate::projection::{decode_state, encode_state, Projection};
+use crate::projection::{decode_state, Projection};
 use crate::value::Table;
 use crate::{row, ProjectionError};
 
@@ -277,11 +277,54 @@ impl Projection for Sessions {
             _ => {}
         }
     }
+    /// The state is exactly the `sessions` and `branches` rows: nothing to save.
     fn save_state(&self) -> Vec<u8> {
-        encode_state(&self.sessions)
+        Vec::new()
     }
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), ProjectionError> {
         self.sessions = decode_state(self.name(), bytes)?;
+        Ok(())
+    }
+    fn state_tables(&self) -> &'static [&'static Table] {
+        &[&SESSIONS, &BRANCHES]
+    }
+    fn restore(&mut self, rows: &crate::MemoryTables) -> Result<(), ProjectionError> {
+        use crate::Value;
+        let int = |r: &[Value], i: usize| match r.get(i) {
+            Some(Value::Int(v)) => Some(*v as u64),
+            _ => None,
+        };
+        let text = |r: &[Value], i: usize| match r.get(i) {
+            Some(Value::Text(t)) => t.clone(),
+            _ => String::new(),
+        };
+        self.sessions.clear();
+        for r in rows.rows(SESSIONS.name) {
+            self.sessions.insert(
+                text(&r, 0),
+                SessionState {
+                    identity: text(&r, 1),
+                    agent: text(&r, 2),
+                    active: text(&r, 3),
+                    started: int(&r, 4).unwrap_or(0),
+                    last: int(&r, 5).unwrap_or(0),
+                    messages: int(&r, 6).unwrap_or(0),
+                    branches: BTreeMap::new(),
+                },
+            );
+        }
+        for r in rows.rows(BRANCHES.name) {
+            if let Some(s) = self.sessions.get_mut(&text(&r, 0)) {
+                s.branches.insert(
+                    text(&r, 1),
+                    BranchState {
+                        head: int(&r, 2),
+                        fork: int(&r, 3),
+                        created: int(&r, 4).unwrap_or(0),
+                    },
+                );
+            }
+        }
         Ok(())
     }
 }
