@@ -30,6 +30,8 @@ pub enum BenchCommand {
         #[arg(long, default_value = "full")]
         durability: Durability,
     },
+    /// The size of Pi's request for a one-word message.
+    Prompt,
     /// Start time, round trips through a webhook channel process, memory.
     Gateway {
         /// Messages per round-trip run.
@@ -52,6 +54,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             appends,
             durability,
         } => bench_log(events, appends, durability).await,
+        BenchCommand::Prompt => bench_prompt(),
         BenchCommand::Gateway {
             messages,
             rate,
@@ -454,4 +457,67 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("clawos-bench-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// The bytes Pi sends for a one-word message in a fresh session with every skill, for both
+/// provider dialects, beside the bare request (the message alone, no system prompt, no
+/// tools).
+pub fn bench_prompt() -> Result<()> {
+    use clawos_agents::pi::Pi;
+    use clawos_agents::provider::{build, ChatMessage, ChatRequest, ProviderConfig, ProviderKind};
+    use clawos_agents::skills::{fs::FsSkill, shell::ShellPolicy, shell::ShellSkill, SkillSet};
+    use clawos_agents::TurnInput;
+    let dir = tempfile_dir()?;
+    println!("| request for the message \"hi\" | bytes | ~tokens (bytes/4) | ratio to bare |");
+    println!("|---|---:|---:|---:|");
+    for kind in [ProviderKind::OpenAi, ProviderKind::Anthropic] {
+        let config = ProviderConfig {
+            kind,
+            base_url: "http://127.0.0.1:9".into(),
+            model: "model".into(),
+            api_key: None,
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            backoff: Duration::from_millis(1),
+        };
+        let skills = SkillSet::default()
+            .with(Arc::new(FsSkill::new(dir.join("ws"))?))
+            .with(Arc::new(ShellSkill::new(
+                dir.join("ws"),
+                ShellPolicy::Allowlist(vec!["ls".into()]),
+                Duration::from_secs(1),
+                1024,
+            )));
+        let pi = Pi::new("pi", build(&config), skills, dir.join("ws"), 8);
+        let input = TurnInput {
+            turn_id: Uuid::now_v7(),
+            session_id: "s".into(),
+            branch: "main".into(),
+            trigger_seq: 1,
+            message: "hi".into(),
+            history: vec![],
+            summary: None,
+        };
+        let full = pi.request_body(&pi.first_request(&input)).to_string().len();
+        let bare = build(&config)
+            .request_body(&ChatRequest {
+                system: String::new(),
+                messages: vec![ChatMessage::User { text: "hi".into() }],
+                tools: vec![],
+                max_tokens: None,
+            })
+            .to_string()
+            .len();
+        println!(
+            "| {kind} bare (message only) | {bare} | {} | 1.00 |",
+            bare / 4
+        );
+        println!(
+            "| {kind} Pi: system prompt + fs + shell schemas | {full} | {} | {:.1} |",
+            full / 4,
+            full as f64 / bare as f64
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }

@@ -467,3 +467,125 @@ async fn chat_commands_branch_switch_fork_and_compact_shape_the_context() {
     assert_eq!(branch("main")["compactions"].as_array().unwrap().len(), 1);
     assert_eq!(state[0]["session"]["active_branch"], format!("fork-{one}"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_hooks_start_turns_and_outbound_hooks_get_events() {
+    use std::sync::{Arc, Mutex};
+    // A collector for outbound hook POSTs.
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post({
+            let seen = seen.clone();
+            move |body: axum::Json<Value>| async move {
+                seen.lock().unwrap().push(body.0);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let port = free_port();
+    let config = format!(
+        "{}{}[[outbound_hooks]]\nurl = \"http://{collector}/events\"\nkinds = [\"MessageSent\"]\n",
+        echo_config("normal"),
+        webhook_section("hooks", port)
+    );
+    let mut h = started(&config, port).await;
+    let a = post(&h.http, port, "x1", "alice@example.com", "hi", 20_000)
+        .await
+        .unwrap();
+    assert_eq!(a.reply(), Some("echo: hi (0 before)"));
+    let token = std::fs::read_to_string(h.dir().join("admin.token")).unwrap();
+    let sessions: Value = h
+        .http
+        .get(h.url("/api/sessions"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = sessions[0]["session_id"].as_str().unwrap().to_string();
+
+    // Without the token: refused. An unknown session: 404.
+    let r = h
+        .http
+        .post(h.url("/hooks/agent"))
+        .json(&json!({"text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = h
+        .http
+        .post(h.url("/hooks/agent"))
+        .bearer_auth(token.trim())
+        .json(&json!({"text": "x", "session_id": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+
+    // A hook into Alice's session: the turn sees the history, the answer goes to Alice.
+    let r: Value = h
+        .http
+        .post(h.url("/hooks/agent"))
+        .bearer_auth(token.trim())
+        .json(&json!({"text": "daily digest", "hook": "digest", "session_id": session}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hook_seq = r["seq"].as_u64().unwrap();
+    assert_eq!(r["session_id"], session.as_str());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let reply = loop {
+        let log = read_log(h.dir()).await;
+        if let Some(m) = log.iter().find_map(|e| match &e.payload {
+            EventPayload::MessageSent(m) if m.in_reply_to == Some(hook_seq) => Some(m.clone()),
+            _ => None,
+        }) {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reply to the hook:\n{}",
+            summary(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(reply.text, "echo: daily digest (2 before)");
+    assert_eq!(reply.channel, "hooks");
+    assert_eq!(reply.to, "webhook:alice@example.com");
+
+    // The outbound hook got both replies as JSON events.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let texts: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v["kind"] == "MessageSent")
+            .map(|v| v["payload"]["text"].as_str().unwrap_or("").to_string())
+            .collect();
+        if texts.len() == 2 {
+            assert_eq!(
+                texts,
+                ["echo: hi (0 before)", "echo: daily digest (2 before)"]
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outbound hook saw {texts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.stop().await;
+}

@@ -25,6 +25,19 @@ pub struct Config {
     /// `[channels.NAME]`.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelConfig>,
+    /// `[[outbound_hooks]]`: POST chosen events to a URL as they are appended.
+    #[serde(default)]
+    pub outbound_hooks: Vec<OutboundHook>,
+}
+
+/// `[[outbound_hooks]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundHook {
+    /// Where to POST each event (JSON: envelope and payload).
+    pub url: String,
+    /// Event kinds to send (e.g. `["MessageSent", "AgentTurnFailed"]`).
+    pub kinds: Vec<String>,
 }
 
 /// `[gateway]`.
@@ -273,6 +286,16 @@ impl Config {
                 "gateway.default_agent = \"{}\" is not defined under [agents]",
                 self.gateway.default_agent
             ));
+        }
+        for h in &self.outbound_hooks {
+            if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
+                return bad(format!("outbound_hooks: url `{}` must be http(s)", h.url));
+            }
+            for k in &h.kinds {
+                if !clawos_events::KINDS.iter().any(|(known, _)| known == k) {
+                    return bad(format!("outbound_hooks: unknown event kind `{k}`"));
+                }
+            }
         }
         for (name, c) in &self.channels {
             if !CHANNEL_KINDS.contains(&c.kind.as_str()) {

@@ -36,6 +36,9 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The channel name hooks' messages are recorded under (not a valid configured name).
+pub const HOOK_CHANNEL: &str = "@hooks";
+
 /// Most messages of history given to an agent turn.
 pub const CONTEXT_MESSAGES: u32 = 200;
 
@@ -391,6 +394,7 @@ impl Gateway {
             EventPayload::CommandReceived(c) => {
                 return self.run_command(session, agent_name, &trigger, c).await;
             }
+            EventPayload::HookReceived(h) => self.hook_as_message(session, trigger_seq, h).await?,
             _ => return Ok(()),
         };
         let ancestors = views::ancestors(&self.projections, trigger_seq, CONTEXT_MESSAGES).await?;
@@ -491,6 +495,92 @@ impl Gateway {
             .await?;
         self.metrics.turn(started.elapsed().as_micros() as u64);
         Ok(())
+    }
+
+    /// A hook's text seen as the message a turn answers: on the branch the projection put
+    /// it on, answered through the channel the person last wrote from (if any).
+    async fn hook_as_message(
+        &self,
+        session: &str,
+        seq: u64,
+        h: clawos_events::HookReceived,
+    ) -> Result<MessageReceived, KernelError> {
+        let branch: Option<String> =
+            sqlx::query_scalar("SELECT branch FROM messages WHERE seq = ?")
+                .bind(seq as i64)
+                .fetch_optional(&self.projections)
+                .await?;
+        let last: Option<(String, String)> = sqlx::query_as(
+            "SELECT channel, address FROM messages WHERE session_id = ? AND role = 'user' \
+             AND channel != ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(session)
+        .bind(HOOK_CHANNEL)
+        .fetch_optional(&self.projections)
+        .await?;
+        let (channel, sender) = last.unwrap_or_default();
+        Ok(MessageReceived {
+            channel,
+            external_id: String::new(),
+            sender,
+            chat: None,
+            text: h.text,
+            attachments: vec![],
+            branch: branch.unwrap_or_else(|| "main".into()),
+            sent_at_ms: 0,
+        })
+    }
+
+    /// Start a turn from an outside system (`POST /hooks/agent`): in the given session, or
+    /// in the current session of `identity` (default `hook:NAME`) with the default agent.
+    pub async fn hook(
+        self: &Arc<Self>,
+        hook: &str,
+        session_id: Option<String>,
+        identity: Option<String>,
+        text: String,
+    ) -> Result<(u64, String), KernelError> {
+        let mut routing = self.routing.lock().await;
+        refresh_routing(&self.store, &mut routing).await?;
+        let (session, agent, mut events) = match session_id {
+            Some(id) => {
+                let agent = routing
+                    .sessions
+                    .iter()
+                    .find(|(_, s)| **s == id)
+                    .map(|((_, a), _)| a.clone())
+                    .ok_or_else(|| KernelError::Config(format!("no session {id}")))?;
+                (id, agent, Vec::new())
+            }
+            None => {
+                let identity = identity.unwrap_or_else(|| format!("hook:{hook}"));
+                let agent = self.config.gateway.default_agent.clone();
+                match routing.sessions.get(&(identity.clone(), agent.clone())) {
+                    Some(s) => (s.clone(), agent, Vec::new()),
+                    None => {
+                        let s = Uuid::now_v7().to_string();
+                        let start = NewEvent::new(SessionStarted {
+                            session_id: s.clone(),
+                            identity,
+                            agent: agent.clone(),
+                        });
+                        (s, agent, vec![start])
+                    }
+                }
+            }
+        };
+        events.push(NewEvent::new(clawos_events::HookReceived {
+            hook: hook.to_string(),
+            session_id: Some(session.clone()),
+            text,
+        }));
+        let appended = self
+            .store
+            .append(&stream::session(&session), ExpectedVersion::Any, events)
+            .await?;
+        drop(routing);
+        self.dispatch(&session, &agent, appended.last_seq);
+        Ok((appended.last_seq, session))
     }
 
     /// Run a chat command in its session's queue; its effects and its answer commit

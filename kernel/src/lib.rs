@@ -13,6 +13,7 @@
 //! - [`supervisor`]: channel processes, tokens, restarts with backoff.
 //! - [`server`]: `/health`, `/metrics`, `/api`.
 //! - [`ws`]: `/ws`, JSON frames for UI clients (connect, chat.send, events.subscribe...).
+//! - [`hooks`]: outbound hooks (POST chosen events to URLs); inbound is `POST /hooks/agent`.
 //! - [`metrics`], [`tokens`].
 //!
 //! **Architecture Invariant:** the kernel never talks to an LLM and never speaks a chat
@@ -23,6 +24,7 @@ pub mod commands;
 pub mod config;
 mod error;
 pub mod gateway;
+pub mod hooks;
 pub mod metrics;
 pub mod routing;
 pub mod server;
@@ -226,6 +228,10 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
             })
             .await;
     });
+
+    for h in gw.config.outbound_hooks.clone() {
+        tokio::spawn(hooks::outbound(gw.clone(), h));
+    }
 
     let recovering = gw.clone();
     tokio::spawn(async move {

@@ -24,6 +24,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/status", get(status))
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}", get(session))
+        .route("/hooks/agent", axum::routing::post(hook_agent))
         .with_state(gw)
 }
 
@@ -126,6 +127,56 @@ async fn session(
     gw.projected_through(gw.store.head()).await;
     match views::load_session(&gw.projections, &id).await {
         Ok(t) => Json(json!(clawos_replay::state_at::snapshot(&t))).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+/// Body of `POST /hooks/agent`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HookBody {
+    /// What the agent is asked.
+    text: String,
+    /// Name of the hook (default `agent`).
+    hook: Option<String>,
+    /// Run in this session.
+    session_id: Option<String>,
+    /// Or in the current session of this identity (default `hook:NAME`).
+    identity: Option<String>,
+}
+
+/// `POST /hooks/agent` (admin token): start a turn from an outside system.
+async fn hook_agent(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !authorized(&gw, &headers) {
+        return refuse();
+    }
+    let b: HookBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("bad JSON body: {e}")})),
+            )
+                .into_response()
+        }
+    };
+    if b.text.trim().is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "`text` must not be empty"})),
+        )
+            .into_response();
+    }
+    let hook = b.hook.unwrap_or_else(|| "agent".into());
+    match gw.hook(&hook, b.session_id, b.identity, b.text).await {
+        Ok((seq, session)) => Json(json!({"seq": seq, "session_id": session})).into_response(),
+        Err(crate::KernelError::Config(m)) => {
+            (StatusCode::NOT_FOUND, Json(json!({"error": m}))).into_response()
+        }
         Err(e) => failed(e),
     }
 }

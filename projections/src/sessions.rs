@@ -183,6 +183,7 @@ impl Projection for Sessions {
                 | "BranchCreated"
                 | "BranchSwitched"
                 | "SessionCompacted"
+                | "HookReceived"
         )
     }
     fn apply(&mut self, event: &RecordedEvent, payload: &EventPayload, out: &mut Changes) {
@@ -216,6 +217,13 @@ impl Projection for Sessions {
             EventPayload::MessageReceived(m) => self.add_message(
                 event, id, &m.branch, "user", &m.channel, &m.sender, &m.text, out,
             ),
+            EventPayload::HookReceived(h) => {
+                let Some(branch) = self.sessions.get(id).map(|s| s.active.clone()) else {
+                    return;
+                };
+                let address = format!("hook:{}", h.hook);
+                self.add_message(event, id, &branch, "user", "@hooks", &address, &h.text, out);
+            }
             // Replies to chat commands carry no branch: they are not conversation.
             EventPayload::MessageSent(m) if m.branch.is_empty() => {}
             EventPayload::MessageSent(m) => self.add_message(
