@@ -27,7 +27,7 @@ pub async fn outbound(gw: Arc<Gateway>, hook: OutboundHook) {
             e = sub.next() => match e { Ok(e) => e, Err(_) => return },
             _ = shutdown.wait_for(|s| *s) => return,
         };
-        if !hook.kinds.iter().any(|k| *k == e.kind) {
+        if !hook.kinds.contains(&e.kind) {
             continue;
         }
         let body = clawos_replay::export::event_json(&e);
