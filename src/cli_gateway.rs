@@ -94,6 +94,30 @@ pub enum PairingCommand {
     List,
 }
 
+/// `clawos cron ...`
+#[derive(Subcommand)]
+pub enum CronCommand {
+    /// Schedule a prompt for a session's agent.
+    Add {
+        /// Session id (`clawos status` or `/status` in a chat shows it).
+        #[arg(long)]
+        session: String,
+        /// `every DURATION` (e.g. `every 30m`) or `at TIME` (RFC 3339).
+        #[arg(long)]
+        schedule: String,
+        /// What the agent is asked each time.
+        #[arg(long)]
+        prompt: String,
+    },
+    /// Scheduled jobs.
+    List,
+    /// Cancel a job.
+    Rm {
+        /// Job id.
+        job: String,
+    },
+}
+
 /// `clawos admin ...`
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -561,4 +585,84 @@ pub async fn chat(home: &Home) -> Result<()> {
     };
     clawos_channels::terminal::run(identity, true).await?;
     Ok(())
+}
+
+/// `clawos cron ...`: jobs are events in the session's stream; the Gateway's scheduler
+/// fires them.
+pub async fn cron(home: &Home, durability: Durability, cmd: CronCommand) -> Result<()> {
+    use clawos_events::{CronCancelled, CronScheduled, ExpectedVersion};
+    let store = home.open_log(durability).await?;
+    let pool = home.open_projections().await?;
+    rebuild::catch_up(&store, &pool).await?;
+    let result = match cmd {
+        CronCommand::Add {
+            session,
+            schedule,
+            prompt,
+        } => {
+            clawos_kernel::cron::parse(&schedule).map_err(|e| anyhow!(e))?;
+            let stream = stream::session(&session);
+            let version = store.stream_version(&stream).await?;
+            if version == 0 {
+                bail!("no session {session}");
+            }
+            let job_id = uuid::Uuid::now_v7();
+            store
+                .append(
+                    &stream,
+                    ExpectedVersion::Exact(version),
+                    vec![NewEvent::new(CronScheduled {
+                        job_id,
+                        session_id: session.clone(),
+                        schedule: schedule.clone(),
+                        prompt,
+                    })],
+                )
+                .await?;
+            println!("job {job_id} scheduled ({schedule}) in session {session}");
+            Ok(())
+        }
+        CronCommand::List => {
+            let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
+                "SELECT job_id, session_id, schedule, prompt, fired, cancelled FROM cron_jobs ORDER BY scheduled_ms",
+            )
+            .fetch_all(&pool)
+            .await?;
+            if rows.is_empty() {
+                println!("no cron jobs");
+            }
+            for (job, session, schedule, prompt, fired, cancelled) in rows {
+                let state = if cancelled != 0 {
+                    "cancelled"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{job} {state:<9} {schedule:<24} fired {fired:>4}  session {session}: {prompt}"
+                );
+            }
+            Ok(())
+        }
+        CronCommand::Rm { job } => {
+            let job_id = uuid::Uuid::parse_str(&job).context("not a job id")?;
+            let session: Option<String> =
+                sqlx::query_scalar("SELECT session_id FROM cron_jobs WHERE job_id = ?")
+                    .bind(&job)
+                    .fetch_optional(&pool)
+                    .await?;
+            let Some(session) = session else {
+                bail!("no cron job {job}");
+            };
+            store
+                .append_one(
+                    &stream::session(&session),
+                    NewEvent::new(CronCancelled { job_id }),
+                )
+                .await?;
+            println!("job {job} cancelled");
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
 }

@@ -64,6 +64,9 @@ enum Command {
     /// Approve senders who received a pairing code.
     #[command(subcommand)]
     Pairing(cli_gateway::PairingCommand),
+    /// Scheduled prompts.
+    #[command(subcommand)]
+    Cron(cli_gateway::CronCommand),
     /// Administration.
     #[command(subcommand)]
     Admin(cli_gateway::AdminCommand),
@@ -115,6 +118,7 @@ fn main() -> Result<()> {
             Command::Bind(c) => cli_gateway::bind(&home, cli.durability, c).await,
             Command::Identity(c) => cli_gateway::identity(&home, cli.durability, c).await,
             Command::Admin(c) => cli_gateway::admin(&home, c),
+            Command::Cron(c) => cli_gateway::cron(&home, cli.durability, c).await,
             Command::Pairing(c) => cli_gateway::pairing(&home, cli.durability, c).await,
             Command::Replay(c) => cli_replay::run(&home, cli.durability, c).await,
             Command::Log(c) => cli_log::run(&home, cli.durability, c).await,

@@ -589,3 +589,143 @@ async fn inbound_hooks_start_turns_and_outbound_hooks_get_events() {
     }
     h.stop().await;
 }
+
+fn fires(log: &[Ev]) -> Vec<(u64, clawos_events::CronFired)> {
+    log.iter()
+        .filter_map(|e| match &e.payload {
+            EventPayload::CronFired(f) => Some((e.seq, f.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn wait_fires(h: &Harness, n: usize, within: Duration) -> Vec<Ev> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let log = read_log(h.dir()).await;
+        if fires(&log).len() >= n {
+            return log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than {n} fires:\n{}",
+            summary(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_fires_on_time_and_once_after_a_restart_that_spanned_its_due_time() {
+    let port = free_port();
+    let config = format!(
+        "{}{}",
+        echo_config("normal"),
+        webhook_section("hooks", port)
+    );
+    let mut h = started(&config, port).await;
+    post(&h.http, port, "k1", "alice@example.com", "hi", 20_000)
+        .await
+        .unwrap();
+    let log = read_log(h.dir()).await;
+    let session = log
+        .iter()
+        .find_map(|e| match &e.payload {
+            EventPayload::SessionStarted(s) => Some(s.session_id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let out = h
+        .cli(&[
+            "cron",
+            "add",
+            "--session",
+            &session,
+            "--schedule",
+            "every 2s",
+            "--prompt",
+            "tick",
+        ])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = h
+        .cli(&[
+            "cron",
+            "add",
+            "--session",
+            &session,
+            "--schedule",
+            "sometimes",
+            "--prompt",
+            "x",
+        ])
+        .await;
+    assert!(!bad.status.success());
+
+    // On time: two fires 2 s apart (due times exactly one period apart), each answered to
+    // Alice through the webhook channel.
+    let log = wait_fires(&h, 2, Duration::from_secs(10)).await;
+    let f = fires(&log);
+    assert_eq!(f[1].1.due_at_ms - f[0].1.due_at_ms, 2000, "{f:?}");
+    assert_eq!(f[0].1.prompt, "tick");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = read_log(h.dir()).await;
+        let answered = log.iter().any(|e| {
+            matches!(&e.payload,
+            EventPayload::MessageSent(m) if m.in_reply_to == Some(f[0].0)
+                && m.to == "webhook:alice@example.com" && m.text.starts_with("echo: tick"))
+        });
+        if answered {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fire not answered:\n{}",
+            summary(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Down across several due times: exactly one catch-up fire at start, then on schedule.
+    h.stop().await;
+    let before = fires(&read_log(h.dir()).await).len();
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    h.start("127.0.0.1:0").await;
+    let log = wait_fires(&h, before + 2, Duration::from_secs(10)).await;
+    let f = fires(&log);
+    let catch_up = &f[before].1;
+    let next = &f[before + 1].1;
+    assert_eq!(next.due_at_ms - catch_up.due_at_ms, 2000, "{f:?}");
+    let last_before = f[before - 1].1.due_at_ms;
+    assert!(
+        catch_up.due_at_ms - last_before >= 4000,
+        "the catch-up fire is the latest missed period: {f:?}"
+    );
+    assert_eq!((catch_up.due_at_ms - last_before) % 2000, 0);
+
+    // Cancelled: no more fires.
+    let list = h.cli(&["cron", "list"]).await;
+    let text = String::from_utf8_lossy(&list.stdout).to_string();
+    let job = text.split_whitespace().next().unwrap().to_string();
+    assert!(text.contains("active"), "{text}");
+    let out = h.cli(&["cron", "rm", &job]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let n = fires(&read_log(h.dir()).await).len();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(
+        fires(&read_log(h.dir()).await).len(),
+        n,
+        "fired after cancel"
+    );
+    h.stop().await;
+}

@@ -620,6 +620,32 @@ fn conversation() -> Vec<(String, NewEvent)> {
             s2.clone(),
             inbound("terminal", "m6", "terminal:bob", "still there?", "main"),
         ),
+        /* 32 */
+        (
+            s2.clone(),
+            NewEvent::new(clawos_events::CronScheduled {
+                job_id: Uuid::from_u128(0xc001),
+                session_id: "s2".into(),
+                schedule: "every 1h".into(),
+                prompt: "check in".into(),
+            }),
+        ),
+        /* 33 */
+        (
+            s2.clone(),
+            NewEvent::new(clawos_events::CronFired {
+                job_id: Uuid::from_u128(0xc001),
+                due_at_ms: 3_600_000,
+                prompt: "check in".into(),
+            }),
+        ),
+        /* 34 */
+        (
+            s2.clone(),
+            NewEvent::new(clawos_events::CronCancelled {
+                job_id: Uuid::from_u128(0xc001),
+            }),
+        ),
     ]
 }
 
@@ -655,7 +681,7 @@ async fn state_at_n_equals_the_live_tables_when_n_was_applied() {
         live.push(dump_all(&pool).await);
     }
     let head = store.head();
-    assert_eq!(head, 31);
+    assert_eq!(head, 34);
     assert_eq!(live.len() as u64, head + 1);
     // The conversation did build something in every table.
     for t in all_tables() {

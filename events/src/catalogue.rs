@@ -334,6 +334,15 @@ pub struct CronFired {
     pub job_id: Uuid,
     /// When it was due (unix milliseconds).
     pub due_at_ms: i64,
+    /// The job's prompt, given to the agent as the message of the turn.
+    pub prompt: String,
+}
+
+/// A cron job was cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronCancelled {
+    /// Job id.
+    pub job_id: Uuid,
 }
 
 /// An outside system started a turn through `/hooks/agent`.
@@ -483,6 +492,7 @@ catalogue! {
     ChannelExited = 1,
     CronScheduled = 1,
     CronFired = 1,
+    CronCancelled = 1,
     HookReceived = 1,
     CommandReceived = 1,
     SecretStored = 1,

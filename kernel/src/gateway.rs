@@ -36,9 +36,6 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The channel name hooks' messages are recorded under (not a valid configured name).
-pub const HOOK_CHANNEL: &str = "@hooks";
-
 /// Most messages of history given to an agent turn.
 pub const CONTEXT_MESSAGES: u32 = 200;
 
@@ -394,7 +391,12 @@ impl Gateway {
             EventPayload::CommandReceived(c) => {
                 return self.run_command(session, agent_name, &trigger, c).await;
             }
-            EventPayload::HookReceived(h) => self.hook_as_message(session, trigger_seq, h).await?,
+            EventPayload::HookReceived(h) => {
+                self.outside_message(session, trigger_seq, h.text).await?
+            }
+            EventPayload::CronFired(f) => {
+                self.outside_message(session, trigger_seq, f.prompt).await?
+            }
             _ => return Ok(()),
         };
         let ancestors = views::ancestors(&self.projections, trigger_seq, CONTEXT_MESSAGES).await?;
@@ -497,13 +499,13 @@ impl Gateway {
         Ok(())
     }
 
-    /// A hook's text seen as the message a turn answers: on the branch the projection put
-    /// it on, answered through the channel the person last wrote from (if any).
-    async fn hook_as_message(
+    /// A hook's or cron job's text seen as the message a turn answers: on the branch the
+    /// projection put it on, answered through the channel the person last wrote from.
+    async fn outside_message(
         &self,
         session: &str,
         seq: u64,
-        h: clawos_events::HookReceived,
+        text: String,
     ) -> Result<MessageReceived, KernelError> {
         let branch: Option<String> =
             sqlx::query_scalar("SELECT branch FROM messages WHERE seq = ?")
@@ -512,10 +514,9 @@ impl Gateway {
                 .await?;
         let last: Option<(String, String)> = sqlx::query_as(
             "SELECT channel, address FROM messages WHERE session_id = ? AND role = 'user' \
-             AND channel != ? ORDER BY seq DESC LIMIT 1",
+             AND channel NOT LIKE '@%' ORDER BY seq DESC LIMIT 1",
         )
         .bind(session)
-        .bind(HOOK_CHANNEL)
         .fetch_optional(&self.projections)
         .await?;
         let (channel, sender) = last.unwrap_or_default();
@@ -524,7 +525,7 @@ impl Gateway {
             external_id: String::new(),
             sender,
             chat: None,
-            text: h.text,
+            text,
             attachments: vec![],
             branch: branch.unwrap_or_else(|| "main".into()),
             sent_at_ms: 0,

@@ -13,6 +13,7 @@
 //! - [`supervisor`]: channel processes, tokens, restarts with backoff.
 //! - [`server`]: `/health`, `/metrics`, `/api`.
 //! - [`ws`]: `/ws`, JSON frames for UI clients (connect, chat.send, events.subscribe...).
+//! - [`cron`]: the scheduler (`CronScheduled` → `CronFired` + a turn).
 //! - [`hooks`]: outbound hooks (POST chosen events to URLs); inbound is `POST /hooks/agent`.
 //! - [`metrics`], [`tokens`].
 //!
@@ -22,6 +23,7 @@
 pub mod bus;
 pub mod commands;
 pub mod config;
+pub mod cron;
 mod error;
 pub mod gateway;
 pub mod hooks;
@@ -232,6 +234,8 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
     for h in gw.config.outbound_hooks.clone() {
         tokio::spawn(hooks::outbound(gw.clone(), h));
     }
+
+    tokio::spawn(cron::run(gw.clone()));
 
     let recovering = gw.clone();
     tokio::spawn(async move {

@@ -12,7 +12,7 @@
 //! - [`projection`]: the [`Projection`] trait and the registry.
 //! - [`runner`]: [`Runner`] (SQLite, checkpoints, follow) and [`MemoryRunner`].
 //! - [`sql`]: the projection database: open, flush, dump, checkpoints.
-//! - one module per read model: [`identities`], [`sessions`] (sessions, branches, messages,
+//! - one module per read model: [`identities`], [`cron`], [`sessions`] (sessions, branches, messages,
 //!   compactions), [`bindings`], [`channels`], [`deliveries`], [`audit`].
 //! - [`views`]: session, branch and transcript views over rows, live or time-travelled.
 //!
@@ -23,6 +23,7 @@ pub mod audit;
 pub mod bindings;
 pub mod changes;
 pub mod channels;
+pub mod cron;
 pub mod deliveries;
 mod error;
 pub mod identities;

@@ -46,6 +46,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(crate::channels::Channels::default()),
         Box::new(crate::deliveries::Deliveries),
         Box::new(crate::audit::Audit::default()),
+        Box::new(crate::cron::Cron::default()),
     ]
 }
 

@@ -110,9 +110,8 @@ impl Runner {
             None;
         loop {
             let from = self.position() + 1;
-            if from > store.head() {
-                break;
-            }
+            // No early stop at the in-process head: events another process (a CLI command)
+            // appended are beyond it, and an empty page ends the catch-up anyway.
             let events = match prefetch.take() {
                 Some(page) => match page.await {
                     Ok(events) => events?,

@@ -184,6 +184,7 @@ impl Projection for Sessions {
                 | "BranchSwitched"
                 | "SessionCompacted"
                 | "HookReceived"
+                | "CronFired"
         )
     }
     fn apply(&mut self, event: &RecordedEvent, payload: &EventPayload, out: &mut Changes) {
@@ -217,6 +218,15 @@ impl Projection for Sessions {
             EventPayload::MessageReceived(m) => self.add_message(
                 event, id, &m.branch, "user", &m.channel, &m.sender, &m.text, out,
             ),
+            EventPayload::CronFired(f) => {
+                let Some(branch) = self.sessions.get(id).map(|s| s.active.clone()) else {
+                    return;
+                };
+                let address = format!("cron:{}", f.job_id);
+                self.add_message(
+                    event, id, &branch, "user", "@cron", &address, &f.prompt, out,
+                );
+            }
             EventPayload::HookReceived(h) => {
                 let Some(branch) = self.sessions.get(id).map(|s| s.active.clone()) else {
                     return;
