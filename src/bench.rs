@@ -481,6 +481,9 @@ pub fn bench_prompt() -> Result<()> {
             backoff: Duration::from_millis(1),
         };
         let skills = SkillSet::default()
+            .with(Arc::new(clawos_agents::skills::memory::MemorySkill))
+            .with(Arc::new(clawos_agents::skills::cron::CronSkill))
+            .with(Arc::new(clawos_agents::skills::session::SessionSkill))
             .with(Arc::new(FsSkill::new(dir.join("ws"))?))
             .with(Arc::new(ShellSkill::new(
                 dir.join("ws"),
@@ -513,7 +516,7 @@ pub fn bench_prompt() -> Result<()> {
             bare / 4
         );
         println!(
-            "| {kind} Pi: system prompt + fs + shell schemas | {full} | {} | {:.1} |",
+            "| {kind} Pi: system prompt + 5 skill schemas | {full} | {} | {:.1} |",
             full / 4,
             full as f64 / bare as f64
         );

@@ -729,3 +729,106 @@ async fn cron_fires_on_time_and_once_after_a_restart_that_spanned_its_due_time()
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_cron_and_session_skills_record_events_and_stay_in_scope() {
+    let fake = FakeLlm::start(vec![
+        // Alice: remember.
+        tool(
+            "memory",
+            json!({"op": "remember", "text": "prefers Postgres over MySQL"}),
+        ),
+        Step::Text("Noted.".into()),
+        // Alice: recall.
+        tool(
+            "memory",
+            json!({"op": "recall", "text": "postgres or mysql?"}),
+        ),
+        Step::Text("You prefer Postgres.".into()),
+        // Bob: recall finds nothing of Alice's.
+        tool("memory", json!({"op": "recall", "text": "postgres"})),
+        Step::Text("I know nothing about that.".into()),
+        // Alice: a cron job and a branch through skills.
+        tool(
+            "cron",
+            json!({"op": "schedule", "schedule": "every 1h", "prompt": "stand-up notes"}),
+        ),
+        tool(
+            "cron",
+            json!({"op": "schedule", "schedule": "sometimes", "prompt": "x"}),
+        ),
+        tool("session", json!({"op": "branch", "name": "alt"})),
+        Step::Text("Done.".into()),
+    ]);
+    let port = free_port();
+    let mut h = started(
+        &pi_config("openai", &fake.base_url_openai(), "", port),
+        port,
+    )
+    .await;
+    let p = |id: &'static str, from: &'static str, text: &'static str| {
+        let http = h.http.clone();
+        async move { post(&http, port, id, from, text, 20_000).await.unwrap() }
+    };
+    assert_eq!(
+        p("a1", "alice@example.com", "remember my db").await.reply(),
+        Some("Noted.")
+    );
+    assert_eq!(
+        p("a2", "alice@example.com", "which db?").await.reply(),
+        Some("You prefer Postgres.")
+    );
+    assert_eq!(
+        p("b1", "bob@example.com", "which db?").await.reply(),
+        Some("I know nothing about that.")
+    );
+    assert_eq!(
+        p("a3", "alice@example.com", "plan").await.reply(),
+        Some("Done.")
+    );
+    h.stop().await;
+
+    let log = read_log(h.dir()).await;
+    let outputs: Vec<String> = log
+        .iter()
+        .filter_map(|e| match &e.payload {
+            EventPayload::ToolReturned(r) => Some(r.output.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(outputs[0].starts_with("remembered ("), "{outputs:?}");
+    assert!(
+        outputs[1].starts_with("prefers Postgres over MySQL ("),
+        "{outputs:?}"
+    );
+    assert_eq!(
+        outputs[2], "nothing remembered about that",
+        "Bob must not see Alice's memory"
+    );
+    assert!(outputs[3].starts_with("scheduled ("), "{outputs:?}");
+    assert!(outputs[4].contains("sometimes"), "{outputs:?}");
+    assert!(
+        outputs[5].starts_with("now on new branch alt"),
+        "{outputs:?}"
+    );
+    let written = log
+        .iter()
+        .find_map(|e| match &e.payload {
+            EventPayload::MemoryWritten(m) => Some(m.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        written.identity.as_deref(),
+        Some("webhook:alice@example.com")
+    );
+    assert_eq!(written.agent.as_deref(), Some("pi"));
+    assert!(log.iter().any(
+        |e| matches!(&e.payload, EventPayload::CronScheduled(c) if c.prompt == "stand-up notes")
+    ));
+    assert!(log.iter().any(
+        |e| matches!(&e.payload, EventPayload::BranchCreated(b) if b.branch == "alt" && b.switch_to)
+    ));
+    let out = h.cli(&["cron", "list"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stand-up notes"));
+}

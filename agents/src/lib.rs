@@ -50,6 +50,17 @@ pub struct TurnInput {
     pub summary: Option<String>,
 }
 
+/// A memory returned by recall.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recalled {
+    /// Memory id.
+    pub id: uuid::Uuid,
+    /// Text.
+    pub text: String,
+    /// Relevance (higher is better).
+    pub score: f32,
+}
+
 /// A compaction summary and the model that wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -106,6 +117,12 @@ pub enum AgentError {
     /// The turn took too many steps.
     #[error("the turn stopped after {0} steps without an answer")]
     StepLimit(u32),
+    /// The host does not offer this service.
+    #[error("{0} is not available here")]
+    Unsupported(&'static str),
+    /// A service refused the request.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Where an agent records what it did (backed by the log).
@@ -117,6 +134,36 @@ pub trait TurnRecorder: Send + Sync {
     /// A fragment of the reply as it streams in, for clients that show partial text. Not
     /// recorded: the final text is one `MessageSent`.
     fn delta(&self, _text: &str) {}
+
+    /// Remember `text` for the session's person and agent (`MemoryWritten`); its id.
+    async fn remember(&self, _text: &str, _tags: &[String]) -> Result<uuid::Uuid, AgentError> {
+        Err(AgentError::Unsupported("memory"))
+    }
+    /// Forget a memory of this person (`MemoryForgotten`); false when there is none.
+    async fn forget(&self, _id: uuid::Uuid) -> Result<bool, AgentError> {
+        Err(AgentError::Unsupported("memory"))
+    }
+    /// This person's memories that best match `query`, best first.
+    async fn recall(&self, _query: &str, _limit: usize) -> Result<Vec<Recalled>, AgentError> {
+        Err(AgentError::Unsupported("memory"))
+    }
+    /// Schedule `prompt` in this session (`CronScheduled`); the job id.
+    async fn schedule(&self, _schedule: &str, _prompt: &str) -> Result<uuid::Uuid, AgentError> {
+        Err(AgentError::Unsupported("cron"))
+    }
+    /// This session's active cron jobs, one line each.
+    async fn cron_jobs(&self) -> Result<Vec<String>, AgentError> {
+        Err(AgentError::Unsupported("cron"))
+    }
+    /// Cancel one of this session's cron jobs; false when there is none.
+    async fn cancel_cron(&self, _id: uuid::Uuid) -> Result<bool, AgentError> {
+        Err(AgentError::Unsupported("cron"))
+    }
+    /// Run a chat command (`/branch NAME`, `/switch NAME`, `/branches`, `/compact`) in this
+    /// session; its answer.
+    async fn session_command(&self, _command: &str) -> Result<String, AgentError> {
+        Err(AgentError::Unsupported("session"))
+    }
 }
 
 /// An agent: given a turn's input, produce a reply, recording every step.

@@ -238,7 +238,12 @@ impl Agent for Pi {
                     )
                     .await?;
                 let started = Instant::now();
-                let out = self.skills.call(&call.tool, &call.arguments).await;
+                let ctx = crate::skills::SkillContext {
+                    session_id: &input.session_id,
+                    turn_id,
+                    recorder,
+                };
+                let out = self.skills.call(&ctx, &call.tool, &call.arguments).await;
                 recorder
                     .record(
                         ToolReturned {

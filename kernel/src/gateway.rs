@@ -81,11 +81,53 @@ pub struct Gateway {
 
 struct SessionRecorder {
     store: LogStore,
+    projections: SqlitePool,
+    session: String,
+    identity: String,
+    agent: String,
     stream: String,
     turn: Uuid,
     cause: Uuid,
     trigger_seq: u64,
     deltas: broadcast::Sender<Delta>,
+}
+
+impl SessionRecorder {
+    async fn append(
+        &self,
+        stream: &str,
+        payload: impl Into<EventPayload>,
+    ) -> Result<u64, AgentError> {
+        let e = NewEvent::new(payload.into())
+            .caused_by(self.cause)
+            .correlated(self.turn);
+        self.store
+            .append(stream, ExpectedVersion::Any, vec![e])
+            .await
+            .map(|a| a.last_seq)
+            .map_err(|e| AgentError::Record(e.to_string()))
+    }
+
+    async fn wait_projected(&self) {
+        // The projections follow the log closely; a service reads them once they have
+        // applied everything this turn wrote.
+        let head = self.store.head();
+        for _ in 0..200 {
+            let pos: Option<i64> =
+                sqlx::query_scalar("SELECT MIN(seq) FROM projection_checkpoints")
+                    .fetch_one(&self.projections)
+                    .await
+                    .unwrap_or(None);
+            if pos.unwrap_or(0) as u64 >= head {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> AgentError {
+    AgentError::Record(e.to_string())
 }
 
 /// A fragment of a reply while it streams (not recorded; the final text is).
@@ -110,6 +152,138 @@ impl TurnRecorder for SessionRecorder {
             .await
             .map(|a| a.last_seq)
             .map_err(|e| AgentError::Record(e.to_string()))
+    }
+
+    async fn remember(&self, text: &str, tags: &[String]) -> Result<Uuid, AgentError> {
+        let id = Uuid::now_v7();
+        self.append(
+            stream::MEMORY,
+            clawos_events::MemoryWritten {
+                memory_id: id,
+                identity: Some(self.identity.clone()),
+                agent: Some(self.agent.clone()),
+                text: text.to_string(),
+                tags: tags.to_vec(),
+                source_seq: Some(self.trigger_seq),
+            },
+        )
+        .await?;
+        Ok(id)
+    }
+
+    async fn forget(&self, id: Uuid) -> Result<bool, AgentError> {
+        self.wait_projected().await;
+        let mine: Option<String> = sqlx::query_scalar(
+            "SELECT memory_id FROM memories WHERE memory_id = ? AND identity = ?",
+        )
+        .bind(id.to_string())
+        .bind(&self.identity)
+        .fetch_optional(&self.projections)
+        .await
+        .map_err(storage)?;
+        if mine.is_none() {
+            return Ok(false);
+        }
+        self.append(
+            stream::MEMORY,
+            clawos_events::MemoryForgotten { memory_id: id },
+        )
+        .await?;
+        Ok(true)
+    }
+
+    async fn recall(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<clawos_agents::Recalled>, AgentError> {
+        self.wait_projected().await;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT memory_id, text FROM memories WHERE identity = ? \
+             AND (agent IS NULL OR agent = ?) ORDER BY written_seq DESC",
+        )
+        .bind(&self.identity)
+        .bind(&self.agent)
+        .fetch_all(&self.projections)
+        .await
+        .map_err(storage)?;
+        Ok(crate::memory::keyword_recall(query, rows, limit))
+    }
+
+    async fn schedule(&self, schedule: &str, prompt: &str) -> Result<Uuid, AgentError> {
+        crate::cron::parse(schedule).map_err(AgentError::Refused)?;
+        if prompt.trim().is_empty() {
+            return Err(AgentError::Refused("a job needs a prompt".into()));
+        }
+        let id = Uuid::now_v7();
+        self.append(
+            &self.stream,
+            clawos_events::CronScheduled {
+                job_id: id,
+                session_id: self.session.clone(),
+                schedule: schedule.to_string(),
+                prompt: prompt.to_string(),
+            },
+        )
+        .await?;
+        Ok(id)
+    }
+
+    async fn cron_jobs(&self) -> Result<Vec<String>, AgentError> {
+        self.wait_projected().await;
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT job_id, schedule, prompt FROM cron_jobs WHERE session_id = ? AND cancelled = 0",
+        )
+        .bind(&self.session)
+        .fetch_all(&self.projections)
+        .await
+        .map_err(storage)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, schedule, prompt)| format!("{id} {schedule}: {prompt}"))
+            .collect())
+    }
+
+    async fn cancel_cron(&self, id: Uuid) -> Result<bool, AgentError> {
+        self.wait_projected().await;
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT job_id FROM cron_jobs WHERE job_id = ? AND session_id = ? AND cancelled = 0",
+        )
+        .bind(id.to_string())
+        .bind(&self.session)
+        .fetch_optional(&self.projections)
+        .await
+        .map_err(storage)?;
+        if found.is_none() {
+            return Ok(false);
+        }
+        self.append(&self.stream, clawos_events::CronCancelled { job_id: id })
+            .await?;
+        Ok(true)
+    }
+
+    async fn session_command(&self, command: &str) -> Result<String, AgentError> {
+        if !crate::commands::is_command(command) {
+            return Err(AgentError::Refused(format!(
+                "`{command}` is not a session command"
+            )));
+        }
+        self.wait_projected().await;
+        let outcome = crate::commands::run(&self.projections, &self.session, command, None)
+            .await
+            .map_err(storage)?;
+        if !outcome.events.is_empty() {
+            let events = outcome
+                .events
+                .into_iter()
+                .map(|e| e.caused_by(self.cause).correlated(self.turn))
+                .collect();
+            self.store
+                .append(&self.stream, ExpectedVersion::Any, events)
+                .await
+                .map_err(storage)?;
+        }
+        Ok(outcome.answer)
     }
 
     fn delta(&self, text: &str) {
@@ -430,8 +604,13 @@ impl Gateway {
             )
             .await?;
         let _ = start;
+        let (identity, _) = self.session_owner(session).await?;
         let recorder = SessionRecorder {
             store: self.store.clone(),
+            projections: self.projections.clone(),
+            session: session.to_string(),
+            identity,
+            agent: agent_name.to_string(),
             stream: stream.clone(),
             turn,
             cause: trigger.id,
@@ -497,6 +676,16 @@ impl Gateway {
             .await?;
         self.metrics.turn(started.elapsed().as_micros() as u64);
         Ok(())
+    }
+
+    /// The identity and agent of a session.
+    async fn session_owner(&self, session: &str) -> Result<(String, String), KernelError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT identity, agent FROM sessions WHERE session_id = ?")
+                .bind(session)
+                .fetch_optional(&self.projections)
+                .await?;
+        Ok(row.unwrap_or_default())
     }
 
     /// A hook's or cron job's text seen as the message a turn answers: on the branch the

@@ -15,6 +15,7 @@
 //! - [`ws`]: `/ws`, JSON frames for UI clients (connect, chat.send, events.subscribe...).
 //! - [`cron`]: the scheduler (`CronScheduled` → `CronFired` + a turn).
 //! - [`hooks`]: outbound hooks (POST chosen events to URLs); inbound is `POST /hooks/agent`.
+//! - [`memory`]: recall over the memories projection (keywords, until the vector index).
 //! - [`metrics`], [`tokens`].
 //!
 //! **Architecture Invariant:** the kernel never talks to an LLM and never speaks a chat
@@ -27,6 +28,7 @@ pub mod cron;
 mod error;
 pub mod gateway;
 pub mod hooks;
+pub mod memory;
 pub mod metrics;
 pub mod routing;
 pub mod server;
@@ -163,6 +165,9 @@ fn build_pi(
         ShellPolicy::Deny
     };
     let skills = SkillSet::default()
+        .with(Arc::new(clawos_agents::skills::memory::MemorySkill))
+        .with(Arc::new(clawos_agents::skills::cron::CronSkill))
+        .with(Arc::new(clawos_agents::skills::session::SessionSkill))
         .with(Arc::new(fs))
         .with(Arc::new(ShellSkill::new(
             workspace.clone(),

@@ -12,7 +12,7 @@
 //! - [`projection`]: the [`Projection`] trait and the registry.
 //! - [`runner`]: [`Runner`] (SQLite, checkpoints, follow) and [`MemoryRunner`].
 //! - [`sql`]: the projection database: open, flush, dump, checkpoints.
-//! - one module per read model: [`identities`], [`cron`], [`sessions`] (sessions, branches, messages,
+//! - one module per read model: [`identities`], [`cron`], [`memories`], [`sessions`] (sessions, branches, messages,
 //!   compactions), [`bindings`], [`channels`], [`deliveries`], [`audit`].
 //! - [`views`]: session, branch and transcript views over rows, live or time-travelled.
 //!
@@ -27,6 +27,7 @@ pub mod cron;
 pub mod deliveries;
 mod error;
 pub mod identities;
+pub mod memories;
 pub mod projection;
 pub mod runner;
 pub mod sessions;

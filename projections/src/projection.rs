@@ -47,6 +47,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(crate::deliveries::Deliveries),
         Box::new(crate::audit::Audit::default()),
         Box::new(crate::cron::Cron::default()),
+        Box::new(crate::memories::Memories),
     ]
 }
 

@@ -2,7 +2,10 @@
 //! of it is paid for in every request) and runs in-process under limits the kernel's
 //! configuration sets, never limits the prompt asks for.
 
+pub mod cron;
 pub mod fs;
+pub mod memory;
+pub mod session;
 pub mod shell;
 
 use std::collections::BTreeMap;
@@ -39,13 +42,28 @@ impl SkillOutput {
     }
 }
 
+/// What a skill may know of the turn it runs in.
+pub struct SkillContext<'a> {
+    /// The session.
+    pub session_id: &'a str,
+    /// The turn.
+    pub turn_id: uuid::Uuid,
+    /// The host's services for the turn (memory, cron, session commands).
+    pub recorder: &'a dyn crate::TurnRecorder,
+}
+
 /// One tool.
 #[async_trait]
 pub trait Skill: Send + Sync {
     /// Name, description and JSON schema of the arguments.
     fn spec(&self) -> ToolSpec;
-    /// Run with the model's arguments.
+    /// Run with the model's arguments, outside any turn.
     async fn call(&self, arguments: &serde_json::Value) -> SkillOutput;
+    /// Run with the model's arguments inside a turn (skills that need the session
+    /// override this; the default ignores the context).
+    async fn call_in(&self, _ctx: &SkillContext<'_>, arguments: &serde_json::Value) -> SkillOutput {
+        self.call(arguments).await
+    }
 }
 
 /// The skills an agent offers, by name.
@@ -71,8 +89,8 @@ impl SkillSet {
         self.skills.keys().cloned().collect()
     }
 
-    /// Run a skill; arguments are the JSON text the model produced.
-    pub async fn call(&self, name: &str, arguments: &str) -> SkillOutput {
+    /// Run a skill in a turn; arguments are the JSON text the model produced.
+    pub async fn call(&self, ctx: &SkillContext<'_>, name: &str, arguments: &str) -> SkillOutput {
         let Some(skill) = self.skills.get(name) else {
             return SkillOutput::err(format!(
                 "no tool named `{name}`; available: {}",
@@ -87,7 +105,15 @@ impl SkillSet {
                 Err(e) => return SkillOutput::err(format!("arguments are not valid JSON: {e}")),
             }
         };
-        skill.call(&args).await
+        skill.call_in(ctx, &args).await
+    }
+}
+
+/// Turn a host service's result into a skill output.
+pub fn service<T>(r: Result<T, crate::AgentError>, ok: impl FnOnce(T) -> String) -> SkillOutput {
+    match r {
+        Ok(v) => SkillOutput::ok(ok(v)),
+        Err(e) => SkillOutput::err(e.to_string()),
     }
 }
 
