@@ -118,6 +118,23 @@ pub enum CronCommand {
     },
 }
 
+/// `clawos approvals ...`
+#[derive(Subcommand)]
+pub enum ApprovalsCommand {
+    /// Actions waiting for an answer.
+    List,
+    /// Let the action run.
+    Approve {
+        /// Approval id.
+        id: String,
+    },
+    /// Refuse the action.
+    Deny {
+        /// Approval id.
+        id: String,
+    },
+}
+
 /// `clawos admin ...`
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -660,6 +677,76 @@ pub async fn cron(home: &Home, durability: Durability, cmd: CronCommand) -> Resu
                 )
                 .await?;
             println!("job {job} cancelled");
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
+}
+
+/// `clawos approvals ...`: reads and answers the `approvals` stream.
+pub async fn approvals(home: &Home, durability: Durability, cmd: ApprovalsCommand) -> Result<()> {
+    use clawos_events::{ApprovalAnswered, EventPayload, ExpectedVersion};
+    let store = home.open_log(durability).await?;
+    let mut requested = Vec::new();
+    let mut answered = std::collections::HashSet::new();
+    for e in store.read_stream(stream::APPROVALS, u64::MAX).await? {
+        match e.decode()? {
+            EventPayload::ApprovalRequested(r) => requested.push(r),
+            EventPayload::ApprovalAnswered(a) => {
+                answered.insert(a.approval_id);
+            }
+            _ => {}
+        }
+    }
+    let result = match cmd {
+        ApprovalsCommand::List => {
+            let pending: Vec<_> = requested
+                .iter()
+                .filter(|r| !answered.contains(&r.approval_id))
+                .collect();
+            if pending.is_empty() {
+                println!("nothing waits for approval");
+            }
+            for r in pending {
+                println!("{}  session {}  {}", r.approval_id, r.session_id, r.action);
+            }
+            Ok(())
+        }
+        ApprovalsCommand::Approve { id } | ApprovalsCommand::Deny { id }
+            if uuid::Uuid::parse_str(&id).is_err() =>
+        {
+            Err(anyhow!(
+                "`{id}` is not an approval id (see `clawos approvals list`)"
+            ))
+        }
+        cmd @ (ApprovalsCommand::Approve { .. } | ApprovalsCommand::Deny { .. }) => {
+            let (id, approved) = match cmd {
+                ApprovalsCommand::Approve { id } => (id, true),
+                ApprovalsCommand::Deny { id } => (id, false),
+                ApprovalsCommand::List => unreachable!("handled above"),
+            };
+            let approval_id = uuid::Uuid::parse_str(&id)?;
+            if !requested.iter().any(|r| r.approval_id == approval_id) {
+                bail!("no approval request {id}");
+            }
+            let a = store
+                .append(
+                    stream::APPROVALS,
+                    ExpectedVersion::Any,
+                    vec![NewEvent::new(ApprovalAnswered {
+                        approval_id,
+                        approved,
+                        by: "cli".into(),
+                    })
+                    .dedupe(clawos_kernel::gateway::approval_key(approval_id))],
+                )
+                .await?;
+            if a.duplicate {
+                println!("{id} was already answered");
+            } else {
+                println!("{id} {}", if approved { "approved" } else { "denied" });
+            }
             Ok(())
         }
     };

@@ -67,6 +67,9 @@ enum Command {
     /// Scheduled prompts.
     #[command(subcommand)]
     Cron(cli_gateway::CronCommand),
+    /// Answer actions an agent asked approval for (shell policy `ask`).
+    #[command(subcommand)]
+    Approvals(cli_gateway::ApprovalsCommand),
     /// Administration.
     #[command(subcommand)]
     Admin(cli_gateway::AdminCommand),
@@ -118,6 +121,7 @@ fn main() -> Result<()> {
             Command::Bind(c) => cli_gateway::bind(&home, cli.durability, c).await,
             Command::Identity(c) => cli_gateway::identity(&home, cli.durability, c).await,
             Command::Admin(c) => cli_gateway::admin(&home, c),
+            Command::Approvals(c) => cli_gateway::approvals(&home, cli.durability, c).await,
             Command::Cron(c) => cli_gateway::cron(&home, cli.durability, c).await,
             Command::Pairing(c) => cli_gateway::pairing(&home, cli.durability, c).await,
             Command::Replay(c) => cli_replay::run(&home, cli.durability, c).await,

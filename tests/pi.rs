@@ -832,3 +832,100 @@ async fn memory_cron_and_session_skills_record_events_and_stay_in_scope() {
     let out = h.cli(&["cron", "list"]).await;
     assert!(String::from_utf8_lossy(&out.stdout).contains("stand-up notes"));
 }
+
+async fn wait_approval(h: &Harness, n: usize) -> clawos_events::ApprovalRequested {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = read_log(h.dir()).await;
+        let reqs: Vec<_> = log
+            .iter()
+            .filter_map(|e| match &e.payload {
+                EventPayload::ApprovalRequested(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        if reqs.len() >= n {
+            return reqs[n - 1].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no approval request:\n{}",
+            summary(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_ask_policy_waits_for_a_person_and_records_request_and_answer() {
+    let fake = FakeLlm::start(vec![
+        tool(
+            "shell",
+            json!({"program": "echo", "args": ["approved one"]}),
+        ),
+        Step::Text("first done".into()),
+        tool("shell", json!({"program": "echo", "args": ["denied one"]})),
+        Step::Text("second done".into()),
+    ]);
+    let port = free_port();
+    let extra = "shell = \"ask\"\nshell_allow = [\"true\"]\n";
+    let mut h = started(
+        &pi_config("openai", &fake.base_url_openai(), extra, port),
+        port,
+    )
+    .await;
+
+    let http = h.http.clone();
+    let first =
+        tokio::spawn(
+            async move { post(&http, port, "q1", "fay@example.com", "run it", 30_000).await },
+        );
+    let req = wait_approval(&h, 1).await;
+    assert_eq!(req.action, "shell: echo approved one");
+    let list = h.cli(&["approvals", "list"]).await;
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&req.approval_id.to_string()));
+    let id = req.approval_id.to_string();
+    assert!(h.cli(&["approvals", "approve", &id]).await.status.success());
+    assert_eq!(first.await.unwrap().unwrap().reply(), Some("first done"));
+    let again = h.cli(&["approvals", "deny", &id]).await;
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already answered"));
+
+    let http = h.http.clone();
+    let second = tokio::spawn(async move {
+        post(&http, port, "q2", "fay@example.com", "run that", 30_000).await
+    });
+    let req = wait_approval(&h, 2).await;
+    assert!(h
+        .cli(&["approvals", "deny", &req.approval_id.to_string()])
+        .await
+        .status
+        .success());
+    assert_eq!(second.await.unwrap().unwrap().reply(), Some("second done"));
+    h.stop().await;
+
+    let log = read_log(h.dir()).await;
+    let returned: Vec<_> = log
+        .iter()
+        .filter_map(|e| match &e.payload {
+            EventPayload::ToolReturned(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(returned[0].output, "approved one\n");
+    assert!(
+        returned[1].output.starts_with("refused: a person declined"),
+        "{:?}",
+        returned[1]
+    );
+    let answers: Vec<_> = log
+        .iter()
+        .filter_map(|e| match &e.payload {
+            EventPayload::ApprovalAnswered(a) => Some((a.approved, a.by.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [(true, "cli".to_string()), (false, "cli".to_string())]
+    );
+}

@@ -159,6 +159,10 @@ pub trait TurnRecorder: Send + Sync {
     async fn cancel_cron(&self, _id: uuid::Uuid) -> Result<bool, AgentError> {
         Err(AgentError::Unsupported("cron"))
     }
+    /// Ask a person to approve `action` and wait for the answer (true: approved).
+    async fn approve(&self, _action: &str) -> Result<bool, AgentError> {
+        Err(AgentError::Unsupported("approvals"))
+    }
     /// Run a chat command (`/branch NAME`, `/switch NAME`, `/branches`, `/compact`) in this
     /// session; its answer.
     async fn session_command(&self, _command: &str) -> Result<String, AgentError> {

@@ -373,6 +373,30 @@ pub struct CommandReceived {
     pub text: String,
 }
 
+/// A skill asked a person to approve an action (shell policy `ask`); the turn waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRequested {
+    /// Approval id (`clawos approvals approve ID`).
+    pub approval_id: Uuid,
+    /// Session of the turn.
+    pub session_id: String,
+    /// The turn.
+    pub turn_id: Uuid,
+    /// What would run, in words (e.g. `shell: git status`).
+    pub action: String,
+}
+
+/// A person answered an approval request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalAnswered {
+    /// Approval id.
+    pub approval_id: Uuid,
+    /// Whether the action may run.
+    pub approved: bool,
+    /// Who answered (`cli`, or `timeout` when nobody did in time).
+    pub by: String,
+}
+
 /// A secret was stored in the vault. Name and version only: never the value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretStored {
@@ -493,6 +517,8 @@ catalogue! {
     CronScheduled = 1,
     CronFired = 1,
     CronCancelled = 1,
+    ApprovalRequested = 1,
+    ApprovalAnswered = 1,
     HookReceived = 1,
     CommandReceived = 1,
     SecretStored = 1,

@@ -180,4 +180,6 @@ pub mod stream {
     pub const CRON: &str = "cron";
     /// The stream of pairing requests and approvals.
     pub const PAIRING: &str = "pairing";
+    /// The stream of approval requests and answers (shell policy `ask`).
+    pub const APPROVALS: &str = "approvals";
 }

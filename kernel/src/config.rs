@@ -103,7 +103,8 @@ pub struct AgentConfig {
     pub max_steps: u32,
     /// Workspace folder for the `fs` and `shell` skills (default `STATE/workspace/NAME`).
     pub workspace: Option<std::path::PathBuf>,
-    /// Shell policy: `deny` (default) or `allowlist`.
+    /// Shell policy: `deny` (default), `allowlist`, or `ask` (each command waits for
+    /// `clawos approvals approve ID`; `shell_allow` programs run without asking).
     #[serde(default = "default_shell")]
     pub shell: String,
     /// Programs the shell skill may run under `allowlist`.
@@ -274,9 +275,9 @@ impl Config {
                     "agents.{name}: a provider needs `base_url` and `model`"
                 ));
             }
-            if !["deny", "allowlist"].contains(&a.shell.as_str()) {
+            if !["deny", "allowlist", "ask"].contains(&a.shell.as_str()) {
                 return bad(format!(
-                    "agents.{name}.shell = \"{}\": expected \"deny\" or \"allowlist\"",
+                    "agents.{name}.shell = \"{}\": expected \"deny\", \"allowlist\" or \"ask\"",
                     a.shell
                 ));
             }

@@ -36,6 +36,14 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// How long a turn waits for a person to approve an action.
+pub const APPROVAL_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// The dedupe key of an approval's answer: the first answer is the only one.
+pub fn approval_key(id: Uuid) -> String {
+    format!("approval\u{1f}{id}")
+}
+
 /// Most messages of history given to an agent turn.
 pub const CONTEXT_MESSAGES: u32 = 200;
 
@@ -260,6 +268,66 @@ impl TurnRecorder for SessionRecorder {
         self.append(&self.stream, clawos_events::CronCancelled { job_id: id })
             .await?;
         Ok(true)
+    }
+
+    async fn approve(&self, action: &str) -> Result<bool, AgentError> {
+        let id = Uuid::now_v7();
+        let from = self.store.head() + 1;
+        let mut sub = self.store.subscribe(from);
+        self.append(
+            stream::APPROVALS,
+            clawos_events::ApprovalRequested {
+                approval_id: id,
+                session_id: self.session.clone(),
+                turn_id: self.turn,
+                action: action.to_string(),
+            },
+        )
+        .await?;
+        tracing::warn!(%id, %action, "waiting for approval: `clawos approvals approve {id}`");
+        let wait = async {
+            loop {
+                let e = sub.next().await.map_err(storage)?;
+                if let Ok(EventPayload::ApprovalAnswered(a)) = e.decode() {
+                    if a.approval_id == id {
+                        return Ok::<bool, AgentError>(a.approved);
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(APPROVAL_TIMEOUT, wait).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                // Nobody answered: record the refusal (unless an answer won the race).
+                let a = self
+                    .store
+                    .append(
+                        stream::APPROVALS,
+                        ExpectedVersion::Any,
+                        vec![NewEvent::new(clawos_events::ApprovalAnswered {
+                            approval_id: id,
+                            approved: false,
+                            by: "timeout".into(),
+                        })
+                        .dedupe(approval_key(id))],
+                    )
+                    .await
+                    .map_err(storage)?;
+                if !a.duplicate {
+                    return Ok(false);
+                }
+                match self
+                    .store
+                    .get(a.first_seq)
+                    .await
+                    .map_err(storage)?
+                    .map(|e| e.decode())
+                {
+                    Some(Ok(EventPayload::ApprovalAnswered(x))) => Ok(x.approved),
+                    _ => Ok(false),
+                }
+            }
+        }
     }
 
     async fn session_command(&self, command: &str) -> Result<String, AgentError> {

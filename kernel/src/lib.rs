@@ -159,10 +159,10 @@ fn build_pi(
             e,
         )
     })?;
-    let policy = if a.shell == "allowlist" {
-        ShellPolicy::Allowlist(a.shell_allow.clone())
-    } else {
-        ShellPolicy::Deny
+    let policy = match a.shell.as_str() {
+        "allowlist" => ShellPolicy::Allowlist(a.shell_allow.clone()),
+        "ask" => ShellPolicy::Ask(a.shell_allow.clone()),
+        _ => ShellPolicy::Deny,
     };
     let skills = SkillSet::default()
         .with(Arc::new(clawos_agents::skills::memory::MemorySkill))

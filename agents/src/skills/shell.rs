@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{cap, Skill, SkillOutput};
+use super::{cap, Skill, SkillContext, SkillOutput};
 use crate::provider::ToolSpec;
 
 /// Who may run what.
@@ -20,6 +20,9 @@ pub enum ShellPolicy {
     Deny,
     /// Only these program names run.
     Allowlist(Vec<String>),
+    /// Each command waits for a person's approval (`clawos approvals approve ID`);
+    /// programs in the list run without asking.
+    Ask(Vec<String>),
 }
 
 /// The `shell` skill.
@@ -47,12 +50,16 @@ impl ShellSkill {
     }
 
     fn allowed(&self, program: &str) -> Result<(), String> {
+        if program.contains('/') {
+            return Err(format!(
+                "refused: `{program}`: give a program name, not a path"
+            ));
+        }
         match &self.policy {
+            ShellPolicy::Ask(list) if list.iter().any(|p| p == program) => Ok(()),
+            ShellPolicy::Ask(_) => Err(format!("refused: `{program}` needs a person's approval")),
             ShellPolicy::Deny => Err("refused: the shell policy is `deny` (set [agents.NAME] shell = \"allowlist\" and shell_allow in clawos.toml)".into()),
             ShellPolicy::Allowlist(list) => {
-                if program.contains('/') {
-                    return Err(format!("refused: `{program}`: give a program name, not a path"));
-                }
                 if list.iter().any(|p| p == program) {
                     Ok(())
                 } else {
@@ -61,43 +68,12 @@ impl ShellSkill {
             }
         }
     }
-}
 
-#[async_trait]
-impl Skill for ShellSkill {
-    fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "shell".into(),
-            description: "Run a program (no shell syntax) in your workspace.".into(),
-            parameters: json!({
-                "type": "object",
-                "properties": {
-                    "program": {"type": "string"},
-                    "args": {"type": "array", "items": {"type": "string"}}
-                },
-                "required": ["program"]
-            }),
-        }
-    }
-
-    async fn call(&self, args: &serde_json::Value) -> SkillOutput {
-        let Some(program) = args.get("program").and_then(|v| v.as_str()) else {
-            return SkillOutput::err("`program` is required");
-        };
-        if let Err(e) = self.allowed(program) {
-            return SkillOutput::err(e);
-        }
-        let argv: Vec<String> = args
-            .get("args")
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// Run `program` with `argv` in the workspace under the timeout and output cap (the
+    /// policy has been checked).
+    async fn run(&self, program: &str, argv: &[String]) -> SkillOutput {
         let child = tokio::process::Command::new(program)
-            .args(&argv)
+            .args(argv)
             .current_dir(&self.workspace)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -125,6 +101,67 @@ impl Skill for ShellSkill {
                 }
             }
         }
+    }
+}
+
+fn argv_of(args: &serde_json::Value) -> Vec<String> {
+    args.get("args")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl Skill for ShellSkill {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "shell".into(),
+            description: "Run a program (no shell syntax) in your workspace.".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "program": {"type": "string"},
+                    "args": {"type": "array", "items": {"type": "string"}}
+                },
+                "required": ["program"]
+            }),
+        }
+    }
+
+    /// Under `ask`, a program not pre-approved waits for a person's answer, recorded as
+    /// `ApprovalRequested` / `ApprovalAnswered`.
+    async fn call_in(&self, ctx: &SkillContext<'_>, args: &serde_json::Value) -> SkillOutput {
+        let program = args.get("program").and_then(|v| v.as_str()).unwrap_or("");
+        if let ShellPolicy::Ask(pre_approved) = &self.policy {
+            if !program.is_empty()
+                && !program.contains('/')
+                && !pre_approved.iter().any(|p| p == program)
+            {
+                let argv = argv_of(args);
+                let action = format!("shell: {program} {}", argv.join(" "));
+                let action = action.trim();
+                return match ctx.recorder.approve(action).await {
+                    Ok(true) => self.run(program, &argv).await,
+                    Ok(false) => SkillOutput::err(format!("refused: a person declined `{action}`")),
+                    Err(e) => SkillOutput::err(format!("refused: {e}")),
+                };
+            }
+        }
+        self.call(args).await
+    }
+
+    async fn call(&self, args: &serde_json::Value) -> SkillOutput {
+        let Some(program) = args.get("program").and_then(|v| v.as_str()) else {
+            return SkillOutput::err("`program` is required");
+        };
+        if let Err(e) = self.allowed(program) {
+            return SkillOutput::err(e);
+        }
+        self.run(program, &argv_of(args)).await
     }
 }
 
