@@ -88,7 +88,7 @@ async fn scripted_conversation_with_tools_is_logged_and_replays_without_a_provid
         assert!(third.contains(needle), "request 3 lacks {needle}: {third}");
     }
     assert!(
-        reqs[0]["tools"].as_array().is_some_and(|t| t.len() == 2),
+        reqs[0]["tools"].as_array().is_some_and(|t| t.len() == 5),
         "{}",
         reqs[0]
     );
@@ -927,5 +927,67 @@ async fn shell_ask_policy_waits_for_a_person_and_records_request_and_answer() {
     assert_eq!(
         answers,
         [(true, "cli".to_string()), (false, "cli".to_string())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_shows_a_streamed_reply_once() {
+    use std::process::Stdio;
+    let fake = FakeLlm::start(vec![
+        Step::Text("streamed word by word".into()),
+        Step::Text("and again".into()),
+    ]);
+    let config = format!(
+        "[gateway]\ndefault_agent = \"pi\"\ndurability = \"normal\"\n\n[agents.pi]\nkind = \"pi\"\n\
+         provider = \"openai\"\nbase_url = \"{}\"\nmodel = \"m\"\ntimeout_secs = 5\nretries = 0\n\n\
+         [channels.terminal]\nkind = \"terminal\"\n",
+        fake.base_url_openai()
+    );
+    let mut h = Harness::new(&config);
+    let child = h
+        .spawn(
+            &["up", "--listen", "127.0.0.1:0"],
+            Stdio::piped(),
+            Stdio::piped(),
+        )
+        .await;
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut all = String::new();
+        let mut stdout = stdout;
+        let _ = stdout.read_to_string(&mut all);
+        all
+    });
+    use std::io::Write;
+    writeln!(stdin, "hi").unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = read_log(h.dir()).await;
+        if log.iter().any(|e| e.kind == "DeliveryAcked") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no delivery:\n{}",
+            summary(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    writeln!(stdin, "more").unwrap();
+    stdin.flush().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(stdin);
+    h.wait_exit(Duration::from_secs(30))
+        .await
+        .expect("the Gateway exits at end of input");
+    let all = reader.join().unwrap();
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(
+        lines,
+        ["pi> streamed word by word", "pi> and again"],
+        "stdout: {all:?}"
     );
 }

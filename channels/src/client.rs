@@ -47,6 +47,20 @@ impl ChannelIdentity {
     }
 }
 
+/// What the kernel sends a channel adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A reply to deliver (ack it with [`BusHandle::delivered`]).
+    Deliver(Delivery),
+    /// A fragment of a reply still being written.
+    Partial {
+        /// External id of the inbound message it answers.
+        in_reply_to: String,
+        /// The fragment.
+        text: String,
+    },
+}
+
 /// What the kernel said about an inbound message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InboundAck {
@@ -88,14 +102,15 @@ impl BusHandle {
     }
 }
 
-/// Connect (and keep reconnecting) to the bus. Deliveries arrive on the returned receiver.
+/// Connect (and keep reconnecting) to the bus. Deliveries (and reply fragments) arrive on
+/// the returned receiver.
 /// A refused hello (bad token, wrong protocol) ends the client with an error on the
 /// returned join handle, since retrying cannot help.
 pub fn connect(
     identity: ChannelIdentity,
 ) -> (
     BusHandle,
-    mpsc::Receiver<Delivery>,
+    mpsc::Receiver<Incoming>,
     tokio::task::JoinHandle<Result<(), ChannelError>>,
 ) {
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
@@ -112,7 +127,7 @@ struct Pending {
 async fn run(
     identity: ChannelIdentity,
     mut commands: mpsc::Receiver<Command>,
-    deliveries: mpsc::Sender<Delivery>,
+    deliveries: mpsc::Sender<Incoming>,
 ) -> Result<(), ChannelError> {
     // Unacked inbound messages by external id, re-sent on every (re)connect.
     let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
@@ -143,7 +158,7 @@ enum SessionEnd {
 async fn session(
     identity: &ChannelIdentity,
     commands: &mut mpsc::Receiver<Command>,
-    deliveries: &mpsc::Sender<Delivery>,
+    deliveries: &mpsc::Sender<Incoming>,
     pending: &mut BTreeMap<String, Pending>,
 ) -> Result<SessionEnd, ChannelError> {
     // Nagle off: a small frame must not wait for the kernel's delayed ACK (~40 ms).
@@ -213,9 +228,13 @@ async fn session(
                         }
                     }
                     Ok(KernelFrame::Deliver(d)) => {
-                        if deliveries.send(d).await.is_err() {
+                        if deliveries.send(Incoming::Deliver(d)).await.is_err() {
                             return Ok(SessionEnd::CommandsClosed);
                         }
+                    }
+                    Ok(KernelFrame::Partial { in_reply_to, text }) => {
+                        // Best effort: a slow adapter drops fragments, never blocks the bus.
+                        let _ = deliveries.try_send(Incoming::Partial { in_reply_to, text });
                     }
                     Ok(KernelFrame::Error { code: ErrorCode::Unauthorized, message }) => {
                         return Err(ChannelError::Refused { code: ErrorCode::Unauthorized, message });

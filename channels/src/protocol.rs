@@ -133,6 +133,14 @@ pub enum KernelFrame {
         /// Details for a person.
         message: String,
     },
+    /// A fragment of a reply still being written, for channels that can show partial text
+    /// (the whole reply still comes as one [`KernelFrame::Deliver`]).
+    Partial {
+        /// External id of the inbound message it answers.
+        in_reply_to: String,
+        /// The next fragment.
+        text: String,
+    },
 }
 
 /// A frame that could not be decoded.

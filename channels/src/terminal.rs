@@ -6,7 +6,7 @@ use std::io::Write;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
 
-use crate::client::{connect, ChannelIdentity};
+use crate::client::{connect, ChannelIdentity, Incoming};
 use crate::protocol::Inbound;
 use crate::ChannelError;
 
@@ -26,6 +26,43 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Print one incoming frame; returns the delivery to ack, if it was one.
+fn show(
+    shown: &mut std::collections::HashMap<String, String>,
+    incoming: Incoming,
+) -> Option<uuid::Uuid> {
+    let mut out = std::io::stdout().lock();
+    match incoming {
+        Incoming::Partial { in_reply_to, text } => {
+            let so_far = shown.entry(in_reply_to).or_default();
+            if so_far.is_empty() {
+                let _ = write!(out, "pi> ");
+            }
+            so_far.push_str(&text);
+            let _ = write!(out, "{text}");
+            let _ = out.flush();
+            None
+        }
+        Incoming::Deliver(d) => {
+            let streamed = d
+                .in_reply_to
+                .as_ref()
+                .and_then(|k| shown.remove(k))
+                .unwrap_or_default();
+            if !streamed.is_empty() && streamed == d.text {
+                let _ = writeln!(out);
+            } else {
+                if !streamed.is_empty() {
+                    let _ = writeln!(out);
+                }
+                let _ = writeln!(out, "pi> {}", d.text);
+            }
+            let _ = out.flush();
+            Some(d.delivery_id)
+        }
+    }
+}
+
 /// Run the terminal channel until stdin closes.
 pub async fn run(identity: ChannelIdentity, prompt: bool) -> Result<(), ChannelError> {
     let sender = local_address();
@@ -33,13 +70,14 @@ pub async fn run(identity: ChannelIdentity, prompt: bool) -> Result<(), ChannelE
     let printer = tokio::spawn({
         let bus = bus.clone();
         async move {
-            while let Some(d) = deliveries.recv().await {
-                {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "pi> {}", d.text);
-                    let _ = out.flush();
+            // Replies stream in as fragments; the final delivery then only ends the line
+            // when the fragments already showed all of it.
+            let mut shown: std::collections::HashMap<String, String> = Default::default();
+            while let Some(incoming) = deliveries.recv().await {
+                let ack = show(&mut shown, incoming);
+                if let Some(id) = ack {
+                    let _ = bus.delivered(id).await;
                 }
-                let _ = bus.delivered(d.delivery_id).await;
             }
         }
     });

@@ -242,7 +242,10 @@ pub async fn run(
         .map_err(|e| ChannelError::Connect(e.to_string()))?;
     let secret_bytes = app.secret.clone();
     tokio::spawn(async move {
-        while let Some(d) = deliveries.recv().await {
+        while let Some(incoming) = deliveries.recv().await {
+            let crate::client::Incoming::Deliver(d) = incoming else {
+                continue;
+            };
             let key = d
                 .in_reply_to
                 .clone()

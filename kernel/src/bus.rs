@@ -248,8 +248,19 @@ async fn deliver_inner(
         }
     }
     let mut sub = gw.store.subscribe(head + 1);
+    let mut deltas = gw.deltas.subscribe();
     loop {
-        let e = sub.next().await?;
+        let e = tokio::select! {
+            e = sub.next() => e?,
+            d = deltas.recv() => {
+                if let Ok(d) = d {
+                    if d.channel == channel && !d.reply_key.is_empty() {
+                        let _ = out.try_send(KernelFrame::Partial { in_reply_to: d.reply_key, text: d.text });
+                    }
+                }
+                continue;
+            }
+        };
         if e.kind != "MessageSent" {
             continue;
         }

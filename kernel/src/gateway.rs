@@ -97,6 +97,8 @@ struct SessionRecorder {
     turn: Uuid,
     cause: Uuid,
     trigger_seq: u64,
+    reply_channel: String,
+    reply_key: String,
     deltas: broadcast::Sender<Delta>,
 }
 
@@ -143,6 +145,10 @@ fn storage(e: impl std::fmt::Display) -> AgentError {
 pub struct Delta {
     /// Seq of the message the turn answers.
     pub trigger_seq: u64,
+    /// Channel the answer goes to.
+    pub channel: String,
+    /// External id of the message it answers (empty for hooks and cron).
+    pub reply_key: String,
     /// The turn.
     pub turn: Uuid,
     /// The fragment.
@@ -357,6 +363,8 @@ impl TurnRecorder for SessionRecorder {
     fn delta(&self, text: &str) {
         let _ = self.deltas.send(Delta {
             trigger_seq: self.trigger_seq,
+            channel: self.reply_channel.clone(),
+            reply_key: self.reply_key.clone(),
             turn: self.turn,
             text: text.to_string(),
         });
@@ -683,6 +691,8 @@ impl Gateway {
             turn,
             cause: trigger.id,
             trigger_seq,
+            reply_channel: m.channel.clone(),
+            reply_key: m.external_id.clone(),
             deltas: self.deltas.clone(),
         };
         let input = TurnInput {
