@@ -32,6 +32,14 @@ pub enum BenchCommand {
     },
     /// The size of Pi's request for a one-word message.
     Prompt,
+    /// Tokens per second of the local GGUF provider.
+    Local {
+        /// The .gguf file.
+        model: std::path::PathBuf,
+        /// Tokens to generate.
+        #[arg(long, default_value_t = 64)]
+        tokens: usize,
+    },
     /// Start time, round trips through a webhook channel process, memory.
     Gateway {
         /// Messages per round-trip run.
@@ -55,6 +63,11 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             durability,
         } => bench_log(events, appends, durability).await,
         BenchCommand::Prompt => bench_prompt(),
+        BenchCommand::Local { model, tokens } => {
+            let tps = clawos_agents::provider::local::tokens_per_second(&model, tokens).await?;
+            println!("| local model | tokens generated | tokens/s |\n|---|---:|---:|\n| {} | {tokens} | {tps:.1} |", model.display());
+            Ok(())
+        }
         BenchCommand::Gateway {
             messages,
             rate,

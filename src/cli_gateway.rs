@@ -135,6 +135,18 @@ pub enum ApprovalsCommand {
     },
 }
 
+/// `clawos models ...`
+#[derive(Subcommand)]
+pub enum ModelsCommand {
+    /// Copy a GGUF model file into the state folder's models/ (Pi's embedded default).
+    Add {
+        /// The .gguf file.
+        path: std::path::PathBuf,
+    },
+    /// Models in the state folder.
+    List,
+}
+
 /// `clawos admin ...`
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -752,4 +764,49 @@ pub async fn approvals(home: &Home, durability: Durability, cmd: ApprovalsComman
     };
     store.close().await;
     result
+}
+
+/// `clawos models ...`
+pub fn models(home: &Home, cmd: ModelsCommand) -> Result<()> {
+    let dir = home.dir().join("models");
+    match cmd {
+        ModelsCommand::Add { path } => {
+            if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
+                bail!("{} is not a .gguf file", path.display());
+            }
+            let name = path.file_name().context("no file name")?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let target = dir.join(name);
+            std::fs::copy(&path, &target).with_context(|| {
+                format!("cannot copy {} to {}", path.display(), target.display())
+            })?;
+            println!(
+                "added {}; Pi uses it when no provider is configured (restart the Gateway)",
+                target.display()
+            );
+        }
+        ModelsCommand::List => {
+            let mut found = false;
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+                names.sort();
+                for p in names
+                    .iter()
+                    .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("gguf"))
+                {
+                    let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+                    println!("{}  {:.1} MB", p.display(), size as f64 / 1e6);
+                    found = true;
+                }
+            }
+            if !found {
+                println!(
+                    "no models in {} (`clawos models add PATH.gguf`)",
+                    dir.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }

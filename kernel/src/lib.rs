@@ -69,10 +69,18 @@ pub fn build_agents(
 ) -> Result<HashMap<String, Arc<dyn Agent>>, KernelError> {
     let mut agents: HashMap<String, Arc<dyn Agent>> = HashMap::new();
     for (name, a) in &config.agents {
-        let agent: Arc<dyn Agent> = match (a.kind.as_str(), &a.provider) {
-            ("echo", _) => Arc::new(clawos_agents::echo::EchoAgent::new(name.clone())),
-            (_, None) => Arc::new(clawos_agents::pi::UnconfiguredPi),
-            (_, Some(_)) => Arc::new(build_pi(home, name, a)?),
+        let embedded = clawos_agents::provider::local::find_model(&home.dir().join("models"));
+        let agent: Arc<dyn Agent> = match (a.kind.as_str(), &a.provider, embedded) {
+            ("echo", _, _) => Arc::new(clawos_agents::echo::EchoAgent::new(name.clone())),
+            // The embedded default: no provider configured, a model in STATE/models.
+            (_, None, Some(model)) => {
+                let mut local = a.clone();
+                local.provider = Some("local".into());
+                local.model = Some(model.display().to_string());
+                Arc::new(build_pi(home, name, &local)?)
+            }
+            (_, None, None) => Arc::new(clawos_agents::pi::UnconfiguredPi),
+            (_, Some(_), _) => Arc::new(build_pi(home, name, a)?),
         };
         agents.insert(name.clone(), agent);
     }
@@ -105,6 +113,31 @@ fn provider_config(
     }
 }
 
+/// Load a GGUF model for the `local` provider: `model` is a path, or a file name in
+/// `STATE/models`; without it, the first `*.gguf` there.
+fn load_local(
+    home: &Home,
+    name: &str,
+    model: Option<&str>,
+) -> Result<clawos_agents::provider::local::LocalProvider, KernelError> {
+    use clawos_agents::provider::local::{find_model, LocalModel, LocalProvider};
+    let models = home.dir().join("models");
+    let path = match model {
+        Some(m) if std::path::Path::new(m).is_absolute() => std::path::PathBuf::from(m),
+        Some(m) => models.join(m),
+        None => find_model(&models).ok_or_else(|| {
+            KernelError::Config(format!(
+                "agents.{name}: provider \"local\" needs a .gguf model in {} (`clawos models add PATH`)",
+                models.display()
+            ))
+        })?,
+    };
+    tracing::info!(model = %path.display(), "loading the local model");
+    let loaded = tokio::task::block_in_place(|| LocalModel::load(&path))
+        .map_err(|e| KernelError::Config(format!("agents.{name}: {e}")))?;
+    Ok(LocalProvider::new(loaded))
+}
+
 fn build_pi(
     home: &Home,
     name: &str,
@@ -116,18 +149,23 @@ fn build_pi(
         shell::{ShellPolicy, ShellSkill},
         SkillSet,
     };
-    let (Some(kind), Some(base_url), Some(model)) = (&a.provider, &a.base_url, &a.model) else {
-        return Err(KernelError::Config(format!(
-            "agents.{name}: a provider needs `base_url` and `model`"
+    let mut chain: Vec<Box<dyn Provider>> = Vec::new();
+    if a.provider.as_deref() == Some("local") {
+        chain.push(Box::new(load_local(home, name, a.model.as_deref())?));
+    } else {
+        let (Some(kind), Some(base_url), Some(model)) = (&a.provider, &a.base_url, &a.model) else {
+            return Err(KernelError::Config(format!(
+                "agents.{name}: a provider needs `base_url` and `model`"
+            )));
+        };
+        chain.push(build(&provider_config(
+            kind,
+            base_url,
+            model,
+            a.api_key_env.as_ref(),
+            a,
         )));
-    };
-    let mut chain: Vec<Box<dyn Provider>> = vec![build(&provider_config(
-        kind,
-        base_url,
-        model,
-        a.api_key_env.as_ref(),
-        a,
-    ))];
+    }
     for f in &a.failover {
         chain.push(build(&provider_config(
             &f.provider,
@@ -175,13 +213,10 @@ fn build_pi(
             Duration::from_secs(30),
             16 * 1024,
         )));
-    Ok(clawos_agents::pi::Pi::new(
-        name,
-        provider,
-        skills,
-        workspace,
-        a.max_steps,
-    ))
+    Ok(
+        clawos_agents::pi::Pi::new(name, provider, skills, workspace, a.max_steps)
+            .with_max_tokens(a.max_tokens),
+    )
 }
 
 /// Where a running Gateway can be found: `gateway.json` in the state folder.

@@ -20,6 +20,7 @@
 
 pub mod anthropic;
 pub mod failover;
+pub mod local;
 pub mod openai;
 
 use std::fmt;

