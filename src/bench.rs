@@ -178,6 +178,43 @@ pub fn synthetic_start(session: &str) -> NewEvent {
     })
 }
 
+/// Start `sessions` synthetic sessions (`s0`, `s1`, ...) and append synthetic turns to
+/// them from four tasks until the log holds about `up_to` events.
+pub async fn fill_synthetic(store: &LogStore, sessions: u64, up_to: u64) -> Result<()> {
+    for s in 0..sessions {
+        let id = format!("s{s}");
+        store
+            .append(
+                &stream::session(&id),
+                ExpectedVersion::NoStream,
+                vec![synthetic_start(&id)],
+            )
+            .await?;
+    }
+    let per_task = up_to.saturating_sub(store.head()) / 110 / 4;
+    let mut tasks = Vec::new();
+    for w in 0..4u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                let id = format!("s{}", (i * 4 + w) % sessions);
+                let mut batch = Vec::with_capacity(110);
+                for k in 0..10 {
+                    batch.extend(synthetic_turn(&id, i * 10 + k));
+                }
+                store
+                    .append(&stream::session(&id), ExpectedVersion::Any, batch)
+                    .await?;
+            }
+            Ok::<(), clawos_events::LogError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -367,16 +404,6 @@ async fn bench_log(events: u64, appends: u64, durability: Durability) -> Result<
             vec![synthetic_start(big)],
         )
         .await?;
-    for s in 0..sessions {
-        let id = format!("s{s}");
-        store
-            .append(
-                &stream::session(&id),
-                ExpectedVersion::NoStream,
-                vec![synthetic_start(&id)],
-            )
-            .await?;
-    }
     // ~10k events in the big session, the rest spread over the others.
     for t in 0..(10_000 / 11) {
         store
@@ -387,29 +414,7 @@ async fn bench_log(events: u64, appends: u64, durability: Durability) -> Result<
             )
             .await?;
     }
-    let store_arc = Arc::new(store);
-    let mut tasks = Vec::new();
-    let per_task_turns = events.saturating_sub(store_arc.head()) / 110 / 4;
-    for w in 0..4u64 {
-        let store = store_arc.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..per_task_turns {
-                let id = format!("s{}", (i * 4 + w) % sessions);
-                let mut batch = Vec::with_capacity(110);
-                for k in 0..10 {
-                    batch.extend(synthetic_turn(&id, i * 10 + k));
-                }
-                store
-                    .append(&stream::session(&id), ExpectedVersion::Any, batch)
-                    .await?;
-            }
-            Ok::<(), clawos_events::LogError>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let store = Arc::try_unwrap(store_arc).map_err(|_| anyhow::anyhow!("store still shared"))?;
+    fill_synthetic(&store, sessions, events).await?;
     let total = store.head();
     println!("\ngenerated {total} events in {:.1?}", gen_start.elapsed());
 

@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clawos_events::{stream, Durability, ExpectedVersion};
+use clawos_events::Durability;
 use clawos_replay::{rebuild, Home};
 
-use crate::bench::{synthetic_start, synthetic_turn};
 
 const SECRET: &str = "bench-secret-0123456789";
 
@@ -260,39 +259,9 @@ pub async fn bench_gateway(messages: u64, rate: u64, big_log: u64) -> Result<()>
     write_config(&big, Durability::Normal, None)?;
     {
         let home = Home::new(&big);
-        let store = Arc::new(home.open_log(Durability::Normal).await?);
+        let store = home.open_log(Durability::Normal).await?;
         let sessions = 1000u64;
-        for s in 0..sessions {
-            let id = format!("s{s}");
-            store
-                .append(
-                    &stream::session(&id),
-                    ExpectedVersion::NoStream,
-                    vec![synthetic_start(&id)],
-                )
-                .await?;
-        }
-        let mut tasks = Vec::new();
-        let per = big_log / 110 / 4;
-        for w in 0..4u64 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                for i in 0..per {
-                    let id = format!("s{}", (i * 4 + w) % sessions);
-                    let mut batch = Vec::with_capacity(110);
-                    for k in 0..10 {
-                        batch.extend(synthetic_turn(&id, i * 10 + k));
-                    }
-                    store
-                        .append(&stream::session(&id), ExpectedVersion::Any, batch)
-                        .await?;
-                }
-                Ok::<(), clawos_events::LogError>(())
-            }));
-        }
-        for t in tasks {
-            t.await??;
-        }
+        crate::bench::fill_synthetic(&store, sessions, big_log).await?;
         let pool = home.open_projections().await?;
         rebuild::rebuild(&store, &pool, None, |_| {}).await?;
         pool.close().await;

@@ -32,6 +32,25 @@ pub const PINNED_FILES: &[&str] = &["AGENTS.md"];
 /// Most bytes of pinned files.
 pub const MAX_PINNED: usize = 8 * 1024;
 
+/// A history as provider messages.
+fn to_chat(history: &[ContextMessage]) -> Vec<ChatMessage> {
+    history
+        .iter()
+        .map(|m| {
+            if m.role == "assistant" {
+                ChatMessage::Assistant {
+                    text: m.text.clone(),
+                    tool_calls: vec![],
+                }
+            } else {
+                ChatMessage::User {
+                    text: m.text.clone(),
+                }
+            }
+        })
+        .collect()
+}
+
 /// Pi without a provider.
 pub struct UnconfiguredPi;
 
@@ -102,22 +121,7 @@ impl Pi {
             system.push_str("\n\n# Earlier in this conversation (summary)\n");
             system.push_str(summary);
         }
-        let mut messages: Vec<ChatMessage> = input
-            .history
-            .iter()
-            .map(|m| {
-                if m.role == "assistant" {
-                    ChatMessage::Assistant {
-                        text: m.text.clone(),
-                        tool_calls: vec![],
-                    }
-                } else {
-                    ChatMessage::User {
-                        text: m.text.clone(),
-                    }
-                }
-            })
-            .collect();
+        let mut messages = to_chat(&input.history);
         messages.push(ChatMessage::User {
             text: input.message.clone(),
         });
@@ -146,21 +150,7 @@ impl Agent for Pi {
     }
 
     async fn summarize(&self, history: &[ContextMessage]) -> Result<Summary, AgentError> {
-        let mut messages: Vec<ChatMessage> = history
-            .iter()
-            .map(|m| {
-                if m.role == "assistant" {
-                    ChatMessage::Assistant {
-                        text: m.text.clone(),
-                        tool_calls: vec![],
-                    }
-                } else {
-                    ChatMessage::User {
-                        text: m.text.clone(),
-                    }
-                }
-            })
-            .collect();
+        let mut messages = to_chat(history);
         messages.push(ChatMessage::User {
             text: SUMMARY_PROMPT.into(),
         });
