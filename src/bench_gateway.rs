@@ -10,7 +10,6 @@ use anyhow::{bail, Context, Result};
 use clawos_events::Durability;
 use clawos_replay::{rebuild, Home};
 
-
 const SECRET: &str = "bench-secret-0123456789";
 
 fn free_port() -> Result<u16> {

@@ -646,6 +646,37 @@ fn conversation() -> Vec<(String, NewEvent)> {
                 job_id: Uuid::from_u128(0xc001),
             }),
         ),
+        /* 35 */
+        (
+            stream::MEMORY.into(),
+            NewEvent::new(clawos_events::MemoryWritten {
+                memory_id: Uuid::from_u128(0xa001),
+                identity: Some("bob".into()),
+                agent: Some("pi".into()),
+                text: "likes tea".into(),
+                tags: vec!["drinks".into()],
+                source_seq: Some(31),
+            }),
+        ),
+        /* 36 */
+        (
+            stream::MEMORY.into(),
+            NewEvent::new(clawos_events::MemoryWritten {
+                memory_id: Uuid::from_u128(0xa002),
+                identity: Some("bob".into()),
+                agent: None,
+                text: "forget me".into(),
+                tags: vec![],
+                source_seq: None,
+            }),
+        ),
+        /* 37 */
+        (
+            stream::MEMORY.into(),
+            NewEvent::new(clawos_events::MemoryForgotten {
+                memory_id: Uuid::from_u128(0xa002),
+            }),
+        ),
     ]
 }
 
@@ -681,7 +712,7 @@ async fn state_at_n_equals_the_live_tables_when_n_was_applied() {
         live.push(dump_all(&pool).await);
     }
     let head = store.head();
-    assert_eq!(head, 34);
+    assert_eq!(head, 37);
     assert_eq!(live.len() as u64, head + 1);
     // The conversation did build something in every table.
     for t in all_tables() {

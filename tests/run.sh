@@ -30,7 +30,7 @@ bash tests/fetch-models.sh >/dev/null
 cargo build --workspace --all-targets --locked
 log="$(mktemp)"
 set +e
-cargo test --workspace --all-targets --locked -- --test-threads=2 2>&1 | tee "$log"
+cargo test --workspace --all-targets --locked --no-fail-fast -- --test-threads=2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line over every test binary.
