@@ -12,7 +12,7 @@ use clawos_channels::protocol::{Delivery, Inbound};
 use clawos_events::{
     inbound_dedupe_key, stream, AgentTurnFailed, AgentTurnFinished, AgentTurnStarted,
     CommandReceived, DeliveryAcked, EventPayload, ExpectedVersion, LogStore, MessageReceived,
-    MessageSent, NewEvent, PairingRequested, SessionStarted,
+    MessageSent, NewEvent, PairingRequested,
 };
 use clawos_projections::{projection, views, Runner};
 use clawos_replay::Home;
@@ -100,6 +100,7 @@ struct SessionRecorder {
     reply_channel: String,
     reply_key: String,
     deltas: broadcast::Sender<Delta>,
+    projected: watch::Receiver<u64>,
 }
 
 impl SessionRecorder {
@@ -119,20 +120,11 @@ impl SessionRecorder {
     }
 
     async fn wait_projected(&self) {
-        // The projections follow the log closely; a service reads them once they have
-        // applied everything this turn wrote.
+        // A service reads the projections once they have applied everything this turn
+        // wrote: the same watch the Gateway's own reads wait on.
         let head = self.store.head();
-        for _ in 0..200 {
-            let pos: Option<i64> =
-                sqlx::query_scalar("SELECT MIN(seq) FROM projection_checkpoints")
-                    .fetch_one(&self.projections)
-                    .await
-                    .unwrap_or(None);
-            if pos.unwrap_or(0) as u64 >= head {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let mut projected = self.projected.clone();
+        let _ = projected.wait_for(|p| *p >= head).await;
     }
 }
 
@@ -478,22 +470,7 @@ impl Gateway {
             },
             &self.config.gateway.default_agent,
         );
-        let existing = routing
-            .sessions
-            .get(&(identity.clone(), agent.clone()))
-            .cloned();
-        let (session, mut events) = match existing {
-            Some(s) => (s, Vec::new()),
-            None => {
-                let s = Uuid::now_v7().to_string();
-                let start = NewEvent::new(SessionStarted {
-                    session_id: s.clone(),
-                    identity: identity.clone(),
-                    agent: agent.clone(),
-                });
-                (s, vec![start])
-            }
-        };
+        let (session, mut events) = routing.session_for(&identity, &agent);
         let branch = routing
             .active_branch
             .get(&session)
@@ -694,6 +671,7 @@ impl Gateway {
             reply_channel: m.channel.clone(),
             reply_key: m.external_id.clone(),
             deltas: self.deltas.clone(),
+            projected: self.projected.clone(),
         };
         let input = TurnInput {
             turn_id: turn,
@@ -823,18 +801,8 @@ impl Gateway {
             None => {
                 let identity = identity.unwrap_or_else(|| format!("hook:{hook}"));
                 let agent = self.config.gateway.default_agent.clone();
-                match routing.sessions.get(&(identity.clone(), agent.clone())) {
-                    Some(s) => (s.clone(), agent, Vec::new()),
-                    None => {
-                        let s = Uuid::now_v7().to_string();
-                        let start = NewEvent::new(SessionStarted {
-                            session_id: s.clone(),
-                            identity,
-                            agent: agent.clone(),
-                        });
-                        (s, agent, vec![start])
-                    }
-                }
+                let (session, start) = routing.session_for(&identity, &agent);
+                (session, agent, start)
             }
         };
         events.push(NewEvent::new(clawos_events::HookReceived {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use clawos_events::{BindingSet, EventPayload, RecordedEvent};
+use clawos_events::{BindingSet, EventPayload, NewEvent, RecordedEvent, SessionStarted};
 use regex::Regex;
 
 /// One binding with its compiled regex.
@@ -112,6 +112,24 @@ impl RoutingState {
             })
             .map(|b| b.set.agent.clone())
             .unwrap_or_else(|| default_agent.to_string())
+    }
+
+    /// The current session of `identity` with `agent`, or a new session id with the
+    /// `SessionStarted` event that opens it (to append before anything else in it).
+    pub fn session_for(&self, identity: &str, agent: &str) -> (String, Vec<NewEvent>) {
+        if let Some(s) = self
+            .sessions
+            .get(&(identity.to_string(), agent.to_string()))
+        {
+            return (s.clone(), Vec::new());
+        }
+        let s = uuid::Uuid::now_v7().to_string();
+        let start = NewEvent::new(SessionStarted {
+            session_id: s.clone(),
+            identity: identity.to_string(),
+            agent: agent.to_string(),
+        });
+        (s, vec![start])
     }
 
     /// Fold one event.
