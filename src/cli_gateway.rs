@@ -170,7 +170,7 @@ pub fn load_config(home: &Home) -> Result<Config> {
 
 /// `clawos up`: create the state folder and config if missing, then run the Gateway with the
 /// terminal channel attached.
-pub async fn up(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
+pub async fn up(home: &Home, listen: Option<SocketAddr>, allow_remote: bool) -> Result<()> {
     std::fs::create_dir_all(home.dir())
         .with_context(|| format!("cannot create {}", home.dir().display()))?;
     let path = config_path(home);
@@ -186,6 +186,7 @@ pub async fn up(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
         RunOptions {
             listen,
             attach_terminal: true,
+            allow_remote,
         },
     )
     .await?;
@@ -193,7 +194,7 @@ pub async fn up(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
 }
 
 /// `clawos gateway`: the daemon in the foreground (no terminal channel).
-pub async fn gateway(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
+pub async fn gateway(home: &Home, listen: Option<SocketAddr>, allow_remote: bool) -> Result<()> {
     let config = load_config(home)?;
     clawos_kernel::run(
         home.clone(),
@@ -201,6 +202,7 @@ pub async fn gateway(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
         RunOptions {
             listen,
             attach_terminal: false,
+            allow_remote,
         },
     )
     .await?;
@@ -282,7 +284,7 @@ pub async fn status(home: &Home) -> Result<()> {
         );
         return Ok(());
     };
-    let token = clawos_kernel::tokens::admin_token(home)?;
+    let token = crate::cli_secrets::admin_token(home, Durability::Full).await?;
     match get_json(&format!("http://{addr}/api/status"), Some(&token)).await {
         Err(e) => println!("Gateway: not reachable at {addr} ({e}); start it with `clawos up`"),
         Ok(s) => {
@@ -351,6 +353,7 @@ pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
     } else {
         println!("log: empty (created at first start)");
     }
+    problems += doctor_vault(home).await;
     match gateway_address(home) {
         Some(addr) => match get_json(&format!("http://{addr}/health"), None).await {
             Ok(h) => println!("gateway: running at {addr}, seq {}", h["seq"]),
@@ -362,6 +365,44 @@ pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
         bail!("{problems} problem(s) found");
     }
     Ok(())
+}
+
+/// The vault part of `clawos doctor`: where the key lives (and why, when it is the file
+/// fallback), and whether it opens the vault. Returns the number of problems.
+async fn doctor_vault(home: &Home) -> usize {
+    use clawos_kernel::vault::{keystore, Vault};
+    if !Vault::path_in(home.dir()).exists() {
+        let chosen = keystore::choose(home.dir());
+        match chosen.fallback {
+            Some(why) => println!(
+                "vault: not created yet; {why}, so its key will be kept in {} (mode 0600)",
+                chosen.store.describe()
+            ),
+            None => println!(
+                "vault: not created yet; its key will be kept in {}",
+                chosen.store.describe()
+            ),
+        }
+        return 0;
+    }
+    match Vault::open(home.dir()).await {
+        Ok(v) => {
+            let n = v.list().await.map(|l| l.len()).unwrap_or(0);
+            match v.fallback() {
+                Some(why) => println!(
+                    "vault: OK, {n} secret(s); {why}, so the key is kept in {} (mode 0600)",
+                    v.key_source()
+                ),
+                None => println!("vault: OK, {n} secret(s); key in {}", v.key_source()),
+            }
+            v.close().await;
+            0
+        }
+        Err(e) => {
+            println!("vault: {e}");
+            1
+        }
+    }
 }
 
 /// `clawos bind ...`
@@ -487,9 +528,14 @@ pub async fn identity(home: &Home, durability: Durability, cmd: IdentityCommand)
 }
 
 /// `clawos admin ...`
-pub fn admin(home: &Home, cmd: AdminCommand) -> Result<()> {
+pub async fn admin(home: &Home, durability: Durability, cmd: AdminCommand) -> Result<()> {
     match cmd {
-        AdminCommand::Token => println!("{}", clawos_kernel::tokens::admin_token(home)?),
+        AdminCommand::Token => println!(
+            "{}",
+            crate::cli_secrets::admin_token(home, durability)
+                .await?
+                .as_str()
+        ),
     }
     Ok(())
 }
@@ -576,7 +622,7 @@ pub async fn chat(home: &Home) -> Result<()> {
     };
     let token = std::fs::read_to_string(home.dir().join("chat.token"))
         .with_context(|| format!("cannot read {}/chat.token", home.dir().display()))?;
-    let admin = clawos_kernel::tokens::admin_token(home)?;
+    let admin = crate::cli_secrets::admin_token(home, Durability::Full).await?;
     let me = clawos_channels::terminal::local_address();
     if let Ok(sessions) = get_json(&format!("http://{addr}/api/sessions"), Some(&admin)).await {
         let mine = sessions

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the whole-system tests use (none yet beyond the toolchain; the IRC,
 # browser and keychain tests add theirs here).
-debian_packages=()
+debian_packages=(dbus gnome-keyring)
 missing=()
 for p in "${debian_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -53,6 +53,9 @@ pub struct GatewayConfig {
     /// Log durability: `full` or `normal`.
     #[serde(default = "default_durability")]
     pub durability: String,
+    /// How long a pairing code stays valid, in seconds (default 3600).
+    #[serde(default = "default_pairing_ttl")]
+    pub pairing_ttl_secs: u64,
 }
 
 fn default_listen() -> SocketAddr {
@@ -64,6 +67,9 @@ fn default_agent() -> String {
 fn default_durability() -> String {
     "full".into()
 }
+fn default_pairing_ttl() -> u64 {
+    3600
+}
 
 impl Default for GatewayConfig {
     fn default() -> Self {
@@ -71,6 +77,7 @@ impl Default for GatewayConfig {
             listen: default_listen(),
             default_agent: default_agent(),
             durability: default_durability(),
+            pairing_ttl_secs: default_pairing_ttl(),
         }
     }
 }
@@ -93,6 +100,9 @@ pub struct AgentConfig {
     pub model: Option<String>,
     /// Environment variable holding the API key.
     pub api_key_env: Option<String>,
+    /// Name of the vault secret holding the API key (`clawos secrets set NAME`); it wins
+    /// over `api_key_env`.
+    pub api_key_secret: Option<String>,
     /// Timeout of one provider call in seconds (default 120).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
@@ -130,6 +140,8 @@ pub struct FailoverConfig {
     pub model: String,
     /// Environment variable holding the API key.
     pub api_key_env: Option<String>,
+    /// Name of the vault secret holding the API key.
+    pub api_key_secret: Option<String>,
 }
 
 fn default_timeout() -> u64 {
@@ -168,8 +180,12 @@ pub struct ChannelConfig {
     pub kind: String,
     /// Webhook: address to listen on.
     pub listen: Option<SocketAddr>,
-    /// Webhook: shared secret (bearer token / HMAC key), 16 characters or more.
+    /// Webhook: shared secret (bearer token / HMAC key), 16 characters or more, written
+    /// here in clear. Prefer `secret_name`.
     pub secret: Option<String>,
+    /// Webhook: name of the vault secret holding the shared secret
+    /// (`clawos secrets set NAME`).
+    pub secret_name: Option<String>,
     /// Who may talk: `pairing` (default, except `open` for the local terminal),
     /// `allowlist` or `open`.
     pub dm_policy: Option<DmPolicy>,
@@ -212,7 +228,8 @@ kind = "pi"
 # provider = "openai"                       # any OpenAI-compatible server, or "anthropic"
 # base_url = "http://127.0.0.1:11434/v1"    # Ollama; https://api.openai.com/v1; https://api.anthropic.com
 # model = "llama3.2"
-# api_key_env = "OPENAI_API_KEY"            # environment variable with the key
+# api_key_secret = "openai"                 # vault secret with the key: `clawos secrets set openai`
+# api_key_env = "OPENAI_API_KEY"            # or an environment variable with the key
 # shell = "deny"                            # or "allowlist" with shell_allow = ["ls", "git"]
 
 # The terminal channel: `clawos up` attaches it to your terminal.
@@ -223,7 +240,7 @@ kind = "terminal"
 # [channels.hooks]
 # kind = "webhook"
 # listen = "127.0.0.1:18790"
-# secret = "change-me-to-16-or-more-characters"
+# secret_name = "hooks"       # the shared secret, kept in the vault: `clawos secrets set hooks`
 # Who may talk: "pairing" (default: an unknown sender gets a code to approve with
 # `clawos pairing approve CODE`), "allowlist" (only `allow = [...]`) or "open".
 # dm_policy = "pairing"
@@ -323,10 +340,24 @@ impl Config {
                 if c.listen.is_none() {
                     return bad(format!("channels.{name}: a webhook channel needs `listen`"));
                 }
-                if c.secret.as_deref().map(str::len).unwrap_or(0) < 16 {
-                    return bad(format!(
-                        "channels.{name}: a webhook channel needs a `secret` of 16 characters or more"
-                    ));
+                match (&c.secret, &c.secret_name) {
+                    (Some(_), Some(_)) => {
+                        return bad(format!(
+                            "channels.{name}: give `secret` or `secret_name`, not both"
+                        ))
+                    }
+                    (Some(s), None) if s.len() < 16 => {
+                        return bad(format!(
+                            "channels.{name}: a webhook `secret` needs 16 characters or more"
+                        ))
+                    }
+                    (None, None) => {
+                        return bad(format!(
+                            "channels.{name}: a webhook channel needs `secret_name` (a vault \
+                             secret) or `secret`"
+                        ))
+                    }
+                    _ => {}
                 }
             }
         }

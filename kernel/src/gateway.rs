@@ -25,8 +25,9 @@ use crate::metrics::Metrics;
 use crate::routing::{MessageFacts, RoutingState};
 use crate::KernelError;
 
-/// How long a pairing code stays valid.
-pub const PAIRING_TTL: Duration = Duration::from_secs(3600);
+/// Most live pairing codes one channel holds at a time: a flood of unknown senders gets
+/// no more codes (and no replies) until some expire or are approved.
+pub const MAX_PENDING_PAIRINGS: usize = 16;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -81,6 +82,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Token for `/api` and `/ws`.
     pub admin_token: String,
+    /// The vault (secrets sealed under the master key).
+    pub vault: Arc<crate::vault::Vault>,
     /// Turns true when the Gateway shuts down.
     pub shutdown: watch::Sender<bool>,
     /// Reply fragments of running turns.
@@ -370,6 +373,7 @@ impl Gateway {
         home: Home,
         config: Config,
         agents: HashMap<String, Arc<dyn Agent>>,
+        vault: Arc<crate::vault::Vault>,
     ) -> Result<Arc<Gateway>, KernelError> {
         let durability = config
             .gateway
@@ -383,7 +387,7 @@ impl Gateway {
         let (pos_tx, pos_rx) = watch::channel(runner.position());
         let routing = load_routing(&store, &pool, runner.position()).await?;
         let (shutdown, _) = watch::channel(false);
-        let admin_token = crate::tokens::admin_token(&home)?;
+        let admin_token = vault.admin_token(&store).await?.as_str().to_string();
         let gw = Arc::new(Gateway {
             home,
             config,
@@ -397,6 +401,7 @@ impl Gateway {
             last_seen: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             admin_token,
+            vault,
             shutdown,
             deltas: broadcast::channel(1024).0,
         });
@@ -522,8 +527,9 @@ impl Gateway {
     }
 
     /// An unknown sender under the `pairing` policy: issue a one-time code (at most one
-    /// live code per address; it expires after [`PAIRING_TTL`]) and tell the sender how to
-    /// get approved. The message itself is not routed to any agent.
+    /// live code per address and [`MAX_PENDING_PAIRINGS`] per channel; it expires after
+    /// `gateway.pairing_ttl_secs`) and tell the sender how to get approved. The message
+    /// itself is not routed to any agent.
     async fn request_pairing(
         &self,
         routing: &RoutingState,
@@ -543,12 +549,26 @@ impl Gateway {
                 duplicate: false,
             });
         }
+        let live = routing
+            .pairing_requests
+            .iter()
+            .filter(|((c, _), exp)| c == channel && **exp > now)
+            .count();
+        if live >= MAX_PENDING_PAIRINGS {
+            tracing::warn!(%channel, sender = %m.sender, live, "pairing refused: too many codes pending on this channel");
+            self.metrics.auth_refused("pairing");
+            return Ok(Ingested {
+                seq: 0,
+                duplicate: false,
+            });
+        }
         let code = crate::tokens::pairing_code();
-        let expires = now + PAIRING_TTL.as_millis() as i64;
+        let ttl_secs = self.config.gateway.pairing_ttl_secs.max(1);
+        let expires = now + (ttl_secs * 1000) as i64;
         let text = format!(
             "clawos: this Gateway does not know you yet. Your pairing code is {code}. Ask its \
-             owner to run `clawos pairing approve {code}` (valid for {} minutes), then write again.",
-            PAIRING_TTL.as_secs() / 60
+             owner to run `clawos pairing approve {code}` (valid for {}), then write again.",
+            humantime::format_duration(Duration::from_secs(ttl_secs))
         );
         let appended = self
             .store
