@@ -1,8 +1,9 @@
-//! The vault and the Gateway's authentication, end to end with the real binary: secrets
+//! The security promises of SECURITY.md, end to end with the real binary: secrets
 //! never reach a file in clear, a wrong/missing key or a tampered row fails closed, the
 //! key file fallback is reported, the real OS keychain (gnome-keyring under
 //! dbus-run-session) keeps the key across Gateway restarts, tokens are required and
-//! refusals counted, remote listening needs a flag, pairing codes expire and are capped.
+//! refusals counted, remote listening needs a flag, pairing codes expire and are capped,
+//! and the Gateway and its channels connect only to the peers they were configured with.
 
 mod gateway_common;
 
@@ -586,5 +587,132 @@ async fn pairing_codes_expire_one_per_sender_and_a_channel_holds_a_bounded_numbe
         metric(&h, "clawos_auth_refused_total{endpoint=\"pairing\"}").await,
         2.0
     );
+    h.stop().await;
+}
+
+/// One TCP or UDP socket of a process, from `/proc/PID/fd` and `/proc/PID/net/*`.
+#[derive(Debug)]
+struct Sock {
+    proto: &'static str,
+    local: std::net::SocketAddr,
+    remote: std::net::SocketAddr,
+    listening: bool,
+}
+
+/// Parse `0100007F:1F90` (IPv4) or the 32-hex-digit IPv6 form of `/proc/net/tcp*`: the
+/// address is printed as 32-bit words in host byte order.
+fn proc_addr(field: &str) -> Option<std::net::SocketAddr> {
+    let (ip, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let mut bytes = Vec::new();
+    for i in 0..ip.len() / 8 {
+        let word = u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16).ok()?;
+        bytes.extend_from_slice(&word.to_ne_bytes());
+    }
+    let ip: std::net::IpAddr = match bytes.len() {
+        4 => std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into(),
+        16 => {
+            let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?);
+            // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
+            v6.to_ipv4_mapped().map(Into::into).unwrap_or(v6.into())
+        }
+        _ => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
+/// Every TCP and UDP socket process `pid` holds.
+fn sockets_of(pid: u32) -> Vec<Sock> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    l.to_str()
+                        .and_then(|s| s.strip_prefix("socket:["))
+                        .and_then(|s| s.strip_suffix(']'))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for proto in ["tcp", "tcp6", "udp", "udp6"] {
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/{proto}")).unwrap_or_default();
+        for line in table.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || !inodes.contains(f[9]) {
+                continue;
+            }
+            let (Some(local), Some(remote)) = (proc_addr(f[1]), proc_addr(f[2])) else {
+                continue;
+            };
+            out.push(Sock {
+                proto,
+                local,
+                remote,
+                listening: proto.starts_with("tcp") && f[3] == "0A",
+            });
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_and_its_channels_connect_only_to_configured_peers() {
+    let fake = FakeLlm::start(vec![Step::Text("one".into()), Step::Text("two".into())]);
+    let port = free_port();
+    let config = format!(
+        "[agents.pi]\nprovider = \"openai\"\nbase_url = \"{}\"\nmodel = \"m\"\n\n{}",
+        fake.base_url_openai(),
+        webhook_section("hooks", port)
+    );
+    let mut h = Harness::new(&config);
+    h.start("127.0.0.1:0").await;
+    wait_webhook(&h.http, port, Duration::from_secs(30)).await;
+    for (id, text) in [("a", "first"), ("b", "second")] {
+        let r = post(&h.http, port, id, "alice@example.com", text, 20_000)
+            .await
+            .unwrap();
+        assert!(r.reply().is_some(), "{:?}", r.body);
+    }
+    let gateway_port = h.addr().port();
+    let inbound_ports = [gateway_port, port];
+    let allowed_peers = [fake.addr().port(), gateway_port];
+    let mut pids = vec![("gateway", h.gateway_pid())];
+    pids.extend(h.channel_processes().iter().map(|c| ("channel", c.pid)));
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    let mut seen_provider = false;
+    for (who, pid) in pids {
+        let socks = sockets_of(pid);
+        assert!(!socks.is_empty(), "no sockets found for the {who} ({pid})");
+        for s in socks {
+            assert!(
+                s.proto.starts_with("tcp"),
+                "the {who} holds a {} socket: {s:?}",
+                s.proto
+            );
+            assert!(
+                s.local.ip().is_loopback(),
+                "the {who} is bound beyond loopback: {s:?}"
+            );
+            if s.listening {
+                continue;
+            }
+            assert!(
+                s.remote.ip().is_loopback(),
+                "the {who} talks to {}: {s:?}",
+                s.remote
+            );
+            let inbound = inbound_ports.contains(&s.local.port());
+            assert!(
+                inbound || allowed_peers.contains(&s.remote.port()),
+                "the {who} holds a connection to an unconfigured peer: {s:?}"
+            );
+            seen_provider |= s.remote.port() == fake.addr().port();
+        }
+    }
+    // The check sees real connections: the Gateway's pooled one to the provider.
+    assert!(seen_provider, "no connection to the provider was seen");
     h.stop().await;
 }
