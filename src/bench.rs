@@ -40,6 +40,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         tokens: usize,
     },
+    /// The overhead of one agent turn outside the LLM in a long session.
+    Turn {
+        /// Messages already in the session.
+        #[arg(long, default_value_t = 10_000)]
+        messages: u64,
+        /// Timed turns.
+        #[arg(long, default_value_t = 300)]
+        turns: u64,
+        /// Durability mode of the Gateway.
+        #[arg(long, default_value = "full")]
+        durability: Durability,
+    },
     /// Start time, round trips through a webhook channel process, memory.
     Gateway {
         /// Messages per round-trip run.
@@ -73,6 +85,11 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             rate,
             big_log,
         } => crate::bench_gateway::bench_gateway(messages, rate, big_log).await,
+        BenchCommand::Turn {
+            messages,
+            turns,
+            durability,
+        } => crate::bench_turn::bench_turn(messages, turns, durability).await,
     }
 }
 
@@ -215,7 +232,8 @@ pub async fn fill_synthetic(store: &LogStore, sessions: u64, up_to: u64) -> Resu
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The `p` quantile of sorted durations.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_gateway;
+mod bench_turn;
 mod cli_gateway;
 mod cli_log;
 mod cli_replay;

@@ -622,7 +622,9 @@ impl Gateway {
         let _ = tx.send((agent.to_string(), trigger_seq));
     }
 
-    async fn run_turn(
+    /// Run the turn that answers event `trigger_seq` in `session`, now (the dispatcher calls
+    /// it from the session's queue; `clawos bench turn` calls it directly).
+    pub async fn run_turn(
         &self,
         session: &str,
         agent_name: &str,
@@ -630,6 +632,7 @@ impl Gateway {
     ) -> Result<(), KernelError> {
         let started = Instant::now();
         self.projected_through(trigger_seq).await;
+        let projected = started.elapsed();
         let Some(trigger) = self.store.get(trigger_seq).await? else {
             return Ok(());
         };
@@ -659,6 +662,7 @@ impl Gateway {
                 text: msg.text,
             })
             .collect();
+        let context_built = started.elapsed();
         let turn = Uuid::now_v7();
         let stream = stream::session(session);
         let start = self
@@ -751,6 +755,13 @@ impl Gateway {
             )
             .await?;
         self.metrics.turn(started.elapsed().as_micros() as u64);
+        tracing::debug!(
+            %session,
+            projection_wait_us = projected.as_micros() as u64,
+            context_us = (context_built - projected).as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "turn recorded"
+        );
         Ok(())
     }
 
