@@ -145,6 +145,12 @@ pub enum ModelsCommand {
     },
     /// Models in the state folder.
     List,
+    /// Download a model: `smollm2` (Pi's embedded default), `minilm` (the memory embedder),
+    /// `OWNER/REPO/FILE` from Hugging Face, or an https:// URL. `HF_ENDPOINT` picks a mirror.
+    Pull {
+        /// What to download.
+        what: String,
+    },
 }
 
 /// `clawos admin ...`
@@ -813,9 +819,10 @@ pub async fn approvals(home: &Home, durability: Durability, cmd: ApprovalsComman
 }
 
 /// `clawos models ...`
-pub fn models(home: &Home, cmd: ModelsCommand) -> Result<()> {
+pub async fn models(home: &Home, cmd: ModelsCommand) -> Result<()> {
     let dir = home.dir().join("models");
     match cmd {
+        ModelsCommand::Pull { what } => crate::models_pull::pull(&dir, &what).await?,
         ModelsCommand::Add { path } => {
             if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
                 bail!("{} is not a .gguf file", path.display());

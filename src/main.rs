@@ -9,6 +9,7 @@ mod cli_log;
 mod cli_replay;
 mod cli_secrets;
 mod debug;
+mod models_pull;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -142,7 +143,7 @@ fn main() -> Result<()> {
             Command::Identity(c) => cli_gateway::identity(&home, cli.durability, c).await,
             Command::Admin(c) => cli_gateway::admin(&home, cli.durability, c).await,
             Command::Secrets(c) => cli_secrets::run(&home, cli.durability, c).await,
-            Command::Models(c) => cli_gateway::models(&home, c),
+            Command::Models(c) => cli_gateway::models(&home, c).await,
             Command::Approvals(c) => cli_gateway::approvals(&home, cli.durability, c).await,
             Command::Cron(c) => cli_gateway::cron(&home, cli.durability, c).await,
             Command::Pairing(c) => cli_gateway::pairing(&home, cli.durability, c).await,
