@@ -15,7 +15,7 @@
 //! - [`ws`]: `/ws`, JSON frames for UI clients (connect, chat.send, events.subscribe...).
 //! - [`cron`]: the scheduler (`CronScheduled` → `CronFired` + a turn).
 //! - [`hooks`]: outbound hooks (POST chosen events to URLs); inbound is `POST /hooks/agent`.
-//! - [`memory`]: recall over the memories projection (keywords, until the vector index).
+//! - [`memory`]: the configured embedder, the memory index, hybrid recall.
 //! - [`metrics`], [`tokens`].
 //!
 //! **Architecture Invariant:** the kernel never talks to an LLM and never speaks a chat
