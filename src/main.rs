@@ -5,6 +5,7 @@ mod bench;
 mod bench_gateway;
 mod cli_gateway;
 mod cli_log;
+mod cli_memory;
 mod cli_replay;
 mod debug;
 
@@ -76,6 +77,9 @@ enum Command {
     /// Administration.
     #[command(subcommand)]
     Admin(cli_gateway::AdminCommand),
+    /// Long-term memories: add, search, list, forget; rebuild and inspect the index.
+    #[command(subcommand)]
+    Memory(cli_memory::MemoryCommand),
     /// Rebuild, verify, time-travel, fork and export from the log.
     #[command(subcommand)]
     Replay(cli_replay::ReplayCommand),
@@ -128,6 +132,7 @@ fn main() -> Result<()> {
             Command::Approvals(c) => cli_gateway::approvals(&home, cli.durability, c).await,
             Command::Cron(c) => cli_gateway::cron(&home, cli.durability, c).await,
             Command::Pairing(c) => cli_gateway::pairing(&home, cli.durability, c).await,
+            Command::Memory(c) => cli_memory::run(&home, cli.durability, c).await,
             Command::Replay(c) => cli_replay::run(&home, cli.durability, c).await,
             Command::Log(c) => cli_log::run(&home, cli.durability, c).await,
             Command::Audit { session, json } => {

@@ -51,6 +51,19 @@ pub struct Folded {
     pub position: u64,
 }
 
+/// What [`MemoryIndex::stats`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexStats {
+    /// The serving generation and its checkpoint.
+    pub state: IndexState,
+    /// Memories in the serving generation.
+    pub indexed: u64,
+    /// Memories in the `memories` read model.
+    pub memories: u64,
+    /// Vectors in the embedding cache (every model).
+    pub cached: u64,
+}
+
 /// One stored vector, for comparisons and stats.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexedVector {
@@ -320,6 +333,24 @@ impl MemoryIndex {
                 }
             }
         }
+    }
+
+    /// Counts for `clawos memory stats`.
+    pub async fn stats(&self) -> Result<IndexStats, ProjectionError> {
+        let state = self.state().await?;
+        let t = Tables::of(state.generation);
+        let count = |sql: String| async move {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .fetch_one(&self.pool)
+                .await
+                .map(|n| n.max(0) as u64)
+        };
+        Ok(IndexStats {
+            indexed: count(format!("SELECT count(*) FROM {}", t.rows)).await?,
+            memories: count("SELECT count(*) FROM memories".into()).await?,
+            cached: count("SELECT count(*) FROM memory_embeddings".into()).await?,
+            state,
+        })
     }
 
     /// Every vector of the serving generation, by memory id.

@@ -23,5 +23,5 @@ pub mod recall;
 pub mod schema;
 
 pub use embedder::{EmbedError, Embedder};
-pub use follower::{Folded, IndexedVector, MemoryIndex, Opened};
+pub use follower::{Folded, IndexStats, IndexedVector, MemoryIndex, Opened};
 pub use recall::{recall, Hit, Scope};

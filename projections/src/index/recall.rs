@@ -43,12 +43,24 @@ pub struct Hit {
     pub keyword_rank: Option<usize>,
 }
 
-/// The FTS5 query for free text: every word of two characters or more, quoted, OR-ed.
+/// Question and function words left out of keyword queries: they match nearly every
+/// memory and would drown the words that matter in the fused ranking.
+const STOPWORDS: &[&str] = &[
+    "about", "am", "an", "and", "any", "are", "as", "at", "be", "by", "can", "did", "do", "does",
+    "for", "from", "has", "have", "he", "her", "his", "how", "if", "in", "is", "it", "its", "me",
+    "my", "of", "on", "or", "our", "she", "should", "so", "that", "the", "their", "them", "they",
+    "this", "to", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will",
+    "with", "you", "your",
+];
+
+/// The FTS5 query for free text: every word of two characters or more that is not a
+/// stopword, quoted, OR-ed.
 pub fn fts_query(text: &str) -> Option<String> {
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() >= 2)
-        .map(|w| format!("\"{}\"", w.to_lowercase()))
+        .map(str::to_lowercase)
+        .filter(|w| w.chars().count() >= 2 && !STOPWORDS.contains(&w.as_str()))
+        .map(|w| format!("\"{w}\""))
         .collect();
     (!words.is_empty()).then(|| words.join(" OR "))
 }
@@ -109,6 +121,8 @@ pub async fn recall(
             .await?
             .into_iter()
             .map(|(rid, d)| (rid, 1.0 - d as f32))
+            // Nothing in common at all (orthogonal or opposite) is no match.
+            .filter(|(_, sim)| *sim > 0.0)
             .collect();
     }
 
@@ -195,7 +209,7 @@ mod tests {
     fn fts_query_quotes_words() {
         assert_eq!(
             fts_query("Postgres, or \"MySQL\"?").as_deref(),
-            Some("\"postgres\" OR \"or\" OR \"mysql\"")
+            Some("\"postgres\" OR \"mysql\"")
         );
         assert_eq!(fts_query("? !"), None);
     }
