@@ -213,7 +213,11 @@ async fn forgotten_memories_never_come_back_also_after_a_rebuild() {
     project(&store, &pool, &index).await;
     let after = ids(&index, &alice(), "which database, postgres?").await;
     assert!(!after.contains(&db.to_string()), "{after:?}");
-    assert_eq!(after, vec![tea.to_string()]);
+    assert!(after.is_empty(), "nothing else matches: {after:?}");
+    assert_eq!(
+        ids(&index, &alice(), "green tea").await,
+        vec![tea.to_string()]
+    );
 
     index.rebuild(&store, |_, _| {}).await.expect("rebuild");
     assert!(!ids(&index, &alice(), "postgres mysql database")
