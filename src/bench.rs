@@ -52,6 +52,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         big_log: u64,
     },
+    /// Memory recall latency over a large index, rebuild throughput.
+    Memory {
+        /// Memories in the index.
+        #[arg(long, default_value_t = 100_000)]
+        memories: u64,
+        /// Recalls measured.
+        #[arg(long, default_value_t = 200)]
+        queries: u64,
+    },
 }
 
 /// Run a benchmark.
@@ -73,6 +82,9 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             rate,
             big_log,
         } => crate::bench_gateway::bench_gateway(messages, rate, big_log).await,
+        BenchCommand::Memory { memories, queries } => {
+            crate::bench_memory::bench_memory(memories, queries).await
+        }
     }
 }
 
@@ -215,7 +227,7 @@ pub async fn fill_synthetic(store: &LogStore, sessions: u64, up_to: u64) -> Resu
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

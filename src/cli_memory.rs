@@ -199,10 +199,13 @@ pub async fn run(home: &Home, durability: Durability, cmd: MemoryCommand) -> Res
                 .await?;
             pb.finish_and_clear();
             let secs = started.elapsed().as_secs_f64();
+            let indexed = index.stats().await?.indexed;
             println!(
-                "rebuilt the memory index with `{}`: {} memories in {secs:.2}s ({:.0}/s; {} embedded, {} from the cache)",
+                "rebuilt the memory index with `{}`: {indexed} memories in {secs:.2}s \
+                 ({} written, {} forgotten in the log: {:.0} writes/s; {} embedded, {} from the cache)",
                 index.embedder().model_id(),
                 folded.written,
+                folded.forgotten,
                 folded.written as f64 / secs.max(1e-9),
                 folded.cache.misses,
                 folded.cache.hits

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_gateway;
+mod bench_memory;
 mod cli_gateway;
 mod cli_log;
 mod cli_memory;

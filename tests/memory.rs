@@ -500,3 +500,58 @@ async fn recall_at_5_on_the_evaluation_set() {
 
 const FLOOR_BUILTIN: f64 = 0.30;
 const FLOOR_MINILM: f64 = 0.85;
+
+/// Run the real binary on `home`; its stdout, or a panic naming stderr.
+fn clawos(home: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawos"))
+        .arg("--home")
+        .arg(home)
+        .args(["--durability", "normal"])
+        .args(args)
+        .output()
+        .expect("run clawos");
+    assert!(
+        out.status.success(),
+        "clawos {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_memory_cli_adds_searches_forgets_and_rebuilds() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let h = home.path();
+    std::fs::write(h.join("clawos.toml"), "[memory]\nembedder = \"builtin\"\n").expect("config");
+    let add = |text: &str, who: &str| {
+        let out = clawos(h, &["memory", "add", text, "--identity", who]);
+        out.split_whitespace().nth(1).expect("an id").to_string()
+    };
+    let db = add("I prefer Postgres over MySQL", "alice");
+    let cat = add("My cat is called Mochi", "alice");
+    add("Bob prefers Oracle databases", "bob");
+
+    let search = |q: &str| -> Vec<serde_json::Value> {
+        clawos(h, &["memory", "search", q, "--identity", "alice", "--json"])
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    };
+    let hits = search("which database do I prefer?");
+    assert_eq!(hits[0]["id"], db.as_str());
+    assert!(hits.iter().all(|h| h["identity"] == "alice"), "{hits:?}");
+
+    clawos(h, &["memory", "forget", &db]);
+    assert!(search("postgres mysql")
+        .iter()
+        .all(|h| h["id"] != db.as_str()));
+    let rebuilt = clawos(h, &["memory", "rebuild"]);
+    assert!(rebuilt.contains("2 memories"), "{rebuilt}");
+    assert!(search("postgres mysql")
+        .iter()
+        .all(|h| h["id"] != db.as_str()));
+    assert_eq!(search("what is the cat called?")[0]["id"], cat.as_str());
+    let stats = clawos(h, &["memory", "stats"]);
+    assert!(stats.contains("2 indexed, 2 in the read model"), "{stats}");
+    assert!(clawos(h, &["memory", "list", "--identity", "bob"]).contains("Oracle"));
+}
