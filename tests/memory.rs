@@ -555,3 +555,41 @@ fn the_memory_cli_adds_searches_forgets_and_rebuilds() {
     assert!(stats.contains("2 indexed, 2 in the read model"), "{stats}");
     assert!(clawos(h, &["memory", "list", "--identity", "bob"]).contains("Oracle"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_embedder_serves_keywords_until_the_rebuild_swaps() {
+    let home = Home::new();
+    let store = home.log().await;
+    let pool = home.projections("projections.db").await;
+    let (old, _) = open_index(&pool, builtin()).await;
+    let car = write(&store, "alice", None, "I drive an old Volvo station wagon").await;
+    write(&store, "alice", None, "My sister lives in Lisbon").await;
+    project(&store, &pool, &old).await;
+
+    let (index, opened) = open_index(&pool, minilm()).await;
+    assert_eq!(
+        opened,
+        Opened::OtherModel("builtin-hashed-ngrams-v1".into())
+    );
+    // The old generation serves keyword recall only (its vectors are another model's).
+    let hits = index::recall(&index, &alice(), "Volvo", 5)
+        .await
+        .expect("recall");
+    assert_eq!(hits.len(), 1);
+    assert_eq!((hits[0].vector_rank, hits[0].keyword_rank), (None, Some(1)));
+    // A catch-up never mixes models into the old generation.
+    write(&store, "alice", None, "I am allergic to peanuts").await;
+    index.catch_up(&store, |_| {}).await.expect("catch up");
+    assert_eq!(index.vectors().await.expect("vectors").len(), 2);
+
+    let folded = index.rebuild(&store, |_, _| {}).await.expect("rebuild");
+    assert_eq!(folded.cache.misses, 3);
+    let vectors = index.vectors().await.expect("vectors");
+    assert_eq!(vectors.len(), 3);
+    assert!(vectors.iter().all(|v| v.model == "all-MiniLM-L6-v2"));
+    let hits = index::recall(&index, &alice(), "what kind of automobile do I own?", 3)
+        .await
+        .expect("recall");
+    assert_eq!(hits[0].memory_id, car.to_string());
+    assert!(hits[0].vector_rank.is_some());
+}
