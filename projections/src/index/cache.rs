@@ -74,8 +74,7 @@ pub async fn embed(
             ))
             .into());
         }
-        let mut tx = pool.begin().await?;
-        for (&i, v) in chunk.iter().zip(vectors) {
+        for v in &vectors {
             if v.len() != embedder.dims() {
                 return Err(EmbedError::Dimensions {
                     model: model.clone(),
@@ -84,17 +83,19 @@ pub async fn embed(
                 }
                 .into());
             }
-            sqlx::query(
-                "INSERT OR REPLACE INTO memory_embeddings (model, text_hash, vector) VALUES (?, ?, ?)",
-            )
-            .bind(&model)
-            .bind(hashes[i].as_slice())
-            .bind(to_bytes(&v))
-            .execute(&mut *tx)
-            .await?;
+        }
+        let sql = format!(
+            "INSERT OR REPLACE INTO memory_embeddings (model, text_hash, vector) VALUES {}",
+            vec!["(?, ?, ?)"; chunk.len()].join(",")
+        );
+        let mut q = sqlx::query(&sql);
+        for (&i, v) in chunk.iter().zip(&vectors) {
+            q = q.bind(&model).bind(hashes[i].as_slice()).bind(to_bytes(v));
+        }
+        q.execute(pool).await?;
+        for (&i, v) in chunk.iter().zip(vectors) {
             found.insert(hashes[i], v);
         }
-        tx.commit().await?;
     }
     let mut out = Vec::with_capacity(texts.len());
     for h in &hashes {

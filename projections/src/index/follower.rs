@@ -2,6 +2,7 @@
 //! serving generation (embedding through the cache), with its own checkpoint; rebuilds a
 //! new generation beside the serving one and swaps it in when complete.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use clawos_events::{EventPayload, LogStore};
@@ -412,7 +413,23 @@ fn decode(events: &[clawos_events::RecordedEvent]) -> Result<Vec<Op>, Projection
     Ok(ops)
 }
 
-/// Apply ops in order to one generation's tables; `vectors` holds one per write.
+/// One memory's rows to insert.
+struct NewRow<'a> {
+    rid: i64,
+    id: &'a str,
+    identity: &'a str,
+    agent: &'a str,
+    text: &'a str,
+    vector: &'a [f32],
+}
+
+/// Rows per multi-row statement (5 parameters each, far under SQLite's limit).
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// Apply ops to one generation's tables with the result of applying them in order:
+/// every memory an op touches loses its old rows, and those whose last op is a write get
+/// that write's row (row id = its seq). `vectors` holds one per write, in op order.
+/// Returns (writes, forgets of a memory that was there).
 async fn apply(
     conn: &mut SqliteConnection,
     t: &Tables,
@@ -420,78 +437,127 @@ async fn apply(
     ops: &[Op],
     vectors: &[Vec<f32>],
 ) -> Result<(u64, u64), ProjectionError> {
+    let id_of = |op: &Op| match op {
+        Op::Write { id, .. } | Op::Forget { id } => id.clone(),
+    };
+    let mut touched: Vec<String> = ops.iter().map(id_of).collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let mut present: HashMap<String, i64> = HashMap::new();
+    for chunk in touched.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT memory_id, rid FROM {} WHERE memory_id IN ({})",
+            t.rows,
+            vec!["?"; chunk.len()].join(",")
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        present.extend(q.fetch_all(&mut *conn).await?);
+    }
+    let old: Vec<i64> = present.values().copied().collect();
+    for chunk in old.chunks(ROWS_PER_STATEMENT) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        for (table, key) in [(&t.rows, "rid"), (&t.vec, "rowid"), (&t.fts, "rowid")] {
+            let sql = format!("DELETE FROM {table} WHERE {key} IN ({marks})");
+            let mut q = sqlx::query(&sql);
+            for rid in chunk {
+                q = q.bind(rid);
+            }
+            q.execute(&mut *conn).await?;
+        }
+    }
+    // Walk the ops in order: count, and keep each memory's last write (or none).
     let (mut written, mut forgotten) = (0, 0);
+    let mut last: HashMap<String, Option<(&Op, &Vec<f32>)>> = HashMap::new();
     let mut vectors = vectors.iter();
     for op in ops {
-        let id = match op {
-            Op::Write { id, .. } | Op::Forget { id } => id,
-        };
-        let old: Option<i64> =
-            sqlx::query_scalar(&format!("SELECT rid FROM {} WHERE memory_id = ?", t.rows))
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if let Some(rid) = old {
-            for table in [&t.rows] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE rid = ?"))
-                    .bind(rid)
-                    .execute(&mut *conn)
-                    .await?;
+        let id = id_of(op);
+        match op {
+            Op::Write { .. } => {
+                let v = vectors.next().ok_or_else(|| {
+                    ProjectionError::Index("a memory was left without a vector".into())
+                })?;
+                written += 1;
+                last.insert(id, Some((op, v)));
             }
-            for table in [&t.vec, &t.fts] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE rowid = ?"))
-                    .bind(rid)
-                    .execute(&mut *conn)
-                    .await?;
+            Op::Forget { .. } => {
+                let there = match last.get(&id) {
+                    Some(entry) => entry.is_some(),
+                    None => present.contains_key(&id),
+                };
+                forgotten += u64::from(there);
+                last.insert(id, None);
             }
         }
-        match op {
-            Op::Forget { .. } => forgotten += u64::from(old.is_some()),
-            Op::Write {
-                seq,
+    }
+    let mut rows: Vec<NewRow<'_>> = last
+        .values()
+        .filter_map(|w| match w {
+            Some((
+                Op::Write {
+                    seq,
+                    id,
+                    identity,
+                    agent,
+                    text,
+                },
+                v,
+            )) => Some(NewRow {
+                rid: *seq as i64,
                 id,
                 identity,
                 agent,
                 text,
-            } => {
-                let v = vectors.next().ok_or_else(|| {
-                    ProjectionError::Index("a memory was left without a vector".into())
-                })?;
-                let rid = *seq as i64;
-                sqlx::query(&format!(
-                    "INSERT INTO {} (memory_id, rid, identity, agent, model) VALUES (?, ?, ?, ?, ?)",
-                    t.rows
-                ))
-                .bind(id)
-                .bind(rid)
-                .bind(identity)
-                .bind(agent)
-                .bind(model)
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query(&format!(
-                    "INSERT INTO {} (rowid, embedding, identity, agent) VALUES (?, ?, ?, ?)",
-                    t.vec
-                ))
-                .bind(rid)
-                .bind(to_bytes(v))
-                .bind(identity)
-                .bind(agent)
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query(&format!(
-                    "INSERT INTO {} (rowid, text, identity, agent) VALUES (?, ?, ?, ?)",
-                    t.fts
-                ))
-                .bind(rid)
-                .bind(text)
-                .bind(identity)
-                .bind(agent)
-                .execute(&mut *conn)
-                .await?;
-                written += 1;
-            }
+                vector: v,
+            }),
+            _ => None,
+        })
+        .collect();
+    rows.sort_unstable_by_key(|r| r.rid);
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values =
+            |n: usize| vec![format!("({})", vec!["?"; n].join(",")); chunk.len()].join(",");
+        let sql = format!(
+            "INSERT INTO {} (memory_id, rid, identity, agent, model) VALUES {}",
+            t.rows,
+            values(5)
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(r.id)
+                .bind(r.rid)
+                .bind(r.identity)
+                .bind(r.agent)
+                .bind(model);
         }
+        q.execute(&mut *conn).await?;
+        let sql = format!(
+            "INSERT INTO {} (rowid, embedding, identity, agent) VALUES {}",
+            t.vec,
+            values(4)
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(r.rid)
+                .bind(to_bytes(r.vector))
+                .bind(r.identity)
+                .bind(r.agent);
+        }
+        q.execute(&mut *conn).await?;
+        let sql = format!(
+            "INSERT INTO {} (rowid, text, identity, agent) VALUES {}",
+            t.fts,
+            values(4)
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q.bind(r.rid).bind(r.text).bind(r.identity).bind(r.agent);
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok((written, forgotten))
 }
