@@ -593,3 +593,66 @@ async fn changing_the_embedder_serves_keywords_until_the_rebuild_swaps() {
     assert_eq!(hits[0].memory_id, car.to_string());
     assert!(hits[0].vector_rank.is_some());
 }
+
+/// One step of a generated history: write a memory for one of three identities, forget
+/// the n-th written one, or let the index catch up (a batch boundary).
+#[derive(Debug, Clone)]
+enum HistoryStep {
+    Write(u8, u8),
+    Forget(usize),
+    CatchUp,
+}
+
+fn steps() -> impl proptest::strategy::Strategy<Value = Vec<HistoryStep>> {
+    use proptest::prelude::*;
+    proptest::collection::vec(
+        prop_oneof![
+            4 => (0u8..3, 0u8..20).prop_map(|(who, w)| HistoryStep::Write(who, w)),
+            2 => (0usize..64).prop_map(HistoryStep::Forget),
+            1 => Just(HistoryStep::CatchUp),
+        ],
+        1..40,
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 16, ..Default::default() })]
+    #[test]
+    fn any_history_rebuilt_equals_incremental(history in steps()) {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let home = Home::new();
+            let store = home.log().await;
+            let live = home.projections("projections.db").await;
+            let (index, _) = open_index(&live, builtin()).await;
+            let mut written = Vec::new();
+            for step in &history {
+                match step {
+                    HistoryStep::Write(who, w) => {
+                        let who = ["alice", "bob", "carol"][*who as usize];
+                        written.push(write(&store, who, None, &format!("{who} likes thing {w}")).await);
+                    }
+                    HistoryStep::Forget(n) if !written.is_empty() => {
+                        forget(&store, written[n % written.len()]).await;
+                    }
+                    HistoryStep::Forget(_) => {}
+                    HistoryStep::CatchUp => project(&store, &live, &index).await,
+                }
+            }
+            project(&store, &live, &index).await;
+            let fresh = home.projections("fresh.db").await;
+            let (fresh_index, _) = open_index(&fresh, builtin()).await;
+            project(&store, &fresh, &fresh_index).await;
+            let incremental = index.vectors().await.expect("vectors");
+            assert_same_vectors(&incremental, &fresh_index.vectors().await.expect("vectors"));
+            // The index holds exactly the read model's memories.
+            let live_ids: Vec<String> =
+                sqlx::query_scalar("SELECT memory_id FROM memories ORDER BY memory_id")
+                    .fetch_all(&live)
+                    .await
+                    .expect("memories");
+            let indexed: Vec<String> = incremental.iter().map(|v| v.memory_id.clone()).collect();
+            assert_eq!(indexed, live_ids);
+        });
+    }
+}
