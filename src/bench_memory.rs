@@ -121,15 +121,39 @@ const WORDS: &[&str] = &[
     "since",
 ];
 
-/// A deterministic sentence for memory number `i`.
+/// Syllables of the synthetic vocabulary beyond [`WORDS`].
+const SYLLABLES: &[&str] = &[
+    "ka", "lo", "mi", "ren", "ta", "vo", "shi", "dan", "el", "ur", "po", "zi", "qua", "ber", "nin",
+    "sol",
+];
+
+/// Word number `k` of a vocabulary of about 4,000: the real words first, then made-up ones
+/// of three syllables.
+fn word(k: usize) -> String {
+    match WORDS.get(k) {
+        Some(w) => (*w).to_string(),
+        None => {
+            let k = k - WORDS.len();
+            let n = SYLLABLES.len();
+            [k % n, (k / n) % n, (k / n / n) % n]
+                .iter()
+                .map(|&i| SYLLABLES[i])
+                .collect()
+        }
+    }
+}
+
+/// A deterministic sentence of 6 to 11 words for memory number `i`, words drawn with a
+/// skew towards the start of the vocabulary (a few words are common, most are rare).
 fn sentence(i: u64) -> String {
     let h = blake3::hash(&i.to_le_bytes());
     let b = h.as_bytes();
     let n = 6 + (b[0] % 6) as usize;
-    let words: Vec<&str> = (0..n)
+    let vocabulary = WORDS.len() + SYLLABLES.len().pow(3);
+    let words: Vec<String> = (0..n)
         .map(|k| {
-            let x = u16::from_le_bytes([b[1 + 2 * k], b[2 + 2 * k]]) as usize;
-            WORDS[x % WORDS.len()]
+            let u = f64::from(u16::from_le_bytes([b[1 + 2 * k], b[2 + 2 * k]])) / 65536.0;
+            word((u * u * u * vocabulary as f64) as usize)
         })
         .collect();
     format!("memory {i}: {}", words.join(" "))
