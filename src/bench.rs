@@ -64,6 +64,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         big_log: u64,
     },
+    /// Memory recall latency over a large index, rebuild throughput.
+    Memory {
+        /// Memories in the index.
+        #[arg(long, default_value_t = 100_000)]
+        memories: u64,
+        /// Recalls measured.
+        #[arg(long, default_value_t = 200)]
+        queries: u64,
+    },
 }
 
 /// Run a benchmark.
@@ -90,6 +99,9 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             turns,
             durability,
         } => crate::bench_turn::bench_turn(messages, turns, durability).await,
+        BenchCommand::Memory { memories, queries } => {
+            crate::bench_memory::bench_memory(memories, queries).await
+        }
     }
 }
 

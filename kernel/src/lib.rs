@@ -15,7 +15,7 @@
 //! - [`ws`]: `/ws`, JSON frames for UI clients (connect, chat.send, events.subscribe...).
 //! - [`cron`]: the scheduler (`CronScheduled` → `CronFired` + a turn).
 //! - [`hooks`]: outbound hooks (POST chosen events to URLs); inbound is `POST /hooks/agent`.
-//! - [`memory`]: recall over the memories projection (keywords, until the vector index).
+//! - [`memory`]: the configured embedder, the memory index, hybrid recall.
 //! - [`vault`]: secrets sealed with XChaCha20-Poly1305; the key in the OS keychain or a
 //!   0600 key file.
 //! - [`metrics`], [`tokens`].
