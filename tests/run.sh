@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the whole-system tests use (none yet beyond the toolchain; the IRC,
-# browser and keychain tests add theirs here).
+# Debian packages the whole-system tests use (the IRC and keychain tests add theirs here).
 debian_packages=()
+# The admin UI test (tests/admin.rs) drives a headless Chromium through chromedriver.
+debian_packages+=(chromium chromium-driver)
 missing=()
 for p in "${debian_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

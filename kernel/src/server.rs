@@ -25,6 +25,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}", get(session))
         .route("/hooks/agent", axum::routing::post(hook_agent))
+        .merge(crate::admin::routes())
         .with_state(gw)
 }
 

@@ -1,0 +1,82 @@
+//! Time travel: `GET /api/state?seq=N[&session=ID]`, the read models exactly as they were
+//! after event N, folded from the log by the replay library (never read from the live
+//! tables). With a session only its stream is folded, which is what the transcript slider
+//! uses; without, every projection is folded and the answer also holds bindings,
+//! identities, channels and memories.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::Json;
+use clawos_projections::{bindings, channels, identities, memories, MemoryTables, Table, Value};
+use clawos_replay::state_at::{snapshot, state_at};
+use serde::Deserialize;
+use serde_json::{json, Map};
+
+use super::auth::Admin;
+use super::error::{ApiError, ApiResult};
+use crate::gateway::Gateway;
+
+/// Query of `GET /api/state`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateQuery {
+    /// After this event (default: the head).
+    pub seq: Option<u64>,
+    /// Fold only this session's stream.
+    pub session: Option<String>,
+}
+
+/// The rows of `table` as JSON objects keyed by column name.
+pub fn table_json(tables: &MemoryTables, table: &Table) -> serde_json::Value {
+    let rows = tables.rows(table.name);
+    json!(rows
+        .iter()
+        .map(|r| {
+            let mut o = Map::new();
+            for (c, v) in table.columns.iter().zip(r) {
+                let v = match v {
+                    Value::Null => serde_json::Value::Null,
+                    Value::Int(i) => json!(i),
+                    Value::Text(t) => json!(t),
+                    Value::Blob(b) => json!(hex::encode(b)),
+                };
+                o.insert((*c).to_string(), v);
+            }
+            serde_json::Value::Object(o)
+        })
+        .collect::<Vec<_>>())
+}
+
+/// `GET /api/state`.
+pub async fn at(
+    _: Admin,
+    State(gw): State<Arc<Gateway>>,
+    Query(q): Query<StateQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let head = gw.store.head();
+    let seq = q.seq.unwrap_or(head);
+    let session = q
+        .session
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let started = std::time::Instant::now();
+    let s = state_at(&gw.store, seq, session)
+        .await
+        .map_err(ApiError::from)?;
+    let mut body = json!({
+        "seq": seq,
+        "head": head,
+        "session": session,
+        "sessions": snapshot(&s.tables),
+    });
+    if session.is_none() {
+        body["bindings"] = table_json(&s.tables, &bindings::BINDINGS);
+        body["identities"] = table_json(&s.tables, &identities::IDENTITY_ADDRESSES);
+        body["channels"] = table_json(&s.tables, &channels::CHANNELS);
+        body["memories"] = table_json(&s.tables, &memories::MEMORIES);
+    }
+    body["fold_ms"] = json!(started.elapsed().as_millis() as u64);
+    Ok(Json(body))
+}
