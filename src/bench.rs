@@ -40,6 +40,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         tokens: usize,
     },
+    /// Latency of the admin API's first event page and state-at on a big log.
+    Admin {
+        /// Events in the log.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Requests per measured endpoint (the whole-log state-at runs 3 times).
+        #[arg(long, default_value_t = 30)]
+        requests: usize,
+    },
     /// Start time, round trips through a webhook channel process, memory.
     Gateway {
         /// Messages per round-trip run.
@@ -73,6 +82,9 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             rate,
             big_log,
         } => crate::bench_gateway::bench_gateway(messages, rate, big_log).await,
+        BenchCommand::Admin { events, requests } => {
+            crate::bench_admin::bench_admin(events, requests).await
+        }
     }
 }
 

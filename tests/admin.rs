@@ -354,6 +354,43 @@ async fn event_pages_links_state_at_fork_replay_audit_and_memories() {
     );
     assert_eq!(whole["memories"][0]["text"], "alice prefers green tea");
     assert!(whole["identities"].is_array() && whole["bindings"].is_array());
+    // Bindings and identities as of any point: set them now, then look before and after.
+    let before_bind = whole["head"].as_u64().expect("head");
+    for args in [
+        &[
+            "bind",
+            "add",
+            "--agent",
+            "pi",
+            "--id",
+            "b1",
+            "--channel",
+            "hooks",
+        ][..],
+        &[
+            "identity",
+            "link",
+            "webhook:alice@example.com",
+            "irc:alice@libera",
+        ][..],
+    ] {
+        let out = h.cli(args).await;
+        assert!(out.status.success(), "clawos {args:?}: {out:?}");
+    }
+    let (_, after) = get(h, "/api/state", t).await;
+    assert_eq!(after["bindings"][0]["binding_id"], "b1", "{after}");
+    assert_eq!(after["bindings"][0]["channel"], "hooks", "{after}");
+    let linked = |v: &Value| {
+        v["identities"]
+            .as_array()
+            .expect("identities")
+            .iter()
+            .any(|i| i["address"] == "irc:alice@libera")
+    };
+    assert!(linked(&after), "{after}");
+    let (_, then) = get(h, &format!("/api/state?seq={before_bind}"), t).await;
+    assert_eq!(then["bindings"], json!([]), "{then}");
+    assert!(!linked(&then), "{then}");
     let (_, before_memory) = get(h, &format!("/api/state?seq={}", w.asked[0]), t).await;
     assert_eq!(before_memory["memories"], json!([]), "{before_memory}");
     assert_eq!(get(h, "/api/state?seq=99999999", t).await.0, 400);

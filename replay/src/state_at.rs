@@ -44,7 +44,10 @@ pub async fn state_at(
     seq: u64,
     session: Option<&str>,
 ) -> Result<StateAt, ReplayError> {
-    let head = store.head();
+    // The file's last seq: it also counts events another process appended, which this
+    // store's own head learns of only at its next commit.
+    let newest = store.read_back(u64::MAX, 1).await?;
+    let head = newest.first().map_or(0, |e| e.seq).max(store.head());
     if seq > head {
         return Err(ReplayError::BeyondHead { seq, head });
     }

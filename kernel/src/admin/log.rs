@@ -102,12 +102,20 @@ impl Filter {
             && self.text.is_none()
     }
 
+    /// Whether nothing but (at most) the stream is filtered.
+    pub fn only_stream(&self) -> bool {
+        self.kinds.is_empty() && self.channel.is_none() && self.text.is_none()
+    }
+
+    /// Whether the envelope alone passes (kind and stream): checked before decoding.
+    pub fn admits_envelope(&self, e: &RecordedEvent) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&e.kind))
+            && self.stream.as_ref().is_none_or(|s| *s == e.stream)
+    }
+
     /// Whether `e` (and its decoded form `json`) passes.
     pub fn admits(&self, e: &RecordedEvent, json: &Value) -> bool {
-        if !self.kinds.is_empty() && !self.kinds.contains(&e.kind) {
-            return false;
-        }
-        if self.stream.as_ref().is_some_and(|s| *s != e.stream) {
+        if !self.admits_envelope(e) {
             return false;
         }
         if let Some(c) = &self.channel {
@@ -151,6 +159,21 @@ fn clip(s: &str, max: usize) -> String {
     }
 }
 
+/// The last seq in the log file: also events another process (a CLI command) appended,
+/// which the Gateway's own head does not know of until its next commit.
+pub async fn log_head(gw: &Gateway) -> ApiResult<u64> {
+    let newest = gw
+        .store
+        .read_back(u64::MAX, 1)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(newest
+        .first()
+        .map(|e| e.seq)
+        .unwrap_or(0)
+        .max(gw.store.head()))
+}
+
 /// `GET /api/events`: a page of events, newest first.
 pub async fn page(
     _: Admin,
@@ -159,7 +182,7 @@ pub async fn page(
 ) -> ApiResult<Json<Value>> {
     let filter = Filter::from_query(&q)?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
-    let head = gw.store.head();
+    let head = log_head(&gw).await?;
     let mut out = Vec::new();
     let mut scanned = 0u64;
     let next_before;
@@ -175,6 +198,9 @@ pub async fn page(
                 .map_err(ApiError::internal)?
             {
                 scanned += 1;
+                if !filter.admits_envelope(&e) {
+                    continue;
+                }
                 let j = event_json(&e);
                 if filter.admits(&e, &j) && out.len() < limit {
                     out.push(summary(&e, &j));
@@ -192,7 +218,13 @@ pub async fn page(
             .min(head);
         let mut lowest = cursor + 1;
         'scan: while cursor >= 1 && scanned < SCAN_BUDGET {
-            let chunk = older(&gw, filter.stream.as_deref(), cursor).await?;
+            // With no filter but the stream, every event read is shown: read just a page.
+            let n = if filter.only_stream() {
+                limit as u32
+            } else {
+                CHUNK
+            };
+            let chunk = older(&gw, filter.stream.as_deref(), cursor, n).await?;
             if chunk.is_empty() {
                 lowest = 1;
                 break;
@@ -200,6 +232,9 @@ pub async fn page(
             for e in chunk {
                 scanned += 1;
                 lowest = e.seq;
+                if !filter.admits_envelope(&e) {
+                    continue;
+                }
                 let j = event_json(&e);
                 if filter.admits(&e, &j) {
                     out.push(summary(&e, &j));
@@ -221,13 +256,18 @@ pub async fn page(
     })))
 }
 
-/// Up to [`CHUNK`] events with seq <= `cursor`, newest first: through the stream index when
-/// one stream is asked for.
-async fn older(gw: &Gateway, stream: Option<&str>, cursor: u64) -> ApiResult<Vec<RecordedEvent>> {
+/// Up to `n` events with seq <= `cursor`, newest first: through the stream index when one
+/// stream is asked for.
+async fn older(
+    gw: &Gateway,
+    stream: Option<&str>,
+    cursor: u64,
+    n: u32,
+) -> ApiResult<Vec<RecordedEvent>> {
     let Some(stream) = stream else {
         return gw
             .store
-            .read_back(cursor, CHUNK)
+            .read_back(cursor, n)
             .await
             .map_err(ApiError::internal);
     };
@@ -236,7 +276,7 @@ async fn older(gw: &Gateway, stream: Option<&str>, cursor: u64) -> ApiResult<Vec
     )
     .bind(stream)
     .bind(cursor.min(i64::MAX as u64) as i64)
-    .bind(CHUNK as i64)
+    .bind(n as i64)
     .fetch_all(gw.store.read_pool())
     .await
     .map_err(ApiError::internal)?;

@@ -1,14 +1,17 @@
 //! Time travel: `GET /api/state?seq=N[&session=ID]`, the read models exactly as they were
 //! after event N, folded from the log by the replay library (never read from the live
-//! tables). With a session only its stream is folded, which is what the transcript slider
-//! uses; without, every projection is folded and the answer also holds bindings,
-//! identities, channels and memories.
+//! tables). With a session only its stream is folded, and the answer has the session's
+//! branches with their transcripts (what the transcript slider uses); without, every
+//! projection is folded and the answer has every session with its branches (no
+//! transcripts), bindings, identities, channels and memories.
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::Json;
-use clawos_projections::{bindings, channels, identities, memories, MemoryTables, Table, Value};
+use clawos_projections::{
+    bindings, channels, identities, memories, views, MemoryTables, Table, Value,
+};
 use clawos_replay::state_at::{snapshot, state_at};
 use serde::Deserialize;
 use serde_json::{json, Map};
@@ -54,7 +57,7 @@ pub async fn at(
     State(gw): State<Arc<Gateway>>,
     Query(q): Query<StateQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let head = gw.store.head();
+    let head = super::log::log_head(&gw).await?;
     let seq = q.seq.unwrap_or(head);
     let session = q
         .session
@@ -69,9 +72,19 @@ pub async fn at(
         "seq": seq,
         "head": head,
         "session": session,
-        "sessions": snapshot(&s.tables),
     });
-    if session.is_none() {
+    if session.is_some() {
+        body["sessions"] = json!(snapshot(&s.tables));
+    } else {
+        // Every session with its branches, without transcripts: those are one session at a
+        // time (with `session`), or a whole log's worth of text in one answer.
+        body["sessions"] = json!(views::sessions(&s.tables)
+            .into_iter()
+            .map(|v| {
+                let branches = views::branches(&s.tables, &v.session_id);
+                json!({"session": v, "branches": branches})
+            })
+            .collect::<Vec<_>>());
         body["bindings"] = table_json(&s.tables, &bindings::BINDINGS);
         body["identities"] = table_json(&s.tables, &identities::IDENTITY_ADDRESSES);
         body["channels"] = table_json(&s.tables, &channels::CHANNELS);

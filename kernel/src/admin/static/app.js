@@ -248,7 +248,8 @@ function renderTranscript(snap) {
   const marks = new Map(b.compactions.map((c) => [c.covers_through, c]));
   for (const m of b.transcript) {
     list.append(el("li", { class: m.role, "data-seq": m.seq },
-      el("div", { class: "meta" }, link(m.seq), m.role, m.address, m.branch !== branch ? `(from ${m.branch})` : "", time(m.ts_ms),
+      el("div", { class: "meta" }, link(m.seq), el("b", {}, m.role), el("span", {}, `${m.channel} · ${m.address}`),
+        m.branch !== branch ? el("span", {}, `(from ${m.branch})`) : null, el("span", {}, time(m.ts_ms)),
         el("button", { class: "fork", title: "new branch at this message", on: { click: () => forkAt(m.seq).catch(report) } }, "fork"),
         m.role === "user" ? el("button", { class: "replay", title: "re-run this turn on a new branch", on: { click: () => replayAt(m.seq).catch(report) } }, "replay from here") : null),
       el("div", {}, m.text)));
@@ -411,7 +412,7 @@ async function stateAt(seq) {
   $("#state-info").textContent = "folding the log…";
   const st = await api("/api/state?seq=" + seq);
   $("#state-info").textContent = `as of seq ${st.seq} of ${st.head} (folded in ${st.fold_ms} ms)`;
-  const sessionRows = st.sessions.map((s) => ({ ...s.session, branches: s.branches.map((b) => b.branch.name).join(", ") }));
+  const sessionRows = st.sessions.map((s) => ({ ...s.session, branches: s.branches.map((b) => b.name).join(", ") }));
   $("#state-tables").replaceChildren(table("sessions", sessionRows), table("bindings", st.bindings),
     table("identities", st.identities), table("channels", st.channels), table("memories", st.memories));
 }
