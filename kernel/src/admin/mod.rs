@@ -34,7 +34,8 @@ use axum::Router;
 
 use crate::gateway::Gateway;
 
-/// The admin routes: the shell under `/admin` and its data endpoints under `/api`.
+/// The admin routes: the shell under `/admin` and its data endpoints under `/api`. Each call
+/// makes a new [`state::FoldCache`] for the Gateway the router serves.
 pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()
         .route("/admin", get(assets::index))
@@ -49,4 +50,5 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/api/sessions/{id}/audit", get(ops::audit))
         .route("/api/channels", get(ops::channels))
         .route("/api/memories", get(ops::memories))
+        .layer(axum::Extension(Arc::new(state::FoldCache::default())))
 }

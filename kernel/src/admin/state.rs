@@ -3,16 +3,18 @@
 //! tables). With a session only its stream is folded, and the answer has the session's
 //! branches with their transcripts (what the transcript slider uses); without, every
 //! projection is folded and the answer has every session with its branches (no
-//! transcripts), bindings, identities, channels and memories.
+//! transcripts), bindings, identities, channels and memories. The whole-log fold is kept
+//! ([`FoldCache`]), so moving forward folds only the events in between.
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
+use axum::Extension;
 use axum::Json;
 use clawos_projections::{
     bindings, channels, identities, memories, views, MemoryTables, Table, Value,
 };
-use clawos_replay::state_at::{snapshot, state_at};
+use clawos_replay::state_at::{snapshot, state_at, Fold};
 use serde::Deserialize;
 use serde_json::{json, Map};
 
@@ -51,10 +53,16 @@ pub fn table_json(tables: &MemoryTables, table: &Table) -> serde_json::Value {
         .collect::<Vec<_>>())
 }
 
+/// The admin API's whole-log fold, kept between requests: a later seq continues it, an
+/// earlier one starts a new fold. One per Gateway (see [`super::routes`]).
+#[derive(Default)]
+pub struct FoldCache(tokio::sync::Mutex<Option<Fold>>);
+
 /// `GET /api/state`.
 pub async fn at(
     _: Admin,
     State(gw): State<Arc<Gateway>>,
+    Extension(cache): Extension<Arc<FoldCache>>,
     Query(q): Query<StateQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let head = super::log::log_head(&gw).await?;
@@ -65,30 +73,43 @@ pub async fn at(
         .map(str::trim)
         .filter(|s| !s.is_empty());
     let started = std::time::Instant::now();
-    let s = state_at(&gw.store, seq, session)
-        .await
-        .map_err(ApiError::from)?;
     let mut body = json!({
         "seq": seq,
         "head": head,
         "session": session,
     });
     if session.is_some() {
+        let s = state_at(&gw.store, seq, session)
+            .await
+            .map_err(ApiError::from)?;
         body["sessions"] = json!(snapshot(&s.tables));
     } else {
+        if seq > head {
+            return Err(ApiError::from(clawos_replay::ReplayError::BeyondHead {
+                seq,
+                head,
+            }));
+        }
+        let mut cached = cache.0.lock().await;
+        let fold = match cached.take() {
+            Some(f) if f.seq() <= seq => cached.insert(f),
+            _ => cached.insert(Fold::new()),
+        };
+        fold.advance(&gw.store, seq).await.map_err(ApiError::from)?;
+        let tables = fold.tables();
         // Every session with its branches, without transcripts: those are one session at a
         // time (with `session`), or a whole log's worth of text in one answer.
-        body["sessions"] = json!(views::sessions(&s.tables)
+        body["sessions"] = json!(views::sessions(tables)
             .into_iter()
             .map(|v| {
-                let branches = views::branches(&s.tables, &v.session_id);
+                let branches = views::branches(tables, &v.session_id);
                 json!({"session": v, "branches": branches})
             })
             .collect::<Vec<_>>());
-        body["bindings"] = table_json(&s.tables, &bindings::BINDINGS);
-        body["identities"] = table_json(&s.tables, &identities::IDENTITY_ADDRESSES);
-        body["channels"] = table_json(&s.tables, &channels::CHANNELS);
-        body["memories"] = table_json(&s.tables, &memories::MEMORIES);
+        body["bindings"] = table_json(tables, &bindings::BINDINGS);
+        body["identities"] = table_json(tables, &identities::IDENTITY_ADDRESSES);
+        body["channels"] = table_json(tables, &channels::CHANNELS);
+        body["memories"] = table_json(tables, &memories::MEMORIES);
     }
     body["fold_ms"] = json!(started.elapsed().as_millis() as u64);
     Ok(Json(body))
