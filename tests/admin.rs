@@ -266,6 +266,16 @@ async fn event_pages_links_state_at_fork_replay_audit_and_memories() {
     // Filters.
     let (_, received) = get(h, "/api/events?kind=MessageReceived", t).await;
     assert_eq!(seqs(&received), [w.asked[1], w.asked[0]], "{received}");
+    let (_, k1) = get(h, "/api/events?kind=MessageReceived&limit=1", t).await;
+    assert_eq!(seqs(&k1), [w.asked[1]], "{k1}");
+    let cursor = k1["next_before"].as_u64().expect("next_before");
+    let (_, k2) = get(
+        h,
+        &format!("/api/events?kind=MessageReceived&limit=1&before={cursor}"),
+        t,
+    )
+    .await;
+    assert_eq!(seqs(&k2), [w.asked[0]], "{k2}");
     let (_, found) = get(h, "/api/events?kind=MessageReceived&q=FRANCE", t).await;
     assert_eq!(seqs(&found), [w.asked[1]], "{found}");
     let (_, of_session) = get(h, &format!("/api/events?session={session}&limit=500"), t).await;
@@ -274,6 +284,23 @@ async fn event_pages_links_state_at_fork_replay_audit_and_memories() {
     assert!(in_session
         .iter()
         .all(|e| e["stream"] == format!("session:{session}")));
+    // Paged through the stream index, the session's events come out the same.
+    let mut paged = Vec::new();
+    let mut before = String::new();
+    loop {
+        let (_, p) = get(
+            h,
+            &format!("/api/events?session={session}&limit=4{before}"),
+            t,
+        )
+        .await;
+        paged.extend(seqs(&p));
+        match p["next_before"].as_u64() {
+            Some(b) => before = format!("&before={b}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, seqs(&of_session));
     let (_, of_channel) = get(h, "/api/events?channel=hooks&limit=500", t).await;
     let kinds: Vec<&str> = of_channel["events"]
         .as_array()

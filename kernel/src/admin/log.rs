@@ -218,32 +218,23 @@ pub async fn page(
             .min(head);
         let mut lowest = cursor + 1;
         'scan: while cursor >= 1 && scanned < SCAN_BUDGET {
-            // With no filter but the stream, every event read is shown: read just a page.
-            let n = if filter.only_stream() {
-                limit as u32
-            } else {
-                CHUNK
-            };
-            let chunk = older(&gw, filter.stream.as_deref(), cursor, n).await?;
-            if chunk.is_empty() {
-                lowest = 1;
-                break;
-            }
-            for e in chunk {
-                scanned += 1;
-                lowest = e.seq;
-                if !filter.admits_envelope(&e) {
-                    continue;
-                }
+            let step = older(&gw, &filter, cursor, limit as u32).await?;
+            scanned += step.examined;
+            for e in step.events {
                 let j = event_json(&e);
                 if filter.admits(&e, &j) {
                     out.push(summary(&e, &j));
                     if out.len() >= limit {
+                        lowest = e.seq;
                         break 'scan;
                     }
                 }
             }
-            cursor = lowest.saturating_sub(1);
+            lowest = step.lowest;
+            if lowest <= 1 {
+                break;
+            }
+            cursor = lowest - 1;
         }
         next_before = (lowest > 1).then_some(lowest);
     }
@@ -256,37 +247,100 @@ pub async fn page(
     })))
 }
 
-/// Up to `n` events with seq <= `cursor`, newest first: through the stream index when one
-/// stream is asked for.
-async fn older(
-    gw: &Gateway,
-    stream: Option<&str>,
-    cursor: u64,
-    n: u32,
-) -> ApiResult<Vec<RecordedEvent>> {
-    let Some(stream) = stream else {
-        return gw
-            .store
-            .read_back(cursor, n)
-            .await
-            .map_err(ApiError::internal);
-    };
-    let seqs: Vec<i64> = sqlx::query_scalar(
-        "SELECT seq FROM events WHERE stream = ? AND seq <= ? ORDER BY stream_version DESC LIMIT ?",
-    )
-    .bind(stream)
-    .bind(cursor.min(i64::MAX as u64) as i64)
-    .bind(n as i64)
-    .fetch_all(gw.store.read_pool())
-    .await
-    .map_err(ApiError::internal)?;
-    let mut out = Vec::with_capacity(seqs.len());
-    for s in seqs {
-        if let Some(e) = gw.store.get(s as u64).await.map_err(ApiError::internal)? {
-            out.push(e);
+/// One step of a backward scan.
+struct Step {
+    /// Events at or below the cursor that pass the envelope filter, newest first.
+    events: Vec<RecordedEvent>,
+    /// The lowest seq this step covered (1: nothing older is left).
+    lowest: u64,
+    /// How many events of the log the step looked at.
+    examined: u64,
+}
+
+/// Events of at most [`KIND_WINDOW`] seqs a kind filter looks at per step.
+const KIND_WINDOW: u64 = 4096;
+
+/// The next events at or below `cursor`, newest first. The envelope filters run in SQL:
+/// one stream walks the `(stream, stream_version)` index; kinds scan a window of the
+/// primary key and only the matching events are read.
+async fn older(gw: &Gateway, filter: &Filter, cursor: u64, limit: u32) -> ApiResult<Step> {
+    let kinds = |n: usize| vec!["?"; n].join(",");
+    let (seqs, lowest, examined): (Vec<i64>, u64, u64) = match &filter.stream {
+        Some(stream) => {
+            let n = if filter.only_stream() { limit } else { CHUNK };
+            let mut sql = "SELECT seq FROM events WHERE stream = ? AND seq <= ?".to_string();
+            if !filter.kinds.is_empty() {
+                sql += &format!(" AND kind IN ({})", kinds(filter.kinds.len()));
+            }
+            sql += " ORDER BY stream_version DESC LIMIT ?";
+            let mut q = sqlx::query_scalar(&sql)
+                .bind(stream)
+                .bind(cursor.min(i64::MAX as u64) as i64);
+            for k in &filter.kinds {
+                q = q.bind(k);
+            }
+            let seqs: Vec<i64> = q
+                .bind(n as i64)
+                .fetch_all(gw.store.read_pool())
+                .await
+                .map_err(ApiError::internal)?;
+            let lowest = match seqs.last() {
+                Some(s) if seqs.len() as u32 == n => *s as u64,
+                _ => 1,
+            };
+            let examined = seqs.len() as u64;
+            (seqs, lowest, examined)
         }
-    }
-    Ok(out)
+        None if !filter.kinds.is_empty() => {
+            let floor = cursor.saturating_sub(KIND_WINDOW);
+            let sql = format!(
+                "SELECT seq FROM events WHERE seq <= ? AND seq > ? AND kind IN ({}) \
+                 ORDER BY seq DESC",
+                kinds(filter.kinds.len())
+            );
+            let mut q = sqlx::query_scalar(&sql)
+                .bind(cursor.min(i64::MAX as u64) as i64)
+                .bind(floor as i64);
+            for k in &filter.kinds {
+                q = q.bind(k);
+            }
+            let seqs: Vec<i64> = q
+                .fetch_all(gw.store.read_pool())
+                .await
+                .map_err(ApiError::internal)?;
+            (seqs, floor + 1, cursor - floor)
+        }
+        None => {
+            let n = if filter.only_stream() { limit } else { CHUNK };
+            let events = gw
+                .store
+                .read_back(cursor, n)
+                .await
+                .map_err(ApiError::internal)?;
+            let lowest = match events.last() {
+                Some(e) if events.len() as u32 == n => e.seq,
+                _ => 1,
+            };
+            let examined = events.len() as u64;
+            return Ok(Step {
+                events,
+                lowest,
+                examined,
+            });
+        }
+    };
+    let wanted: Vec<u64> = seqs.iter().map(|s| *s as u64).collect();
+    let mut events = gw
+        .store
+        .read_seqs(&wanted)
+        .await
+        .map_err(ApiError::internal)?;
+    events.reverse();
+    Ok(Step {
+        events,
+        lowest,
+        examined,
+    })
 }
 
 /// `GET /api/events/{seq}`: one event, decoded, with the event that caused it, the events
@@ -360,11 +414,13 @@ async fn linked(gw: &Gateway, column: &str, id: uuid::Uuid, seq: u64) -> ApiResu
 }
 
 async fn rows(gw: &Gateway, seqs: Vec<i64>) -> ApiResult<Vec<Value>> {
-    let mut out = Vec::with_capacity(seqs.len());
-    for s in seqs {
-        if let Some(e) = gw.store.get(s as u64).await.map_err(ApiError::internal)? {
-            out.push(summary(&e, &event_json(&e)));
-        }
-    }
-    Ok(out)
+    let seqs: Vec<u64> = seqs.into_iter().map(|s| s as u64).collect();
+    Ok(gw
+        .store
+        .read_seqs(&seqs)
+        .await
+        .map_err(ApiError::internal)?
+        .iter()
+        .map(|e| summary(e, &event_json(e)))
+        .collect())
 }
