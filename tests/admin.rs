@@ -434,6 +434,14 @@ async fn event_pages_links_state_at_fork_replay_audit_and_memories() {
         transcript(&live, &name),
         [("user".to_string(), "I like green tea".to_string())]
     );
+    let (_, whole) = get(h, "/api/state", t).await;
+    let names: Vec<&str> = whole["sessions"][0]["branches"]
+        .as_array()
+        .expect("branches")
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    assert_eq!(names, [name.as_str(), "main"], "{whole}");
     let (status, _) = post_json(h, &fork_path, t, json!({"at": w.asked[0]})).await;
     assert_eq!(status, 409, "the same fork twice");
     let (status, _) = post_json(h, &fork_path, t, json!({"at": 1})).await;

@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::Extension;
 use axum::Json;
 use clawos_projections::{
-    bindings, channels, identities, memories, views, MemoryTables, Table, Value,
+    bindings, channels, identities, memories, sessions::BRANCHES, views, MemoryTables, Table, Value,
 };
 use clawos_replay::state_at::{snapshot, state_at, Fold};
 use serde::Deserialize;
@@ -51,6 +51,33 @@ pub fn table_json(tables: &MemoryTables, table: &Table) -> serde_json::Value {
             serde_json::Value::Object(o)
         })
         .collect::<Vec<_>>())
+}
+
+/// Every session's branch rows (`name`, `head_seq`, `fork_seq`, `created_seq`), in one pass
+/// over the branches table.
+fn branches_by_session(
+    tables: &MemoryTables,
+) -> std::collections::HashMap<String, Vec<serde_json::Value>> {
+    let mut out: std::collections::HashMap<String, Vec<serde_json::Value>> = Default::default();
+    let Some(rows) = tables.tables.get(BRANCHES.name) else {
+        return out;
+    };
+    let int = |v: Option<&Value>| match v {
+        Some(Value::Int(i)) => json!(i),
+        _ => serde_json::Value::Null,
+    };
+    for r in rows.values() {
+        let (Some(Value::Text(session)), Some(Value::Text(name))) = (r.first(), r.get(1)) else {
+            continue;
+        };
+        out.entry(session.clone()).or_default().push(json!({
+            "name": name,
+            "head_seq": int(r.get(2)),
+            "fork_seq": int(r.get(3)),
+            "created_seq": int(r.get(4)),
+        }));
+    }
+    out
 }
 
 /// The admin API's whole-log fold, kept between requests: a later seq continues it, an
@@ -99,11 +126,12 @@ pub async fn at(
         let tables = fold.tables();
         // Every session with its branches, without transcripts: those are one session at a
         // time (with `session`), or a whole log's worth of text in one answer.
+        let mut branches = branches_by_session(tables);
         body["sessions"] = json!(views::sessions(tables)
             .into_iter()
             .map(|v| {
-                let branches = views::branches(tables, &v.session_id);
-                json!({"session": v, "branches": branches})
+                let b = branches.remove(&v.session_id).unwrap_or_default();
+                json!({"session": v, "branches": b})
             })
             .collect::<Vec<_>>());
         body["bindings"] = table_json(tables, &bindings::BINDINGS);
