@@ -52,6 +52,15 @@ pub enum BenchCommand {
         #[arg(long, default_value = "full")]
         durability: Durability,
     },
+    /// Latency of the admin API's first event page and state-at on a big log.
+    Admin {
+        /// Events in the log.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Requests per measured endpoint (the whole-log state-at runs 3 times).
+        #[arg(long, default_value_t = 30)]
+        requests: usize,
+    },
     /// Start time, round trips through a webhook channel process, memory.
     Gateway {
         /// Messages per round-trip run.
@@ -101,6 +110,9 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         } => crate::bench_turn::bench_turn(messages, turns, durability).await,
         BenchCommand::Memory { memories, queries } => {
             crate::bench_memory::bench_memory(memories, queries).await
+        }
+        BenchCommand::Admin { events, requests } => {
+            crate::bench_admin::bench_admin(events, requests).await
         }
     }
 }

@@ -12,13 +12,15 @@ use clawos_replay::{rebuild, Home};
 
 const SECRET: &str = "bench-secret-0123456789";
 
-fn free_port() -> Result<u16> {
+/// A free loopback port.
+pub(crate) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-struct Gateway {
-    child: Child,
-    addr: SocketAddr,
+/// A Gateway process, stopped (SIGTERM) when dropped.
+pub(crate) struct Gateway {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
     hook: Option<SocketAddr>,
 }
 
@@ -36,7 +38,12 @@ fn unsafe_kill(pid: u32, signal: i32) {
         .status();
 }
 
-fn write_config(home: &Path, durability: Durability, hook: Option<SocketAddr>) -> Result<()> {
+/// `clawos.toml` with the echo agent (and a webhook channel on `hook`).
+pub(crate) fn write_config(
+    home: &Path,
+    durability: Durability,
+    hook: Option<SocketAddr>,
+) -> Result<()> {
     std::fs::create_dir_all(home)?;
     let d = match durability {
         Durability::Full => "full",
@@ -54,7 +61,12 @@ fn write_config(home: &Path, durability: Durability, hook: Option<SocketAddr>) -
     Ok(())
 }
 
-fn start(exe: &Path, home: &Path, hook: Option<SocketAddr>) -> Result<(Gateway, Duration)> {
+/// Start `clawos gateway` in `home`; returns once it listens, with how long that took.
+pub(crate) fn start(
+    exe: &Path,
+    home: &Path,
+    hook: Option<SocketAddr>,
+) -> Result<(Gateway, Duration)> {
     let port = free_port()?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let t = Instant::now();

@@ -2,6 +2,7 @@
 //! processes, and the operator tools all start here.
 
 mod bench;
+mod bench_admin;
 mod bench_gateway;
 mod bench_memory;
 mod bench_turn;

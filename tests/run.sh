@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the whole-system tests use (none yet beyond the toolchain; the IRC,
-# browser and keychain tests add theirs here).
-debian_packages=(dbus gnome-keyring)
+# Debian packages the whole-system tests use: D-Bus and gnome-keyring for the keychain
+# test (tests/security.rs), Chromium and chromedriver for the admin UI (tests/admin.rs).
+debian_packages=(dbus gnome-keyring chromium chromium-driver)
 missing=()
 for p in "${debian_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

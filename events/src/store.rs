@@ -226,6 +226,21 @@ impl LogStore {
         rows.iter().map(row_to_event).collect()
     }
 
+    /// The events with these seqs (the ones that exist), in seq order: one query.
+    pub async fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<RecordedEvent>, LogError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; seqs.len()].join(",");
+        let sql = format!("SELECT {COLUMNS} FROM events WHERE seq IN ({marks}) ORDER BY seq");
+        let mut q = sqlx::query(&sql);
+        for s in seqs {
+            q = q.bind((*s).min(i64::MAX as u64) as i64);
+        }
+        let rows = q.fetch_all(&self.inner.read).await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
     /// One event by seq.
     pub async fn get(&self, seq: u64) -> Result<Option<RecordedEvent>, LogError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM events WHERE seq = ?"))

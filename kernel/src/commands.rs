@@ -54,7 +54,8 @@ fn answer(text: impl Into<String>) -> Result<Outcome, KernelError> {
     })
 }
 
-fn valid_branch_name(name: &str) -> bool {
+/// Whether `name` is a valid branch name: 1-64 ASCII letters, digits, `-`, `_` or `.`.
+pub fn valid_branch_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name

@@ -18,11 +18,13 @@
 //! - [`memory`]: the configured embedder, the memory index, hybrid recall.
 //! - [`vault`]: secrets sealed with XChaCha20-Poly1305; the key in the OS keychain or a
 //!   0600 key file.
+//! - [`admin`]: the admin UI at `/admin` and its JSON API under `/api`.
 //! - [`metrics`], [`tokens`].
 //!
 //! **Architecture Invariant:** the kernel never talks to an LLM and never speaks a chat
 //! network's protocol: agents and channel processes do. It decides, and records decisions.
 
+pub mod admin;
 pub mod bus;
 pub mod commands;
 pub mod config;
@@ -338,7 +340,7 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
         "clawos gateway listening on http://{addr} (state in {})",
         home.dir().display()
     );
-    eprintln!("admin UI will live at http://{addr}/admin; API token: `clawos admin token`");
+    eprintln!("admin UI at http://{addr}/admin; its token: `clawos admin token`");
     let listener = listener.tap_io(|s| {
         let _ = s.set_nodelay(true);
     });

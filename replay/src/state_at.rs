@@ -44,7 +44,10 @@ pub async fn state_at(
     seq: u64,
     session: Option<&str>,
 ) -> Result<StateAt, ReplayError> {
-    let head = store.head();
+    // The file's last seq: it also counts events another process appended, which this
+    // store's own head learns of only at its next commit.
+    let newest = store.read_back(u64::MAX, 1).await?;
+    let head = newest.first().map_or(0, |e| e.seq).max(store.head());
     if seq > head {
         return Err(ReplayError::BeyondHead { seq, head });
     }
@@ -58,15 +61,9 @@ pub async fn state_at(
             }
         }
         None => {
-            runner = MemoryRunner::new(projection::all());
-            let mut from = 1;
-            while from <= seq {
-                let to = (from + 8191).min(seq);
-                for e in store.read_range(from, to).await? {
-                    runner.apply(&e)?;
-                }
-                from = to + 1;
-            }
+            let mut fold = Fold::new();
+            fold.advance(store, seq).await?;
+            runner = fold.runner;
         }
     }
     Ok(StateAt {
@@ -74,6 +71,56 @@ pub async fn state_at(
         session: session.map(String::from),
         tables: runner.tables,
     })
+}
+
+/// A fold of the whole log into every projection that can move forward: going to a later
+/// seq applies only the events in between. (Going back means a new fold.) The admin UI
+/// keeps one so that moving its time slider forward does not refold the log.
+pub struct Fold {
+    runner: MemoryRunner,
+}
+
+impl Default for Fold {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fold {
+    /// An empty fold (before seq 1).
+    pub fn new() -> Self {
+        Fold {
+            runner: MemoryRunner::new(projection::all()),
+        }
+    }
+
+    /// The last seq folded in (0 before any).
+    pub fn seq(&self) -> u64 {
+        self.runner.position
+    }
+
+    /// The tables as they are after [`Fold::seq`].
+    pub fn tables(&self) -> &MemoryTables {
+        &self.runner.tables
+    }
+
+    /// Fold in the events after [`Fold::seq`] up to `seq` (nothing when `seq` is not
+    /// ahead), reading the log in pages.
+    pub async fn advance(&mut self, store: &LogStore, seq: u64) -> Result<(), ReplayError> {
+        let mut from = self.runner.position + 1;
+        while from <= seq {
+            let to = (from + 8191).min(seq);
+            let page = store.read_range(from, to).await?;
+            if page.is_empty() {
+                break;
+            }
+            for e in &page {
+                self.runner.apply(e)?;
+            }
+            from = to + 1;
+        }
+        Ok(())
+    }
 }
 
 impl StateAt {

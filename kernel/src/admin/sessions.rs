@@ -1,0 +1,164 @@
+//! Writes from the admin UI, both new branches of a session (history is never changed):
+//!
+//! - `POST /api/sessions/{id}/fork` `{"at": SEQ, "name"?: NAME, "switch"?: bool}`: one
+//!   `BranchCreated` at a message, through the replay library's fork (the same event, with
+//!   the same checks, as the `/fork` chat command and `clawos replay fork`). It does not
+//!   switch the session's active branch unless asked to.
+//! - `POST /api/sessions/{id}/replay` `{"at": SEQ}`: re-run the turn at a user message on a
+//!   new branch `replay-SEQ` that starts at that message's parent: a `BranchCreated` and a
+//!   copy of the message (channel [`REPLAY_CHANNEL`], caused by the original) commit
+//!   together, then the Gateway dispatches a turn for the copy with today's agent and
+//!   model. Its reply goes to [`REPLAY_CHANNEL`], so nobody on a chat network receives it.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use clawos_events::{stream, BranchCreated, ExpectedVersion, MessageReceived, NewEvent};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Admin;
+use super::error::{ApiError, ApiResult};
+use crate::commands::valid_branch_name;
+use crate::gateway::{now_ms, Gateway};
+
+/// The channel of replayed messages and of their replies (no channel process has it).
+pub const REPLAY_CHANNEL: &str = "@admin";
+
+/// Body of `POST /api/sessions/{id}/fork`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForkBody {
+    /// The message to fork at.
+    pub at: u64,
+    /// Branch name (default `fork-SEQ`).
+    pub name: Option<String>,
+    /// Make it the session's active branch (default false).
+    #[serde(default)]
+    pub switch: bool,
+}
+
+/// Body of `POST /api/sessions/{id}/replay`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayBody {
+    /// The user message whose turn is re-run (an assistant message means the message it
+    /// answered).
+    pub at: u64,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("bad JSON body: {e}")))
+}
+
+/// `POST /api/sessions/{id}/fork`.
+pub async fn fork(
+    _: Admin,
+    State(gw): State<Arc<Gateway>>,
+    Path(session): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let b: ForkBody = parse(&body)?;
+    if let Some(n) = &b.name {
+        if !valid_branch_name(n) {
+            return Err(ApiError::BadRequest(
+                "a branch name is 1-64 letters, digits, `-`, `_` or `.`".into(),
+            ));
+        }
+    }
+    let (appended, branch) =
+        clawos_replay::fork::fork(&gw.store, &session, b.at, b.name.as_deref(), b.switch).await?;
+    gw.projected_through(appended.last_seq).await;
+    Ok(Json(json!({"branch": branch, "seq": appended.last_seq})))
+}
+
+/// A message row: `(session_id, parent_seq, role, address, text)`.
+type MessageRow = (String, Option<i64>, String, String, String);
+
+async fn message(gw: &Gateway, seq: u64) -> ApiResult<Option<MessageRow>> {
+    sqlx::query_as("SELECT session_id, parent_seq, role, address, text FROM messages WHERE seq = ?")
+        .bind(seq as i64)
+        .fetch_optional(&gw.projections)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// `POST /api/sessions/{id}/replay`.
+pub async fn replay(
+    _: Admin,
+    State(gw): State<Arc<Gateway>>,
+    Path(session): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let b: ReplayBody = parse(&body)?;
+    gw.projected_through(gw.store.head()).await;
+    let not_here =
+        || ApiError::BadRequest(format!("{} is not a message of session {session}", b.at));
+    let mut at = b.at;
+    let mut row = message(&gw, at).await?.ok_or_else(not_here)?;
+    if row.2 == "assistant" {
+        at = row.1.ok_or_else(not_here)? as u64;
+        row = message(&gw, at).await?.ok_or_else(not_here)?;
+    }
+    let (owner, parent, role, address, text) = row;
+    if owner != session || role != "user" {
+        return Err(not_here());
+    }
+    let agent: String = sqlx::query_scalar("SELECT agent FROM sessions WHERE session_id = ?")
+        .bind(&session)
+        .fetch_one(&gw.projections)
+        .await
+        .map_err(ApiError::internal)?;
+    let taken: Vec<String> = sqlx::query_scalar("SELECT name FROM branches WHERE session_id = ?")
+        .bind(&session)
+        .fetch_all(&gw.projections)
+        .await
+        .map_err(ApiError::internal)?;
+    let branch = (1..)
+        .map(|n| match n {
+            1 => format!("replay-{at}"),
+            n => format!("replay-{at}-{n}"),
+        })
+        .find(|name| !taken.contains(name))
+        .unwrap_or_else(|| format!("replay-{at}"));
+    let original = gw
+        .store
+        .get(at)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_here)?;
+    let appended = gw
+        .store
+        .append(
+            &stream::session(&session),
+            ExpectedVersion::Any,
+            vec![
+                NewEvent::new(BranchCreated {
+                    branch: branch.clone(),
+                    at_message: parent.map(|p| p as u64),
+                    switch_to: false,
+                })
+                .caused_by(original.id),
+                NewEvent::new(MessageReceived {
+                    channel: REPLAY_CHANNEL.to_string(),
+                    external_id: format!("replay-{}", uuid::Uuid::now_v7()),
+                    sender: address,
+                    chat: None,
+                    text,
+                    attachments: vec![],
+                    branch: branch.clone(),
+                    sent_at_ms: now_ms(),
+                })
+                .caused_by(original.id),
+            ],
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    gw.dispatch(&session, &agent, appended.last_seq);
+    Ok(Json(json!({
+        "branch": branch,
+        "message_seq": appended.last_seq,
+        "replays": at,
+    })))
+}
