@@ -671,20 +671,9 @@ async fn killed_channel_is_restarted_and_gets_unacked_replies_once() {
         .iter()
         .filter(|e| matches!(&e.payload, EventPayload::MessageSent(m) if m.channel == "hooks"))
         .count() as u64;
-    let metrics = h
-        .http
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let out: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("clawos_messages_out_total{channel=\"hooks\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no messages_out for hooks in:\n{metrics}"));
+    let metrics = h.metrics_text().await;
+    let out = metric_value(&metrics, "clawos_messages_out_total{channel=\"hooks\"} ")
+        .unwrap_or_else(|| panic!("no messages_out for hooks in:\n{metrics}")) as u64;
     assert!(
         out >= replies && out <= replies + redelivered as u64,
         "{out} deliveries handed out for {replies} replies of which {redelivered} were redelivered"
@@ -792,15 +781,7 @@ async fn hung_channel_is_killed_and_restarted() {
         row.contains("restarts 1") && row.contains("heartbeat"),
         "{row}"
     );
-    let metrics = h
-        .http
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics_text().await;
     assert!(
         metrics
             .lines()
@@ -1634,20 +1615,8 @@ async fn config_check_status_metrics_and_api_auth() {
         .json()
         .await
         .unwrap();
-    let metrics = h
-        .http
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| -> Option<f64> {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-    };
+    let metrics = h.metrics_text().await;
+    let value = |name: &str| metric_value(&metrics, name);
     let appended = value("clawos_events_appended_total ").unwrap_or_else(|| panic!("{metrics}"));
     assert!(appended >= health["seq"].as_f64().unwrap(), "{metrics}");
     assert!(appended >= 6.0);

@@ -15,30 +15,10 @@ use std::time::Duration;
 use clawos_agents::fake_llm::{FakeLlm, Step};
 use clawos_events::EventPayload;
 use gateway_common::*;
-use tokio::io::AsyncWriteExt;
 
 /// Run `clawos --home DIR ARGS` with `input` on stdin.
 async fn cli_stdin(dir: &Path, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = tokio::process::Command::new(bin())
-        .arg("--home")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn clawos");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(input.as_bytes())
-        .await
-        .expect("write stdin");
-    drop(stdin);
-    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("clawos finished within 60s")
-        .expect("run clawos")
+    cli_with_input(dir, args, Some(input)).await
 }
 
 fn text(b: &[u8]) -> String {
@@ -379,18 +359,7 @@ ls "$CLAWOS_HOME"
 }
 
 async fn metric(h: &Harness, name: &str) -> f64 {
-    let m = h
-        .http
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    m.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
+    metric_value(&h.metrics_text().await, name).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

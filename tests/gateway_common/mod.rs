@@ -128,16 +128,34 @@ pub fn channel_processes(bus_urls: &BTreeSet<String>) -> Vec<ChannelProc> {
 /// Run `clawos --home DIR ARGS...` to completion (stdin closed, output captured), killed
 /// if it takes over 60s.
 pub async fn cli_in(dir: &Path, args: &[&str]) -> std::process::Output {
-    let child = tokio::process::Command::new(bin())
+    cli_with_input(dir, args, None).await
+}
+
+/// Run `clawos --home DIR ARGS...` with `input` on stdin (closed when `None`), output
+/// captured, killed if it takes over 60s.
+pub async fn cli_with_input(
+    dir: &Path,
+    args: &[&str],
+    input: Option<&str>,
+) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(bin())
         .arg("--home")
         .arg(dir)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn clawos");
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes()).await.expect("write stdin");
+    }
     match tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await {
         Ok(out) => out.expect("run clawos"),
         Err(_) => panic!("`clawos {}` did not finish within 60s", args.join(" ")),
@@ -298,6 +316,18 @@ impl Harness {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the /metrics body")
     }
 
     /// `GET /api/status` with the admin token.
@@ -566,6 +596,13 @@ pub fn acks_of(log: &[Ev], delivery_id: uuid::Uuid) -> Vec<u64> {
 }
 
 // ---- the webhook channel from the outside ----------------------------------------------
+
+/// The value of the `/metrics` line that starts with `name` (labels included).
+pub fn metric_value(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+}
 
 /// `hex(hmac_sha256(secret, body))`.
 pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
