@@ -1156,17 +1156,9 @@ async fn flood_on_one_channel_leaves_another_responsive() {
         "calm channel median round trip: {baseline:?} alone, {flooded:?} during a \
          {FLOOD}-request flood on another channel ({samples} samples, flood took {flood_took:?})"
     );
-    // Generous: 10x the baseline, the baseline counted as at least 20ms. Two cores are
-    // shared by the flood's client, its channel process and the kernel, and every turn
-    // waits for the one projection follower to apply the flood's events before it starts:
-    // 40-90ms medians during the flood are normal here, against 5-10ms alone. A channel
-    // starved by the flood (waiting for it to drain, ~1s) fails.
-    let bound = baseline.max(Duration::from_millis(20)) * 10;
-    assert!(
-        flooded < bound,
-        "the calm channel slowed from {baseline:?} to {flooded:?} (bound {bound:?}) under a \
-         flood on another channel"
-    );
+    // No timing bound here (timings belong to benchmarks; the slowdown is printed above):
+    // a channel starved by the flood would finish its requests only after the flood
+    // drained, so fewer than five of them would complete while it runs (asserted above).
     // The flood itself was served, every message recorded once.
     let bad: Vec<_> = flood_results
         .iter()
