@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use super::embedder::to_bytes;
 use super::follower::MemoryIndex;
 use super::schema::Tables;
 use crate::ProjectionError;
@@ -78,6 +77,61 @@ fn scope_sql(scope: &Scope, binds: &mut Vec<String>) -> String {
     sql
 }
 
+/// Candidates taken from the quantized KNN per vector hit wanted, before exact re-ranking.
+pub const OVERSAMPLE: usize = 8;
+
+/// The `n` memories in `scope` nearest to the unit vector `q`, with their cosine
+/// similarity, nearest first: a Hamming KNN over the one-bit-a-dimension `vec0` table for
+/// `n * OVERSAMPLE` candidates, re-ranked by the exact vectors (dot products, as every
+/// vector is L2-normalised). Memories with no similarity at all (≤ 0) are left out.
+pub async fn nearest(
+    index: &MemoryIndex,
+    t: &Tables,
+    scope: &Scope,
+    q: &[f32],
+    n: usize,
+) -> Result<Vec<(i64, f32)>, ProjectionError> {
+    let mut binds = Vec::new();
+    let filter = scope_sql(scope, &mut binds);
+    let sql = format!(
+        "SELECT rowid FROM {} WHERE embedding MATCH vec_bit(?) AND k = ?{filter}",
+        t.vec
+    );
+    let mut qy = sqlx::query_scalar::<_, i64>(&sql)
+        .bind(super::schema::quantize(q))
+        .bind((n * OVERSAMPLE) as i64);
+    for b in &binds {
+        qy = qy.bind(b);
+    }
+    let rids = qy.fetch_all(index.pool()).await?;
+    if rids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT rid, vector FROM {} WHERE rid IN ({})",
+        t.rows,
+        vec!["?"; rids.len()].join(",")
+    );
+    let mut qy = sqlx::query_as::<_, (i64, Vec<u8>)>(&sql);
+    for rid in &rids {
+        qy = qy.bind(rid);
+    }
+    let mut scored: Vec<(i64, f32)> = qy
+        .fetch_all(index.pool())
+        .await?
+        .into_iter()
+        .map(|(rid, v)| {
+            let v = super::embedder::from_bytes(&v);
+            (rid, v.iter().zip(q).map(|(a, b)| a * b).sum::<f32>())
+        })
+        // Nothing in common at all (orthogonal or opposite) is no match.
+        .filter(|(_, sim)| *sim > 0.0)
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    scored.truncate(n);
+    Ok(scored)
+}
+
 /// The `k` memories in `scope` that best match `query`, best first. The vector ranking is
 /// left out while the index was built by another model than the configured one (until a
 /// rebuild swaps), so recall degrades to keywords instead of comparing foreign vectors.
@@ -104,26 +158,7 @@ pub async fn recall(
             .into_iter()
             .next()
             .ok_or_else(|| ProjectionError::Index("the embedder returned no vector".into()))?;
-        let mut binds = Vec::new();
-        let filter = scope_sql(scope, &mut binds);
-        let sql = format!(
-            "SELECT rowid, distance FROM {} WHERE embedding MATCH ? AND k = ?{filter} ORDER BY distance",
-            t.vec
-        );
-        let mut qy = sqlx::query_as::<_, (i64, f64)>(&sql)
-            .bind(to_bytes(&q))
-            .bind(candidates as i64);
-        for b in &binds {
-            qy = qy.bind(b);
-        }
-        vector_hits = qy
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|(rid, d)| (rid, 1.0 - d as f32))
-            // Nothing in common at all (orthogonal or opposite) is no match.
-            .filter(|(_, sim)| *sim > 0.0)
-            .collect();
+        vector_hits = nearest(index, &t, scope, &q, candidates).await?;
     }
 
     let mut keyword_hits: Vec<i64> = Vec::new();
