@@ -298,10 +298,7 @@ pub async fn bench_memory(memories: u64, queries: u64) -> Result<()> {
         h50.as_secs_f64() / b50.as_secs_f64().max(1e-9)
     );
     for (name, v) in [
-        (
-            "of which: vector candidates (Hamming KNN k = 256 in vec0, exact re-rank to 32)",
-            &knn,
-        ),
+        ("of which: vector candidates alone (vec0 KNN, k = 32)", &knn),
         ("of which: FTS5 bm25 (32) alone", &fts),
     ] {
         println!(
@@ -312,7 +309,7 @@ pub async fn bench_memory(memories: u64, queries: u64) -> Result<()> {
         );
     }
     println!(
-        "\nvector recall@5 of the quantized KNN + re-rank against the exact brute-force top 5: {:.3}",
+        "\nvector recall@5 of the vec0 KNN against the brute-force top 5: {:.3}",
         agree as f64 / (5 * queries) as f64
     );
     store.close().await;

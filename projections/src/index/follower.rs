@@ -537,13 +537,13 @@ async fn apply(
         let sql = format!(
             "INSERT INTO {} (rowid, embedding, identity, agent) VALUES {}",
             t.vec,
-            vec!["(?, vec_bit(?), ?, ?)"; chunk.len()].join(",")
+            values(4)
         );
         let mut q = sqlx::query(&sql);
         for r in chunk {
             q = q
                 .bind(r.rid)
-                .bind(schema::quantize(r.vector))
+                .bind(to_bytes(r.vector))
                 .bind(r.identity)
                 .bind(r.agent);
         }

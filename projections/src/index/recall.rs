@@ -77,13 +77,10 @@ fn scope_sql(scope: &Scope, binds: &mut Vec<String>) -> String {
     sql
 }
 
-/// Candidates taken from the quantized KNN per vector hit wanted, before exact re-ranking.
-pub const OVERSAMPLE: usize = 8;
-
 /// The `n` memories in `scope` nearest to the unit vector `q`, with their cosine
-/// similarity, nearest first: a Hamming KNN over the one-bit-a-dimension `vec0` table for
-/// `n * OVERSAMPLE` candidates, re-ranked by the exact vectors (dot products, as every
-/// vector is L2-normalised). Memories with no similarity at all (≤ 0) are left out.
+/// similarity, nearest first: a KNN over the `vec0` table by Euclidean distance `d`, which
+/// for unit vectors orders as cosine does (similarity = 1 - d²/2). Memories with no
+/// similarity at all (≤ 0) are left out.
 pub async fn nearest(
     index: &MemoryIndex,
     t: &Tables,
@@ -94,42 +91,23 @@ pub async fn nearest(
     let mut binds = Vec::new();
     let filter = scope_sql(scope, &mut binds);
     let sql = format!(
-        "SELECT rowid FROM {} WHERE embedding MATCH vec_bit(?) AND k = ?{filter}",
+        "SELECT rowid, distance FROM {} WHERE embedding MATCH ? AND k = ?{filter} ORDER BY distance",
         t.vec
     );
-    let mut qy = sqlx::query_scalar::<_, i64>(&sql)
-        .bind(super::schema::quantize(q))
-        .bind((n * OVERSAMPLE) as i64);
+    let mut qy = sqlx::query_as::<_, (i64, f64)>(&sql)
+        .bind(super::embedder::to_bytes(q))
+        .bind(n as i64);
     for b in &binds {
         qy = qy.bind(b);
     }
-    let rids = qy.fetch_all(index.pool()).await?;
-    if rids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT rid, vector FROM {} WHERE rid IN ({})",
-        t.rows,
-        vec!["?"; rids.len()].join(",")
-    );
-    let mut qy = sqlx::query_as::<_, (i64, Vec<u8>)>(&sql);
-    for rid in &rids {
-        qy = qy.bind(rid);
-    }
-    let mut scored: Vec<(i64, f32)> = qy
+    Ok(qy
         .fetch_all(index.pool())
         .await?
         .into_iter()
-        .map(|(rid, v)| {
-            let v = super::embedder::from_bytes(&v);
-            (rid, v.iter().zip(q).map(|(a, b)| a * b).sum::<f32>())
-        })
+        .map(|(rid, d)| (rid, 1.0 - (d * d / 2.0) as f32))
         // Nothing in common at all (orthogonal or opposite) is no match.
         .filter(|(_, sim)| *sim > 0.0)
-        .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-    scored.truncate(n);
-    Ok(scored)
+        .collect())
 }
 
 /// The `k` memories in `scope` that best match `query`, best first. The vector ranking is

@@ -1,7 +1,7 @@
 //! The index's tables. Each generation `N` is three tables: `memory_rows_N` (memory id ->
-//! row id, scope, model id, the exact f32 vector), `memory_vec_N` (sqlite-vec `vec0`: the
-//! vectors quantized to one bit a dimension for a fast Hamming KNN, partitioned by
-//! identity, with the agent as a filterable column) and `memory_fts_N` (FTS5 over the text).
+//! row id, scope, model id, the f32 vector), `memory_vec_N` (sqlite-vec `vec0`: the same
+//! vectors for KNN by Euclidean distance, which orders unit vectors as cosine does,
+//! partitioned by identity, with the agent as a filterable column) and `memory_fts_N` (FTS5 over the text).
 //! The row id of a memory is the seq of its `MemoryWritten` event, so a rebuild gives the
 //! same ids. `memory_index_state` names the generation that serves and its checkpoint.
 
@@ -76,23 +76,6 @@ pub async fn save_state(
     Ok(())
 }
 
-/// Dimensions of the quantized vectors: `dims` rounded up to whole bytes.
-pub fn bit_dims(dims: usize) -> usize {
-    dims.div_ceil(8).max(1) * 8
-}
-
-/// One bit a dimension (set when the value is positive), packed into bytes: what the
-/// `vec0` table stores and is queried with (through `vec_bit(?)`).
-pub fn quantize(v: &[f32]) -> Vec<u8> {
-    let mut bits = vec![0u8; bit_dims(v.len()) / 8];
-    for (i, x) in v.iter().enumerate() {
-        if *x > 0.0 {
-            bits[i / 8] |= 1 << (i % 8);
-        }
-    }
-    bits
-}
-
 /// Create the tables of a generation.
 pub async fn create(
     conn: &mut SqliteConnection,
@@ -107,10 +90,9 @@ pub async fn create(
             t.rows
         ),
         format!(
-            "CREATE VIRTUAL TABLE {} USING vec0(embedding bit[{}], \
+            "CREATE VIRTUAL TABLE {} USING vec0(embedding float[{dims}], \
              identity text partition key, agent text)",
-            t.vec,
-            bit_dims(dims)
+            t.vec
         ),
         format!(
             "CREATE VIRTUAL TABLE {} USING fts5(text, identity UNINDEXED, agent UNINDEXED, \
