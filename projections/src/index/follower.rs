@@ -358,9 +358,8 @@ impl MemoryIndex {
     pub async fn vectors(&self) -> Result<Vec<IndexedVector>, ProjectionError> {
         let t = Tables::of(self.state().await?.generation);
         let rows: Vec<(String, i64, String, Vec<u8>)> = sqlx::query_as(&format!(
-            "SELECT r.memory_id, r.rid, r.model, v.embedding FROM {} r JOIN {} v ON v.rowid = r.rid \
-             ORDER BY r.memory_id",
-            t.rows, t.vec
+            "SELECT memory_id, rid, model, vector FROM {} ORDER BY memory_id",
+            t.rows
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -423,7 +422,7 @@ struct NewRow<'a> {
     vector: &'a [f32],
 }
 
-/// Rows per multi-row statement (5 parameters each, far under SQLite's limit).
+/// Rows per multi-row statement (at most 6 parameters each, far under SQLite's limit).
 const ROWS_PER_STATEMENT: usize = 256;
 
 /// Apply ops to one generation's tables with the result of applying them in order:
@@ -520,9 +519,9 @@ async fn apply(
         let values =
             |n: usize| vec![format!("({})", vec!["?"; n].join(",")); chunk.len()].join(",");
         let sql = format!(
-            "INSERT INTO {} (memory_id, rid, identity, agent, model) VALUES {}",
+            "INSERT INTO {} (memory_id, rid, identity, agent, model, vector) VALUES {}",
             t.rows,
-            values(5)
+            values(6)
         );
         let mut q = sqlx::query(&sql);
         for r in chunk {
@@ -531,7 +530,8 @@ async fn apply(
                 .bind(r.rid)
                 .bind(r.identity)
                 .bind(r.agent)
-                .bind(model);
+                .bind(model)
+                .bind(to_bytes(r.vector));
         }
         q.execute(&mut *conn).await?;
         let sql = format!(

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use super::embedder::to_bytes;
 use super::follower::MemoryIndex;
 use super::schema::Tables;
 use crate::ProjectionError;
@@ -78,6 +77,39 @@ fn scope_sql(scope: &Scope, binds: &mut Vec<String>) -> String {
     sql
 }
 
+/// The `n` memories in `scope` nearest to the unit vector `q`, with their cosine
+/// similarity, nearest first: a KNN over the `vec0` table by Euclidean distance `d`, which
+/// for unit vectors orders as cosine does (similarity = 1 - d²/2). Memories with no
+/// similarity at all (≤ 0) are left out.
+pub async fn nearest(
+    index: &MemoryIndex,
+    t: &Tables,
+    scope: &Scope,
+    q: &[f32],
+    n: usize,
+) -> Result<Vec<(i64, f32)>, ProjectionError> {
+    let mut binds = Vec::new();
+    let filter = scope_sql(scope, &mut binds);
+    let sql = format!(
+        "SELECT rowid, distance FROM {} WHERE embedding MATCH ? AND k = ?{filter} ORDER BY distance",
+        t.vec
+    );
+    let mut qy = sqlx::query_as::<_, (i64, f64)>(&sql)
+        .bind(super::embedder::to_bytes(q))
+        .bind(n as i64);
+    for b in &binds {
+        qy = qy.bind(b);
+    }
+    Ok(qy
+        .fetch_all(index.pool())
+        .await?
+        .into_iter()
+        .map(|(rid, d)| (rid, 1.0 - (d * d / 2.0) as f32))
+        // Nothing in common at all (orthogonal or opposite) is no match.
+        .filter(|(_, sim)| *sim > 0.0)
+        .collect())
+}
+
 /// The `k` memories in `scope` that best match `query`, best first. The vector ranking is
 /// left out while the index was built by another model than the configured one (until a
 /// rebuild swaps), so recall degrades to keywords instead of comparing foreign vectors.
@@ -104,26 +136,7 @@ pub async fn recall(
             .into_iter()
             .next()
             .ok_or_else(|| ProjectionError::Index("the embedder returned no vector".into()))?;
-        let mut binds = Vec::new();
-        let filter = scope_sql(scope, &mut binds);
-        let sql = format!(
-            "SELECT rowid, distance FROM {} WHERE embedding MATCH ? AND k = ?{filter} ORDER BY distance",
-            t.vec
-        );
-        let mut qy = sqlx::query_as::<_, (i64, f64)>(&sql)
-            .bind(to_bytes(&q))
-            .bind(candidates as i64);
-        for b in &binds {
-            qy = qy.bind(b);
-        }
-        vector_hits = qy
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|(rid, d)| (rid, 1.0 - d as f32))
-            // Nothing in common at all (orthogonal or opposite) is no match.
-            .filter(|(_, sim)| *sim > 0.0)
-            .collect();
+        vector_hits = nearest(index, &t, scope, &q, candidates).await?;
     }
 
     let mut keyword_hits: Vec<i64> = Vec::new();

@@ -1,6 +1,7 @@
 //! The index's tables. Each generation `N` is three tables: `memory_rows_N` (memory id ->
-//! row id, scope, model id), `memory_vec_N` (sqlite-vec `vec0`: the vectors, partitioned by
-//! identity, with the agent as a filterable column) and `memory_fts_N` (FTS5 over the text).
+//! row id, scope, model id, the f32 vector), `memory_vec_N` (sqlite-vec `vec0`: the same
+//! vectors for KNN by Euclidean distance, which orders unit vectors as cosine does,
+//! partitioned by identity, with the agent as a filterable column) and `memory_fts_N` (FTS5 over the text).
 //! The row id of a memory is the seq of its `MemoryWritten` event, so a rebuild gives the
 //! same ids. `memory_index_state` names the generation that serves and its checkpoint.
 
@@ -85,11 +86,11 @@ pub async fn create(
     for sql in [
         format!(
             "CREATE TABLE {} (memory_id TEXT PRIMARY KEY, rid INTEGER NOT NULL UNIQUE, \
-             identity TEXT NOT NULL, agent TEXT NOT NULL, model TEXT NOT NULL)",
+             identity TEXT NOT NULL, agent TEXT NOT NULL, model TEXT NOT NULL, vector BLOB NOT NULL)",
             t.rows
         ),
         format!(
-            "CREATE VIRTUAL TABLE {} USING vec0(embedding float[{dims}] distance_metric=cosine, \
+            "CREATE VIRTUAL TABLE {} USING vec0(embedding float[{dims}], \
              identity text partition key, agent text)",
             t.vec
         ),
