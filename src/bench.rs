@@ -40,6 +40,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         tokens: usize,
     },
+    /// The overhead of one agent turn outside the LLM in a long session.
+    Turn {
+        /// Messages already in the session.
+        #[arg(long, default_value_t = 10_000)]
+        messages: u64,
+        /// Timed turns.
+        #[arg(long, default_value_t = 300)]
+        turns: u64,
+        /// Durability mode of the Gateway.
+        #[arg(long, default_value = "full")]
+        durability: Durability,
+    },
     /// Latency of the admin API's first event page and state-at on a big log.
     Admin {
         /// Events in the log.
@@ -60,6 +72,15 @@ pub enum BenchCommand {
         /// Events in the big log for the start-time measurement.
         #[arg(long, default_value_t = 1_000_000)]
         big_log: u64,
+    },
+    /// Memory recall latency over a large index, rebuild throughput.
+    Memory {
+        /// Memories in the index.
+        #[arg(long, default_value_t = 100_000)]
+        memories: u64,
+        /// Recalls measured.
+        #[arg(long, default_value_t = 200)]
+        queries: u64,
     },
 }
 
@@ -82,6 +103,14 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             rate,
             big_log,
         } => crate::bench_gateway::bench_gateway(messages, rate, big_log).await,
+        BenchCommand::Turn {
+            messages,
+            turns,
+            durability,
+        } => crate::bench_turn::bench_turn(messages, turns, durability).await,
+        BenchCommand::Memory { memories, queries } => {
+            crate::bench_memory::bench_memory(memories, queries).await
+        }
         BenchCommand::Admin { events, requests } => {
             crate::bench_admin::bench_admin(events, requests).await
         }
@@ -227,7 +256,8 @@ pub async fn fill_synthetic(store: &LogStore, sessions: u64, up_to: u64) -> Resu
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The `p` quantile of sorted durations.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

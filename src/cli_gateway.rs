@@ -138,13 +138,21 @@ pub enum ApprovalsCommand {
 /// `clawos models ...`
 #[derive(Subcommand)]
 pub enum ModelsCommand {
-    /// Copy a GGUF model file into the state folder's models/ (Pi's embedded default).
+    /// Copy a GGUF model file into the state folder's models/ (Pi's embedded default), or
+    /// an all-MiniLM-L6-v2 folder (model.safetensors, tokenizer.json, config.json) into
+    /// models/all-MiniLM-L6-v2 (the memory embedder's default).
     Add {
-        /// The .gguf file.
+        /// The .gguf file, or the sentence-transformer folder.
         path: std::path::PathBuf,
     },
     /// Models in the state folder.
     List,
+    /// Download a model: `smollm2` (Pi's embedded default), `minilm` (the memory embedder),
+    /// `OWNER/REPO/FILE` from Hugging Face, or an https:// URL. `HF_ENDPOINT` picks a mirror.
+    Pull {
+        /// What to download.
+        what: String,
+    },
 }
 
 /// `clawos admin ...`
@@ -170,7 +178,7 @@ pub fn load_config(home: &Home) -> Result<Config> {
 
 /// `clawos up`: create the state folder and config if missing, then run the Gateway with the
 /// terminal channel attached.
-pub async fn up(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
+pub async fn up(home: &Home, listen: Option<SocketAddr>, allow_remote: bool) -> Result<()> {
     std::fs::create_dir_all(home.dir())
         .with_context(|| format!("cannot create {}", home.dir().display()))?;
     let path = config_path(home);
@@ -186,6 +194,7 @@ pub async fn up(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
         RunOptions {
             listen,
             attach_terminal: true,
+            allow_remote,
         },
     )
     .await?;
@@ -193,7 +202,7 @@ pub async fn up(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
 }
 
 /// `clawos gateway`: the daemon in the foreground (no terminal channel).
-pub async fn gateway(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
+pub async fn gateway(home: &Home, listen: Option<SocketAddr>, allow_remote: bool) -> Result<()> {
     let config = load_config(home)?;
     clawos_kernel::run(
         home.clone(),
@@ -201,6 +210,7 @@ pub async fn gateway(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
         RunOptions {
             listen,
             attach_terminal: false,
+            allow_remote,
         },
     )
     .await?;
@@ -282,7 +292,7 @@ pub async fn status(home: &Home) -> Result<()> {
         );
         return Ok(());
     };
-    let token = clawos_kernel::tokens::admin_token(home)?;
+    let token = crate::cli_secrets::admin_token(home, Durability::Full).await?;
     match get_json(&format!("http://{addr}/api/status"), Some(&token)).await {
         Err(e) => println!("Gateway: not reachable at {addr} ({e}); start it with `clawos up`"),
         Ok(s) => {
@@ -351,6 +361,7 @@ pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
     } else {
         println!("log: empty (created at first start)");
     }
+    problems += doctor_vault(home).await;
     match gateway_address(home) {
         Some(addr) => match get_json(&format!("http://{addr}/health"), None).await {
             Ok(h) => println!("gateway: running at {addr}, seq {}", h["seq"]),
@@ -362,6 +373,44 @@ pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
         bail!("{problems} problem(s) found");
     }
     Ok(())
+}
+
+/// The vault part of `clawos doctor`: where the key lives (and why, when it is the file
+/// fallback), and whether it opens the vault. Returns the number of problems.
+async fn doctor_vault(home: &Home) -> usize {
+    use clawos_kernel::vault::{keystore, Vault};
+    if !Vault::path_in(home.dir()).exists() {
+        let chosen = keystore::choose(home.dir());
+        match chosen.fallback {
+            Some(why) => println!(
+                "vault: not created yet; {why}, so its key will be kept in {} (mode 0600)",
+                chosen.store.describe()
+            ),
+            None => println!(
+                "vault: not created yet; its key will be kept in {}",
+                chosen.store.describe()
+            ),
+        }
+        return 0;
+    }
+    match Vault::open(home.dir()).await {
+        Ok(v) => {
+            let n = v.list().await.map(|l| l.len()).unwrap_or(0);
+            match v.fallback() {
+                Some(why) => println!(
+                    "vault: OK, {n} secret(s); {why}, so the key is kept in {} (mode 0600)",
+                    v.key_source()
+                ),
+                None => println!("vault: OK, {n} secret(s); key in {}", v.key_source()),
+            }
+            v.close().await;
+            0
+        }
+        Err(e) => {
+            println!("vault: {e}");
+            1
+        }
+    }
 }
 
 /// `clawos bind ...`
@@ -487,9 +536,14 @@ pub async fn identity(home: &Home, durability: Durability, cmd: IdentityCommand)
 }
 
 /// `clawos admin ...`
-pub fn admin(home: &Home, cmd: AdminCommand) -> Result<()> {
+pub async fn admin(home: &Home, durability: Durability, cmd: AdminCommand) -> Result<()> {
     match cmd {
-        AdminCommand::Token => println!("{}", clawos_kernel::tokens::admin_token(home)?),
+        AdminCommand::Token => println!(
+            "{}",
+            crate::cli_secrets::admin_token(home, durability)
+                .await?
+                .as_str()
+        ),
     }
     Ok(())
 }
@@ -576,7 +630,7 @@ pub async fn chat(home: &Home) -> Result<()> {
     };
     let token = std::fs::read_to_string(home.dir().join("chat.token"))
         .with_context(|| format!("cannot read {}/chat.token", home.dir().display()))?;
-    let admin = clawos_kernel::tokens::admin_token(home)?;
+    let admin = crate::cli_secrets::admin_token(home, Durability::Full).await?;
     let me = clawos_channels::terminal::local_address();
     if let Ok(sessions) = get_json(&format!("http://{addr}/api/sessions"), Some(&admin)).await {
         let mine = sessions
@@ -767,9 +821,32 @@ pub async fn approvals(home: &Home, durability: Durability, cmd: ApprovalsComman
 }
 
 /// `clawos models ...`
-pub fn models(home: &Home, cmd: ModelsCommand) -> Result<()> {
+pub async fn models(home: &Home, cmd: ModelsCommand) -> Result<()> {
     let dir = home.dir().join("models");
     match cmd {
+        ModelsCommand::Pull { what } => crate::models_pull::pull(&dir, &what).await?,
+        ModelsCommand::Add { path } if path.is_dir() => {
+            use clawos_agents::embed::minilm;
+            if !minilm::installed(&path) {
+                bail!(
+                    "{} does not hold model.safetensors, tokenizer.json and config.json",
+                    path.display()
+                );
+            }
+            let target = dir.join(minilm::FOLDER);
+            std::fs::create_dir_all(&target)
+                .with_context(|| format!("cannot create {}", target.display()))?;
+            for f in ["model.safetensors", "tokenizer.json", "config.json"] {
+                std::fs::copy(path.join(f), target.join(f))
+                    .with_context(|| format!("cannot copy {f} to {}", target.display()))?;
+            }
+            minilm::MiniLmEmbedder::load(&target)?;
+            println!(
+                "added {}; the memory index uses it (embedder \"auto\") from the next Gateway \
+                 start, which re-embeds every memory",
+                target.display()
+            );
+        }
         ModelsCommand::Add { path } => {
             if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
                 bail!("{} is not a .gguf file", path.display());

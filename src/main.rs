@@ -4,10 +4,15 @@
 mod bench;
 mod bench_admin;
 mod bench_gateway;
+mod bench_memory;
+mod bench_turn;
 mod cli_gateway;
 mod cli_log;
+mod cli_memory;
 mod cli_replay;
+mod cli_secrets;
 mod debug;
+mod models_pull;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -37,6 +42,9 @@ enum Command {
         /// Listen address (default from clawos.toml, 127.0.0.1:18789).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Allow a listen address other than loopback (tokens are required either way).
+        #[arg(long)]
+        allow_remote: bool,
     },
     /// Chat with your agent through the running Gateway (history first, Ctrl-D to leave).
     Chat,
@@ -45,6 +53,9 @@ enum Command {
         /// Listen address (default from clawos.toml, 127.0.0.1:18789).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Allow a listen address other than loopback (tokens are required either way).
+        #[arg(long)]
+        allow_remote: bool,
     },
     /// Run a channel process (started by the Gateway, not by hand).
     #[command(subcommand)]
@@ -77,6 +88,12 @@ enum Command {
     /// Administration.
     #[command(subcommand)]
     Admin(cli_gateway::AdminCommand),
+    /// The vault: provider API keys, channel secrets, the admin token (encrypted).
+    #[command(subcommand)]
+    Secrets(cli_secrets::SecretsCommand),
+    /// Long-term memories: add, search, list, forget; rebuild and inspect the index.
+    #[command(subcommand)]
+    Memory(cli_memory::MemoryCommand),
     /// Rebuild, verify, time-travel, fork and export from the log.
     #[command(subcommand)]
     Replay(cli_replay::ReplayCommand),
@@ -115,8 +132,14 @@ fn main() -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Up { listen } => cli_gateway::up(&home, listen).await,
-            Command::Gateway { listen } => cli_gateway::gateway(&home, listen).await,
+            Command::Up {
+                listen,
+                allow_remote,
+            } => cli_gateway::up(&home, listen, allow_remote).await,
+            Command::Gateway {
+                listen,
+                allow_remote,
+            } => cli_gateway::gateway(&home, listen, allow_remote).await,
             Command::Chat => cli_gateway::chat(&home).await,
             Command::Channel(kind) => cli_gateway::channel(kind).await,
             Command::Config(c) => cli_gateway::config(&home, c),
@@ -124,11 +147,13 @@ fn main() -> Result<()> {
             Command::Doctor => cli_gateway::doctor(&home, cli.durability).await,
             Command::Bind(c) => cli_gateway::bind(&home, cli.durability, c).await,
             Command::Identity(c) => cli_gateway::identity(&home, cli.durability, c).await,
-            Command::Admin(c) => cli_gateway::admin(&home, c),
-            Command::Models(c) => cli_gateway::models(&home, c),
+            Command::Admin(c) => cli_gateway::admin(&home, cli.durability, c).await,
+            Command::Secrets(c) => cli_secrets::run(&home, cli.durability, c).await,
+            Command::Models(c) => cli_gateway::models(&home, c).await,
             Command::Approvals(c) => cli_gateway::approvals(&home, cli.durability, c).await,
             Command::Cron(c) => cli_gateway::cron(&home, cli.durability, c).await,
             Command::Pairing(c) => cli_gateway::pairing(&home, cli.durability, c).await,
+            Command::Memory(c) => cli_memory::run(&home, cli.durability, c).await,
             Command::Replay(c) => cli_replay::run(&home, cli.durability, c).await,
             Command::Log(c) => cli_log::run(&home, cli.durability, c).await,
             Command::Audit { session, json } => {

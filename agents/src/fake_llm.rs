@@ -311,8 +311,86 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chat/completions", post(openai_handler))
         .route("/chat/completions", post(openai_handler))
         .route("/v1/messages", post(anthropic_handler))
+        .route("/v1/embeddings", post(embeddings_handler))
+        .route("/embeddings", post(embeddings_handler))
         .layer(DefaultBodyLimit::max(64 << 20))
         .with_state(shared)
+}
+
+/// Dimensions of the fake's embeddings.
+pub const FAKE_EMBEDDING_DIMS: usize = 16;
+
+/// The fake's embedding of `text`: 16 numbers from its blake3 hash (deterministic, not
+/// normalised, so clients must normalise).
+pub fn fake_embedding(text: &str) -> Vec<f32> {
+    blake3::hash(text.as_bytes())
+        .as_bytes()
+        .iter()
+        .take(FAKE_EMBEDDING_DIMS)
+        .map(|b| f32::from(*b) - 127.5)
+        .collect()
+}
+
+/// OpenAI-compatible `/v1/embeddings`: records the request; a [`Step::Status`] at the
+/// front of the script is consumed and answered with that status (so a test can script
+/// a 500 before a success); otherwise every input gets [`fake_embedding`].
+async fn embeddings_handler(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("request is not JSON: {e}")).into_response()
+        }
+    };
+    lock(&shared.headers).push(
+        headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+    );
+    lock(&shared.requests).push(request.clone());
+    if let Some(script) = &shared.script {
+        let mut script = lock(script);
+        if let Some(Step::Status(code)) = script.front().cloned() {
+            script.pop_front();
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (
+                status,
+                axum::Json(
+                    json!({"error": {"message": "scripted failure", "type": "server_error"}}),
+                ),
+            )
+                .into_response();
+        }
+    }
+    let inputs: Vec<String> = match request.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().unwrap_or_default().to_string())
+            .collect(),
+        _ => return (StatusCode::BAD_REQUEST, "`input` is required").into_response(),
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": fake_embedding(t)}))
+        .collect();
+    axum::Json(json!({
+        "object": "list",
+        "data": data,
+        "model": request.get("model").cloned().unwrap_or(Value::Null),
+        "usage": {"prompt_tokens": 0, "total_tokens": 0}
+    }))
+    .into_response()
 }
 
 /// Which protocol a request came in.

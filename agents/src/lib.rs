@@ -6,6 +6,8 @@
 //! - [`skills`]: the tools Pi offers (`fs`, `shell`).
 //! - [`provider`]: LLM providers (OpenAI-compatible, Anthropic), failover.
 //! - [`fake_llm`]: a scripted local server speaking both APIs, for tests.
+//! - [`embed`]: embedders for the memory index (built-in hashed n-grams, OpenAI-compatible,
+//!   all-MiniLM-L6-v2).
 //! - [`echo`]: an echo agent, a test double only.
 //!
 //! **Architecture Invariant:** an agent never writes to the log directly. Everything it
@@ -13,6 +15,7 @@
 //! [`TurnRecorder`], which the kernel backs with appends to the session's stream.
 
 pub mod echo;
+pub mod embed;
 pub mod fake_llm;
 pub mod pi;
 pub mod provider;

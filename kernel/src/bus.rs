@@ -79,12 +79,14 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
             match expected {
                 Some(t) if tokens::same(&t, &token) => (channel, kind),
                 _ => {
+                    tracing::warn!(%channel, "/bus hello refused: the token does not open this channel");
+                    gw.metrics.auth_refused("bus");
                     return refuse(
                         socket,
                         ErrorCode::Unauthorized,
                         format!("token does not open channel `{channel}`"),
                     )
-                    .await
+                    .await;
                 }
             }
         }

@@ -28,7 +28,41 @@ pub struct Config {
     /// `[[outbound_hooks]]`: POST chosen events to a URL as they are appended.
     #[serde(default)]
     pub outbound_hooks: Vec<OutboundHook>,
+    /// `[memory]`: the embedder of the long-term memory index.
+    #[serde(default)]
+    pub memory: MemoryConfig,
 }
+
+/// `[memory]`: which embedder the memory index uses. Changing it re-embeds every memory
+/// (`clawos memory rebuild`, or automatically at the next Gateway start).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// `auto` (default: all-MiniLM-L6-v2 when installed in `STATE/models/all-MiniLM-L6-v2`,
+    /// else the built-in one), `builtin` (hashed word and character n-grams, no files, no
+    /// network), `minilm`, or `openai` (any OpenAI-compatible `/v1/embeddings`).
+    pub embedder: Option<String>,
+    /// `minilm`: the model folder (default `STATE/models/all-MiniLM-L6-v2`).
+    pub model_dir: Option<std::path::PathBuf>,
+    /// `openai`: base URL before `/embeddings`, e.g. `https://api.openai.com/v1` or
+    /// `http://127.0.0.1:11434/v1` (Ollama).
+    pub base_url: Option<String>,
+    /// `openai`: model id, e.g. `text-embedding-3-small` or `nomic-embed-text`.
+    pub model: Option<String>,
+    /// `openai`: environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    /// `openai`: the model's dimensions (asked from the server once when unset).
+    pub dims: Option<usize>,
+    /// `openai`: texts per request (default 64).
+    pub batch: Option<usize>,
+    /// `openai`: timeout of one request in seconds (default 60).
+    pub timeout_secs: Option<u64>,
+    /// `openai`: retries of a failed request, with exponential backoff (default 3).
+    pub retries: Option<u32>,
+}
+
+/// Embedders this build has.
+pub const EMBEDDERS: &[&str] = &["auto", "builtin", "minilm", "openai"];
 
 /// `[[outbound_hooks]]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +87,9 @@ pub struct GatewayConfig {
     /// Log durability: `full` or `normal`.
     #[serde(default = "default_durability")]
     pub durability: String,
+    /// How long a pairing code stays valid, in seconds (default 3600).
+    #[serde(default = "default_pairing_ttl")]
+    pub pairing_ttl_secs: u64,
 }
 
 fn default_listen() -> SocketAddr {
@@ -64,6 +101,9 @@ fn default_agent() -> String {
 fn default_durability() -> String {
     "full".into()
 }
+fn default_pairing_ttl() -> u64 {
+    3600
+}
 
 impl Default for GatewayConfig {
     fn default() -> Self {
@@ -71,6 +111,7 @@ impl Default for GatewayConfig {
             listen: default_listen(),
             default_agent: default_agent(),
             durability: default_durability(),
+            pairing_ttl_secs: default_pairing_ttl(),
         }
     }
 }
@@ -93,6 +134,9 @@ pub struct AgentConfig {
     pub model: Option<String>,
     /// Environment variable holding the API key.
     pub api_key_env: Option<String>,
+    /// Name of the vault secret holding the API key (`clawos secrets set NAME`); it wins
+    /// over `api_key_env`.
+    pub api_key_secret: Option<String>,
     /// Timeout of one provider call in seconds (default 120).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
@@ -130,6 +174,8 @@ pub struct FailoverConfig {
     pub model: String,
     /// Environment variable holding the API key.
     pub api_key_env: Option<String>,
+    /// Name of the vault secret holding the API key.
+    pub api_key_secret: Option<String>,
 }
 
 fn default_timeout() -> u64 {
@@ -168,8 +214,12 @@ pub struct ChannelConfig {
     pub kind: String,
     /// Webhook: address to listen on.
     pub listen: Option<SocketAddr>,
-    /// Webhook: shared secret (bearer token / HMAC key), 16 characters or more.
+    /// Webhook: shared secret (bearer token / HMAC key), 16 characters or more, written
+    /// here in clear. Prefer `secret_name`.
     pub secret: Option<String>,
+    /// Webhook: name of the vault secret holding the shared secret
+    /// (`clawos secrets set NAME`).
+    pub secret_name: Option<String>,
     /// Who may talk: `pairing` (default, except `open` for the local terminal),
     /// `allowlist` or `open`.
     pub dm_policy: Option<DmPolicy>,
@@ -212,7 +262,8 @@ kind = "pi"
 # provider = "openai"                       # any OpenAI-compatible server, or "anthropic"
 # base_url = "http://127.0.0.1:11434/v1"    # Ollama; https://api.openai.com/v1; https://api.anthropic.com
 # model = "llama3.2"
-# api_key_env = "OPENAI_API_KEY"            # environment variable with the key
+# api_key_secret = "openai"                 # vault secret with the key: `clawos secrets set openai`
+# api_key_env = "OPENAI_API_KEY"            # or an environment variable with the key
 # shell = "deny"                            # or "allowlist" with shell_allow = ["ls", "git"]
 
 # The terminal channel: `clawos up` attaches it to your terminal.
@@ -223,10 +274,18 @@ kind = "terminal"
 # [channels.hooks]
 # kind = "webhook"
 # listen = "127.0.0.1:18790"
-# secret = "change-me-to-16-or-more-characters"
+# secret_name = "hooks"       # the shared secret, kept in the vault: `clawos secrets set hooks`
 # Who may talk: "pairing" (default: an unknown sender gets a code to approve with
 # `clawos pairing approve CODE`), "allowlist" (only `allow = [...]`) or "open".
 # dm_policy = "pairing"
+
+# Long-term memory. The embedder turns memories into vectors for recall by meaning:
+# "auto" uses all-MiniLM-L6-v2 when it is in models/all-MiniLM-L6-v2, else the built-in
+# one (word and character n-grams: no files, no network, but no synonyms either).
+# [memory]
+# embedder = "auto"                         # "builtin", "minilm" or "openai"
+# base_url = "http://127.0.0.1:11434/v1"    # openai: any /v1/embeddings server
+# model = "nomic-embed-text"
 "#;
 
 impl Config {
@@ -293,6 +352,22 @@ impl Config {
                 self.gateway.default_agent
             ));
         }
+        let m = &self.memory;
+        let embedder = m.embedder.as_deref().unwrap_or("auto");
+        if !EMBEDDERS.contains(&embedder) {
+            return bad(format!(
+                "memory.embedder = \"{embedder}\": expected one of {}",
+                EMBEDDERS.join(", ")
+            ));
+        }
+        if embedder == "openai" && (m.base_url.is_none() || m.model.is_none()) {
+            return bad(
+                "memory.embedder = \"openai\" needs memory.base_url and memory.model".into(),
+            );
+        }
+        if m.batch == Some(0) || m.dims == Some(0) {
+            return bad("memory.batch and memory.dims must be at least 1".into());
+        }
         for h in &self.outbound_hooks {
             if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
                 return bad(format!("outbound_hooks: url `{}` must be http(s)", h.url));
@@ -323,10 +398,24 @@ impl Config {
                 if c.listen.is_none() {
                     return bad(format!("channels.{name}: a webhook channel needs `listen`"));
                 }
-                if c.secret.as_deref().map(str::len).unwrap_or(0) < 16 {
-                    return bad(format!(
-                        "channels.{name}: a webhook channel needs a `secret` of 16 characters or more"
-                    ));
+                match (&c.secret, &c.secret_name) {
+                    (Some(_), Some(_)) => {
+                        return bad(format!(
+                            "channels.{name}: give `secret` or `secret_name`, not both"
+                        ))
+                    }
+                    (Some(s), None) if s.len() < 16 => {
+                        return bad(format!(
+                            "channels.{name}: a webhook `secret` needs 16 characters or more"
+                        ))
+                    }
+                    (None, None) => {
+                        return bad(format!(
+                            "channels.{name}: a webhook channel needs `secret_name` (a vault \
+                             secret) or `secret`"
+                        ))
+                    }
+                    _ => {}
                 }
             }
         }

@@ -34,6 +34,9 @@ pub enum KernelError {
         #[source]
         source: std::io::Error,
     },
+    /// The vault refused or failed.
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
     /// A query on the projection database failed.
     #[error("projection query failed: {0}")]
     Storage(#[from] sqlx::Error),

@@ -25,8 +25,9 @@ use crate::metrics::Metrics;
 use crate::routing::{MessageFacts, RoutingState};
 use crate::KernelError;
 
-/// How long a pairing code stays valid.
-pub const PAIRING_TTL: Duration = Duration::from_secs(3600);
+/// Most live pairing codes one channel holds at a time: a flood of unknown senders gets
+/// no more codes (and no replies) until some expire or are approved.
+pub const MAX_PENDING_PAIRINGS: usize = 16;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -70,6 +71,9 @@ pub struct Gateway {
     /// The projection database.
     pub projections: SqlitePool,
     projected: watch::Receiver<u64>,
+    /// The memory index (vectors + keywords) and the seq it has applied.
+    pub memory: clawos_projections::index::MemoryIndex,
+    memory_projected: watch::Receiver<u64>,
     routing: tokio::sync::Mutex<RoutingState>,
     agents: HashMap<String, Arc<dyn Agent>>,
     sessions: Mutex<HashMap<String, mpsc::UnboundedSender<(String, u64)>>>,
@@ -81,6 +85,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Token for `/api` and `/ws`.
     pub admin_token: String,
+    /// The vault (secrets sealed under the master key).
+    pub vault: Arc<crate::vault::Vault>,
     /// Turns true when the Gateway shuts down.
     pub shutdown: watch::Sender<bool>,
     /// Reply fragments of running turns.
@@ -101,6 +107,8 @@ struct SessionRecorder {
     reply_key: String,
     deltas: broadcast::Sender<Delta>,
     projected: watch::Receiver<u64>,
+    memory: clawos_projections::index::MemoryIndex,
+    memory_projected: watch::Receiver<u64>,
 }
 
 impl SessionRecorder {
@@ -126,7 +134,18 @@ impl SessionRecorder {
         let mut projected = self.projected.clone();
         let _ = projected.wait_for(|p| *p >= head).await;
     }
+
+    async fn wait_memory_indexed(&self) {
+        // The index embeds (maybe over the network): wait for it a little, then serve
+        // what it has; the read model still decides what exists.
+        let head = self.store.head();
+        let mut indexed = self.memory_projected.clone();
+        let _ = tokio::time::timeout(MEMORY_INDEX_WAIT, indexed.wait_for(|p| *p >= head)).await;
+    }
 }
+
+/// Longest a recall waits for the memory index to catch up with the log.
+pub const MEMORY_INDEX_WAIT: Duration = Duration::from_secs(5);
 
 fn storage(e: impl std::fmt::Display) -> AgentError {
     AgentError::Record(e.to_string())
@@ -204,16 +223,18 @@ impl TurnRecorder for SessionRecorder {
         limit: usize,
     ) -> Result<Vec<clawos_agents::Recalled>, AgentError> {
         self.wait_projected().await;
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT memory_id, text FROM memories WHERE identity = ? \
-             AND (agent IS NULL OR agent = ?) ORDER BY written_seq DESC",
-        )
-        .bind(&self.identity)
-        .bind(&self.agent)
-        .fetch_all(&self.projections)
-        .await
-        .map_err(storage)?;
-        Ok(crate::memory::keyword_recall(query, rows, limit))
+        self.wait_memory_indexed().await;
+        let scope = clawos_projections::index::Scope {
+            identity: Some(self.identity.clone()),
+            agent: Some(self.agent.clone()),
+        };
+        let hits = crate::memory::recall(&self.memory, &scope, query, limit)
+            .await
+            .map_err(storage)?;
+        Ok(hits
+            .into_iter()
+            .filter_map(crate::memory::recalled)
+            .collect())
     }
 
     async fn schedule(&self, schedule: &str, prompt: &str) -> Result<Uuid, AgentError> {
@@ -370,6 +391,7 @@ impl Gateway {
         home: Home,
         config: Config,
         agents: HashMap<String, Arc<dyn Agent>>,
+        vault: Arc<crate::vault::Vault>,
     ) -> Result<Arc<Gateway>, KernelError> {
         let durability = config
             .gateway
@@ -382,14 +404,33 @@ impl Gateway {
         runner.catch_up(&store, |_| {}).await?;
         let (pos_tx, pos_rx) = watch::channel(runner.position());
         let routing = load_routing(&store, &pool, runner.position()).await?;
+        let (memory, opened) =
+            crate::memory::open_index(&home, &config.memory, pool.clone()).await?;
+        match &opened {
+            clawos_projections::index::Opened::Repaired(reason) => {
+                tracing::warn!(%reason, "memory index was damaged; rebuilding it from the log")
+            }
+            clawos_projections::index::Opened::OtherModel(old) => tracing::info!(
+                old = %old,
+                new = memory.embedder().model_id(),
+                "memory index built by another embedder; re-embedding in the background"
+            ),
+            _ => {}
+        }
+        if let Err(e) = memory.catch_up(&store, |_| {}).await {
+            tracing::warn!(error = %e, "memory index could not catch up at start; retrying in the background");
+        }
+        let (memory_tx, memory_rx) = watch::channel(memory.state().await?.seq);
         let (shutdown, _) = watch::channel(false);
-        let admin_token = crate::tokens::admin_token(&home)?;
+        let admin_token = vault.admin_token(&store).await?.as_str().to_string();
         let gw = Arc::new(Gateway {
             home,
             config,
             store: store.clone(),
             projections: pool,
             projected: pos_rx,
+            memory: memory.clone(),
+            memory_projected: memory_rx,
             routing: tokio::sync::Mutex::new(routing),
             agents,
             sessions: Mutex::new(HashMap::new()),
@@ -397,9 +438,11 @@ impl Gateway {
             last_seen: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             admin_token,
+            vault,
             shutdown,
             deltas: broadcast::channel(1024).0,
         });
+        tokio::spawn(memory.follow(store.clone(), memory_tx, gw.shutdown.subscribe()));
         tokio::spawn(follow_projections(
             runner,
             store,
@@ -522,8 +565,9 @@ impl Gateway {
     }
 
     /// An unknown sender under the `pairing` policy: issue a one-time code (at most one
-    /// live code per address; it expires after [`PAIRING_TTL`]) and tell the sender how to
-    /// get approved. The message itself is not routed to any agent.
+    /// live code per address and [`MAX_PENDING_PAIRINGS`] per channel; it expires after
+    /// `gateway.pairing_ttl_secs`) and tell the sender how to get approved. The message
+    /// itself is not routed to any agent.
     async fn request_pairing(
         &self,
         routing: &RoutingState,
@@ -543,12 +587,26 @@ impl Gateway {
                 duplicate: false,
             });
         }
+        let live = routing
+            .pairing_requests
+            .iter()
+            .filter(|((c, _), exp)| c == channel && **exp > now)
+            .count();
+        if live >= MAX_PENDING_PAIRINGS {
+            tracing::warn!(%channel, sender = %m.sender, live, "pairing refused: too many codes pending on this channel");
+            self.metrics.auth_refused("pairing");
+            return Ok(Ingested {
+                seq: 0,
+                duplicate: false,
+            });
+        }
         let code = crate::tokens::pairing_code();
-        let expires = now + PAIRING_TTL.as_millis() as i64;
+        let ttl_secs = self.config.gateway.pairing_ttl_secs.max(1);
+        let expires = now + (ttl_secs * 1000) as i64;
         let text = format!(
             "clawos: this Gateway does not know you yet. Your pairing code is {code}. Ask its \
-             owner to run `clawos pairing approve {code}` (valid for {} minutes), then write again.",
-            PAIRING_TTL.as_secs() / 60
+             owner to run `clawos pairing approve {code}` (valid for {}), then write again.",
+            humantime::format_duration(Duration::from_secs(ttl_secs))
         );
         let appended = self
             .store
@@ -602,7 +660,9 @@ impl Gateway {
         let _ = tx.send((agent.to_string(), trigger_seq));
     }
 
-    async fn run_turn(
+    /// Run the turn that answers event `trigger_seq` in `session`, now (the dispatcher calls
+    /// it from the session's queue; `clawos bench turn` calls it directly).
+    pub async fn run_turn(
         &self,
         session: &str,
         agent_name: &str,
@@ -610,6 +670,7 @@ impl Gateway {
     ) -> Result<(), KernelError> {
         let started = Instant::now();
         self.projected_through(trigger_seq).await;
+        let projected = started.elapsed();
         let Some(trigger) = self.store.get(trigger_seq).await? else {
             return Ok(());
         };
@@ -639,6 +700,7 @@ impl Gateway {
                 text: msg.text,
             })
             .collect();
+        let context_built = started.elapsed();
         let turn = Uuid::now_v7();
         let stream = stream::session(session);
         let start = self
@@ -672,6 +734,8 @@ impl Gateway {
             reply_key: m.external_id.clone(),
             deltas: self.deltas.clone(),
             projected: self.projected.clone(),
+            memory: self.memory.clone(),
+            memory_projected: self.memory_projected.clone(),
         };
         let input = TurnInput {
             turn_id: turn,
@@ -731,6 +795,13 @@ impl Gateway {
             )
             .await?;
         self.metrics.turn(started.elapsed().as_micros() as u64);
+        tracing::debug!(
+            %session,
+            projection_wait_us = projected.as_micros() as u64,
+            context_us = (context_built - projected).as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "turn recorded"
+        );
         Ok(())
     }
 

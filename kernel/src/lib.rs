@@ -15,7 +15,9 @@
 //! - [`ws`]: `/ws`, JSON frames for UI clients (connect, chat.send, events.subscribe...).
 //! - [`cron`]: the scheduler (`CronScheduled` → `CronFired` + a turn).
 //! - [`hooks`]: outbound hooks (POST chosen events to URLs); inbound is `POST /hooks/agent`.
-//! - [`memory`]: recall over the memories projection (keywords, until the vector index).
+//! - [`memory`]: the configured embedder, the memory index, hybrid recall.
+//! - [`vault`]: secrets sealed with XChaCha20-Poly1305; the key in the OS keychain or a
+//!   0600 key file.
 //! - [`admin`]: the admin UI at `/admin` and its JSON API under `/api`.
 //! - [`metrics`], [`tokens`].
 //!
@@ -36,6 +38,7 @@ pub mod routing;
 pub mod server;
 pub mod supervisor;
 pub mod tokens;
+pub mod vault;
 pub mod ws;
 
 use std::collections::HashMap;
@@ -62,12 +65,85 @@ pub struct RunOptions {
     /// Run terminal channels attached to this process's terminal (`clawos up`); without
     /// it, terminal channels are not started.
     pub attach_terminal: bool,
+    /// Allow listening on an address other than loopback (`--allow-remote`).
+    pub allow_remote: bool,
+}
+
+/// Loopback is always allowed; any other address only with `--allow-remote`. Every
+/// endpoint but `/health` needs a token either way.
+pub fn check_listen(listen: SocketAddr, allow_remote: bool) -> Result<(), KernelError> {
+    if listen.ip().is_loopback() || allow_remote {
+        return Ok(());
+    }
+    Err(KernelError::Config(format!(
+        "refusing to listen on {listen}: it is reachable from other machines. Pass \
+         --allow-remote to mean it (every endpoint except /health then needs the admin \
+         token from `clawos admin token` or a channel token; put TLS in front), or listen \
+         on 127.0.0.1"
+    )))
+}
+
+/// Secret values the configuration refers to by name (`api_key_secret`, `secret_name`),
+/// read from the vault once at start.
+pub type ConfigSecrets = HashMap<String, zeroize::Zeroizing<String>>;
+
+/// Read every vault secret the configuration names; a missing one is an error that says
+/// how to store it.
+pub async fn resolve_secrets(
+    config: &Config,
+    vault: &vault::Vault,
+) -> Result<ConfigSecrets, KernelError> {
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for (name, a) in &config.agents {
+        if let Some(s) = &a.api_key_secret {
+            wanted.push((format!("agents.{name}.api_key_secret"), s.clone()));
+        }
+        for f in &a.failover {
+            if let Some(s) = &f.api_key_secret {
+                wanted.push((format!("agents.{name}.failover.api_key_secret"), s.clone()));
+            }
+        }
+    }
+    for (name, c) in &config.channels {
+        if let Some(s) = &c.secret_name {
+            wanted.push((format!("channels.{name}.secret_name"), s.clone()));
+        }
+    }
+    let mut found = ConfigSecrets::new();
+    for (key, secret) in wanted {
+        match vault.get_text(&secret).await? {
+            Some(v) => {
+                found.insert(secret, v);
+            }
+            None => {
+                return Err(KernelError::Config(format!(
+                    "{key} = \"{secret}\": the vault has no such secret; store it with \
+                     `clawos secrets set {secret}`"
+                )))
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The API key of a provider: the vault secret when one is named, else the environment
+/// variable.
+fn api_key(
+    secrets: &ConfigSecrets,
+    secret: Option<&String>,
+    env: Option<&String>,
+) -> Option<String> {
+    match secret {
+        Some(name) => secrets.get(name).map(|v| v.as_str().to_string()),
+        None => env.and_then(|v| std::env::var(v).ok()),
+    }
 }
 
 /// Build the agents named in the configuration (an unconfigured Pi when none are).
 pub fn build_agents(
     home: &Home,
     config: &Config,
+    secrets: &ConfigSecrets,
 ) -> Result<HashMap<String, Arc<dyn Agent>>, KernelError> {
     let mut agents: HashMap<String, Arc<dyn Agent>> = HashMap::new();
     for (name, a) in &config.agents {
@@ -79,10 +155,10 @@ pub fn build_agents(
                 let mut local = a.clone();
                 local.provider = Some("local".into());
                 local.model = Some(model.display().to_string());
-                Arc::new(build_pi(home, name, &local)?)
+                Arc::new(build_pi(home, name, &local, secrets)?)
             }
             (_, None, None) => Arc::new(clawos_agents::pi::UnconfiguredPi),
-            (_, Some(_), _) => Arc::new(build_pi(home, name, a)?),
+            (_, Some(_), _) => Arc::new(build_pi(home, name, a, secrets)?),
         };
         agents.insert(name.clone(), agent);
     }
@@ -96,7 +172,7 @@ fn provider_config(
     kind: &str,
     base_url: &str,
     model: &str,
-    api_key_env: Option<&String>,
+    api_key: Option<String>,
     a: &config::AgentConfig,
 ) -> clawos_agents::provider::ProviderConfig {
     use clawos_agents::provider::{ProviderConfig, ProviderKind};
@@ -108,7 +184,7 @@ fn provider_config(
         },
         base_url: base_url.to_string(),
         model: model.to_string(),
-        api_key: api_key_env.and_then(|v| std::env::var(v).ok()),
+        api_key,
         timeout: Duration::from_secs(a.timeout_secs.max(1)),
         retries: a.retries,
         backoff: Duration::from_millis(250),
@@ -144,6 +220,7 @@ fn build_pi(
     home: &Home,
     name: &str,
     a: &config::AgentConfig,
+    secrets: &ConfigSecrets,
 ) -> Result<clawos_agents::pi::Pi, KernelError> {
     use clawos_agents::provider::{build, failover::Failover, Provider};
     use clawos_agents::skills::{
@@ -164,7 +241,7 @@ fn build_pi(
             kind,
             base_url,
             model,
-            a.api_key_env.as_ref(),
+            api_key(secrets, a.api_key_secret.as_ref(), a.api_key_env.as_ref()),
             a,
         )));
     }
@@ -173,7 +250,7 @@ fn build_pi(
             &f.provider,
             &f.base_url,
             &f.model,
-            f.api_key_env.as_ref(),
+            api_key(secrets, f.api_key_secret.as_ref(), f.api_key_env.as_ref()),
             a,
         )));
     }
@@ -232,15 +309,19 @@ pub fn write_address_file(home: &Home, addr: SocketAddr) -> Result<(), KernelErr
 /// Run the Gateway until Ctrl-C, SIGTERM, or (with `attach_terminal`) the terminal channel
 /// closing. Children are stopped and their exits recorded before this returns.
 pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), KernelError> {
-    let agents = build_agents(&home, &config)?;
-    let gw = Gateway::open(home.clone(), config, agents).await?;
-    let listen = options.listen.unwrap_or(gw.config.gateway.listen);
-    if !listen.ip().is_loopback() {
-        return Err(KernelError::Config(format!(
-            "refusing to listen on {listen}: only loopback addresses are allowed until token \
-             authentication for remote clients lands"
-        )));
+    let listen = options.listen.unwrap_or(config.gateway.listen);
+    check_listen(listen, options.allow_remote)?;
+    let vault = Arc::new(vault::Vault::open(home.dir()).await?);
+    match vault.fallback() {
+        Some(why) => tracing::warn!(
+            "vault: {why}; the master key is kept in {} instead (see `clawos doctor`)",
+            vault.key_source()
+        ),
+        None => tracing::info!("vault: master key in {}", vault.key_source()),
     }
+    let secrets = resolve_secrets(&config, &vault).await?;
+    let agents = build_agents(&home, &config, &secrets)?;
+    let gw = Gateway::open(home.clone(), config, agents, vault).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| KernelError::io(format!("cannot listen on {listen}"), e))?;
@@ -306,8 +387,12 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
                 l.to_string(),
             ));
         }
-        if let Some(s) = &c.secret {
-            env.push((clawos_channels::webhook::ENV_SECRET.to_string(), s.clone()));
+        let secret = match &c.secret_name {
+            Some(n) => secrets.get(n).map(|v| v.as_str().to_string()),
+            None => c.secret.clone(),
+        };
+        if let Some(s) = secret {
+            env.push((clawos_channels::webhook::ENV_SECRET.to_string(), s));
         }
         let spec = supervisor::ChannelSpec {
             name: name.clone(),

@@ -13,6 +13,7 @@ pub struct Metrics {
     messages_in: Mutex<BTreeMap<String, u64>>,
     messages_out: Mutex<BTreeMap<String, u64>>,
     channel_restarts: Mutex<BTreeMap<String, u64>>,
+    auth_refused: Mutex<BTreeMap<String, u64>>,
     turns: AtomicU64,
     turn_us_total: AtomicU64,
     append_buckets: [AtomicU64; 8],
@@ -37,6 +38,11 @@ impl Metrics {
     /// A channel process was restarted.
     pub fn channel_restart(&self, channel: &str) {
         bump(&self.channel_restarts, channel);
+    }
+    /// A request without a valid token (or a sender over the pairing limit) was refused
+    /// at `endpoint` (`api`, `ws`, `bus`, `hooks`, `admin`, `pairing`).
+    pub fn auth_refused(&self, endpoint: &str) {
+        bump(&self.auth_refused, endpoint);
     }
     /// An agent turn finished.
     pub fn turn(&self, micros: u64) {
@@ -100,6 +106,18 @@ impl Metrics {
             for (ch, n) in m.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                 let _ = writeln!(s, "{name}{{channel=\"{ch}\"}} {n}");
             }
+        }
+        let _ = writeln!(s, "# HELP clawos_auth_refused_total Requests refused for a missing or wrong token.\n# TYPE clawos_auth_refused_total counter");
+        for (endpoint, n) in self
+            .auth_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                s,
+                "clawos_auth_refused_total{{endpoint=\"{endpoint}\"}} {n}"
+            );
         }
         let _ = writeln!(
             s,

@@ -12,7 +12,6 @@ use serde_json::json;
 
 use crate::bus::bus_handler;
 use crate::gateway::Gateway;
-use crate::tokens;
 
 /// All routes.
 pub fn router(gw: Arc<Gateway>) -> Router {
@@ -29,12 +28,16 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .with_state(gw)
 }
 
+/// True when the request carries the admin token (`Authorization: Bearer TOKEN`, compared
+/// in constant time). A refusal is logged and counted in `clawos_auth_refused_total`.
 fn authorized(gw: &Gateway, headers: &HeaderMap) -> bool {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| tokens::same(t, &gw.admin_token))
+    let header = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let ok = crate::admin::auth::bearer_ok(header, &gw.admin_token);
+    if !ok {
+        tracing::warn!("HTTP request refused: missing or wrong admin token");
+        gw.metrics.auth_refused("http");
+    }
+    ok
 }
 
 fn refuse() -> Response {

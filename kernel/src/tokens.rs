@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
-use clawos_replay::Home;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
@@ -36,23 +35,6 @@ pub fn code_hash(code: &str) -> String {
 /// Constant-time comparison.
 pub fn same(a: &str, b: &str) -> bool {
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-/// The admin token: read from `admin.token` in the state folder, created (mode 0600) at the
-/// first start. (It moves into the vault when the vault lands.)
-pub fn admin_token(home: &Home) -> Result<String, KernelError> {
-    let path = home.dir().join("admin.token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        let t = t.trim().to_string();
-        if t.len() >= 32 {
-            return Ok(t);
-        }
-    }
-    std::fs::create_dir_all(home.dir())
-        .map_err(|e| KernelError::io(format!("cannot create {}", home.dir().display()), e))?;
-    let token = random_token();
-    write_private(&path, &token)?;
-    Ok(token)
 }
 
 /// Write a file only its owner can read (mode 0600).

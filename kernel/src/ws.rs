@@ -124,6 +124,7 @@ async fn connection(gw: Arc<Gateway>, socket: WebSocket) {
                 .unwrap_or("");
             if !tokens::same(token, &gw.admin_token) {
                 tracing::warn!("/ws connect refused: wrong token");
+                gw.metrics.auth_refused("ws");
                 let _ = out
                     .send(err(&req.id, "unauthorized", "wrong or missing token"))
                     .await;

@@ -25,4 +25,10 @@ pub enum ProjectionError {
     /// No projection has this name.
     #[error("no projection named `{0}` (known: {1})")]
     UnknownProjection(String, String),
+    /// An embedder failed.
+    #[error(transparent)]
+    Embed(#[from] crate::index::EmbedError),
+    /// The memory index is unusable.
+    #[error("memory index: {0}")]
+    Index(String),
 }

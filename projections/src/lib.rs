@@ -14,6 +14,8 @@
 //! - [`sql`]: the projection database: open, flush, dump, checkpoints.
 //! - one module per read model: [`identities`], [`cron`], [`memories`], [`sessions`] (sessions, branches, messages,
 //!   compactions), [`bindings`], [`channels`], [`deliveries`], [`audit`].
+//! - [`index`]: the memory vector index (sqlite-vec + FTS5), a follower with its own
+//!   checkpoint, and hybrid recall.
 //! - [`views`]: session, branch and transcript views over rows, live or time-travelled.
 //!
 //! **Architecture Invariant:** projections never call out: no LLM, no channel, no clock, no
@@ -27,6 +29,7 @@ pub mod cron;
 pub mod deliveries;
 mod error;
 pub mod identities;
+pub mod index;
 pub mod memories;
 pub mod projection;
 pub mod runner;

@@ -22,6 +22,30 @@ const MAX_PARAMS: usize = 32_766;
 /// Most rows per multi-row INSERT.
 const MAX_ROWS_PER_INSERT: usize = 512;
 
+/// Make sqlite-vec (the `vec0` virtual table, `vec_distance_*`) available in every SQLite
+/// connection this process opens from now on. Idempotent; called by [`open`], the one
+/// place that opens the projection database, before any pool connects.
+pub fn register_sqlite_vec() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `sqlite3_vec_init` is the extension's entry point with the signature
+        // sqlite3_auto_extension expects; sqlite-vec is compiled against the same bundled
+        // SQLite that libsqlite3-sys links (one libsqlite3-sys in the build).
+        unsafe {
+            libsqlite3_sys::sqlite3_auto_extension(Some(std::mem::transmute::<
+                *const (),
+                unsafe extern "C" fn(
+                    *mut libsqlite3_sys::sqlite3,
+                    *mut *mut std::os::raw::c_char,
+                    *const libsqlite3_sys::sqlite3_api_routines,
+                ) -> std::os::raw::c_int,
+            >(
+                sqlite_vec::sqlite3_vec_init as *const (),
+            )));
+        }
+    });
+}
+
 /// Open (creating and migrating) the projection database at `path`.
 ///
 /// It runs with `synchronous=NORMAL`: it is a cache, and a commit lost to a power cut loses
@@ -34,6 +58,7 @@ pub async fn open(path: &Path) -> Result<SqlitePool, ProjectionError> {
             ))
         })?;
     }
+    register_sqlite_vec();
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)

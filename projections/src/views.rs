@@ -231,36 +231,43 @@ pub async fn ancestors(
     seq: u64,
     limit: u32,
 ) -> Result<Vec<MessageView>, ProjectionError> {
-    let rows = sqlx::query(
+    type Row = (
+        i64,
+        String,
+        Option<i64>,
+        String,
+        String,
+        String,
+        String,
+        i64,
+    );
+    // Typed columns: this runs at the start of every turn, so no generic value rows.
+    let rows: Vec<Row> = sqlx::query_as(
         "WITH RECURSIVE chain(seq, parent, depth) AS ( \
            SELECT seq, parent_seq, 1 FROM messages WHERE seq = ?1 \
            UNION ALL \
            SELECT m.seq, m.parent_seq, c.depth + 1 FROM messages m JOIN chain c \
              ON m.seq = c.parent WHERE c.depth < ?2) \
-         SELECT m.seq, m.session_id, m.branch, m.parent_seq, m.role, m.channel, m.address, \
-                m.text, m.ts_ms \
+         SELECT m.seq, m.branch, m.parent_seq, m.role, m.channel, m.address, m.text, m.ts_ms \
          FROM messages m JOIN chain c ON m.seq = c.seq ORDER BY m.seq",
     )
     .bind(seq as i64)
     .bind(limit as i64)
     .fetch_all(pool)
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let row = row_values(r, MESSAGES.columns.len())?;
-        out.push(MessageView {
-            seq: int(&row, 0).unwrap_or(0),
-            parent_seq: int(&row, 3),
-            branch: text(&row, 2),
-            role: text(&row, 4),
-            channel: text(&row, 5),
-            address: text(&row, 6),
-            text: text(&row, 7),
-            ts_ms: match row.get(8) {
-                Some(Value::Int(v)) => *v,
-                _ => 0,
+    Ok(rows
+        .into_iter()
+        .map(
+            |(seq, branch, parent, role, channel, address, text, ts_ms)| MessageView {
+                seq: seq as u64,
+                parent_seq: parent.map(|p| p as u64),
+                branch,
+                role,
+                channel,
+                address,
+                text,
+                ts_ms,
             },
-        });
-    }
-    Ok(out)
+        )
+        .collect())
 }

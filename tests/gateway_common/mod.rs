@@ -283,11 +283,21 @@ impl Harness {
         format!("ws://{}/bus", self.addr())
     }
 
+    /// The admin token, read from the vault by `clawos admin token`.
     pub fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.dir().join("admin.token"))
-            .expect("admin.token")
-            .trim()
-            .to_string()
+        let out = Command::new(bin())
+            .arg("--home")
+            .arg(self.dir())
+            .args(["admin", "token"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run clawos admin token");
+        assert!(
+            out.status.success(),
+            "clawos admin token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// `GET /api/status` with the admin token.

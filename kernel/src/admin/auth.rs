@@ -35,6 +35,8 @@ impl FromRequestParts<Arc<Gateway>> for Admin {
         if bearer_ok(header, &gw.admin_token) {
             Ok(Admin)
         } else {
+            tracing::warn!(path = %parts.uri.path(), "admin API request refused: missing or wrong admin token");
+            gw.metrics.auth_refused("admin");
             Err(ApiError::Unauthorized)
         }
     }

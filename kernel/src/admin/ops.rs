@@ -99,15 +99,16 @@ pub async fn memories(
     let query = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let hits: Vec<Value> = match query {
         Some(text) => {
-            let pairs = rows.iter().map(|r| (r.0.clone(), r.3.clone())).collect();
             // The one call into the Gateway's recall: the same ranking an agent gets.
-            crate::memory::keyword_recall(text, pairs, limit)
+            let scope = clawos_projections::index::Scope {
+                identity: identity.map(str::to_string),
+                agent: None,
+            };
+            crate::memory::recall(&gw.memory, &scope, text, limit)
+                .await
+                .map_err(ApiError::internal)?
                 .into_iter()
-                .filter_map(|h| {
-                    by_id
-                        .get(&h.id.to_string())
-                        .map(|r| row_json(r, Some(h.score)))
-                })
+                .filter_map(|h| by_id.get(&h.memory_id).map(|r| row_json(r, Some(h.score))))
                 .collect()
         }
         None => rows.iter().take(limit).map(|r| row_json(r, None)).collect(),

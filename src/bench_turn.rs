@@ -1,0 +1,151 @@
+//! `clawos bench turn`: the overhead of one agent turn outside the LLM (context build from
+//! the session projection + the turn's event appends) in a session that already holds many
+//! messages. The agent answers instantly, so what is left is the kernel's own cost. The
+//! baseline, in the same run, is the turn's three events appended with nothing else.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clawos_events::{
+    stream, AgentTurnFinished, AgentTurnStarted, Durability, ExpectedVersion, MessageReceived,
+    MessageSent, NewEvent,
+};
+use clawos_kernel::vault::{keystore::FileStore, Vault};
+use clawos_kernel::{Config, Gateway};
+use clawos_replay::Home;
+use uuid::Uuid;
+
+use crate::bench::{fill_synthetic, percentile};
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn message(n: u64) -> NewEvent {
+    NewEvent::new(MessageReceived {
+        channel: "terminal".into(),
+        external_id: format!("bench-turn-{n}"),
+        sender: "terminal:s0".into(),
+        chat: None,
+        text: format!("bench question {n}: what did I ask you yesterday?"),
+        attachments: vec![],
+        branch: "main".into(),
+        sent_at_ms: n as i64,
+    })
+}
+
+/// Run the benchmark: a session of about `messages` messages, then `turns` timed turns.
+pub async fn bench_turn(messages: u64, turns: u64, durability: Durability) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let home = Home::new(dir.path());
+    // One synthetic turn is 11 events holding two messages.
+    let events = messages / 2 * 11;
+    {
+        let store = home.open_log(Durability::Normal).await?;
+        fill_synthetic(&store, 1, events).await?;
+        store.close().await;
+    }
+    let config = Config::parse(&format!(
+        "[gateway]\ndurability = \"{}\"\n\n[agents.pi]\nkind = \"echo\"\n",
+        match durability {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        }
+    ))?;
+    let agents = clawos_kernel::build_agents(&home, &config, &HashMap::new())?;
+    let vault = Vault::open_with(
+        dir.path(),
+        Box::new(FileStore::new(dir.path().join("vault.key"))),
+        None,
+    )
+    .await?;
+    let t = Instant::now();
+    let gw = Gateway::open(home.clone(), config, agents, Arc::new(vault)).await?;
+    let open = t.elapsed();
+    let session_stream = stream::session("s0");
+    let in_session: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE session_id = 's0'")
+            .fetch_one(&gw.projections)
+            .await?;
+
+    let mut turn_times = Vec::new();
+    let mut base_times = Vec::new();
+    for n in 0..turns {
+        // The turn: message appended (as ingest does), then the whole turn.
+        let m = gw
+            .store
+            .append(&session_stream, ExpectedVersion::Any, vec![message(n)])
+            .await?;
+        let t = Instant::now();
+        gw.run_turn("s0", "pi", m.first_seq).await?;
+        turn_times.push(t.elapsed());
+
+        // The baseline: the same events a turn writes, appended with nothing else.
+        let turn = Uuid::now_v7();
+        let t = Instant::now();
+        gw.store
+            .append(
+                &session_stream,
+                ExpectedVersion::Any,
+                vec![NewEvent::new(AgentTurnStarted {
+                    turn_id: turn,
+                    agent: "pi".into(),
+                    branch: "main".into(),
+                    trigger_seq: m.first_seq,
+                })],
+            )
+            .await?;
+        gw.store
+            .append(
+                &session_stream,
+                ExpectedVersion::Any,
+                vec![
+                    NewEvent::new(MessageSent {
+                        delivery_id: Uuid::now_v7(),
+                        agent: "pi".into(),
+                        branch: "main".into(),
+                        channel: "terminal".into(),
+                        to: "terminal:s0".into(),
+                        chat: None,
+                        text: "baseline".into(),
+                        in_reply_to: Some(m.first_seq),
+                    }),
+                    NewEvent::new(AgentTurnFinished {
+                        turn_id: turn,
+                        steps: 0,
+                    }),
+                ],
+            )
+            .await?;
+        base_times.push(t.elapsed());
+    }
+    turn_times.sort();
+    base_times.sort();
+    let (t50, t99) = (percentile(&turn_times, 0.5), percentile(&turn_times, 0.99));
+    let (b50, b99) = (percentile(&base_times, 0.5), percentile(&base_times, 0.99));
+    println!(
+        "session: {in_session} messages ({} events in the log), Gateway open {}",
+        gw.store.head(),
+        ms(open)
+    );
+    println!("durability: {durability:?}, {turns} turns");
+    println!(
+        "turn overhead (context build + appends): p50 {} p99 {}",
+        ms(t50),
+        ms(t99)
+    );
+    println!(
+        "baseline (the turn's appends alone):    p50 {} p99 {}",
+        ms(b50),
+        ms(b99)
+    );
+    println!(
+        "ratio p50: {:.2}x the baseline; context build ≈ {}",
+        t50.as_secs_f64() / b50.as_secs_f64().max(1e-9),
+        ms(t50.saturating_sub(b50))
+    );
+    gw.shutdown.send_replace(true);
+    Ok(())
+}
