@@ -688,25 +688,45 @@ async fn the_ui_in_chromium_lists_events_travels_in_time_forks_and_audits() {
         "{live}"
     );
 
+    // Replay from the first message: a new branch in the tree whose answer comes from the
+    // model as it answers now.
+    w.fake.push(Step::Text("Replayed in the browser.".into()));
+    click(
+        c,
+        &format!("#transcript li[data-seq=\"{}\"] button.replay", w.asked[0]),
+    )
+    .await;
+    let replay = format!("replay-{}", w.asked[0]);
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(&format!(
+            "#tree svg g.branch[data-branch=\"{replay}\"]"
+        )))
+        .await
+        .expect("the replay branch in the tree");
+    wait_text(c, "#transcript", "Replayed in the browser.").await;
+    wait_text(c, "#transcript", "I like green tea").await;
+    browser.screenshot("07-replayed").await;
+
     // Audit: open the first turn and see its LLM call and tool call.
     click(c, "#tabs button[data-view=\"audit\"]").await;
-    wait_count(c, "#turns li", 3).await;
+    wait_count(c, "#turns li", 4).await;
     click(c, "#turns li:first-child").await;
     wait_text(c, "#turn-detail", "test-model").await;
     wait_text(c, "#turn-detail", "tool memory called").await;
     wait_text(c, "#turn-detail", "finished").await;
-    browser.screenshot("07-audit").await;
+    browser.screenshot("08-audit").await;
 
     // Channels, memory and the whole state at a seq render too.
     click(c, "#tabs button[data-view=\"channels\"]").await;
     wait_text(c, "#channels", "hooks").await;
-    browser.screenshot("08-channels").await;
+    browser.screenshot("09-channels").await;
     click(c, "#tabs button[data-view=\"memory\"]").await;
     wait_text(c, "#memories", "alice prefers green tea").await;
     click(c, "#tabs button[data-view=\"state\"]").await;
     wait_text(c, "#state-info", "as of seq").await;
     wait_text(c, "#state-tables", "alice prefers green tea").await;
-    browser.screenshot("09-state").await;
+    browser.screenshot("10-state").await;
     browser.close().await;
 }
 

@@ -174,6 +174,7 @@ function follow() {
       $("#live").textContent = "live";
     } else if (f.type === "event" && f.event === "log") {
       setHead(f.seq);
+      sessionChanged(f.payload.stream);
       const filtered = [...filterQuery().keys()].length > 0;
       if (!filtered && $("#follow").checked && f.seq > newest) {
         newest = f.seq;
@@ -334,8 +335,16 @@ async function replayAt(seq) {
   const r = await api(`/api/sessions/${encodeURIComponent(id)}/replay`, { method: "POST", body: JSON.stringify({ at: seq }) });
   branch = r.branch;
   await openSession(id);
-  // The turn runs in the Gateway's session queue; show its answer when it lands.
-  setTimeout(() => openSession(id).catch(report), 1500);
+  // The turn runs in the Gateway's session queue; its answer arrives over /ws.
+}
+
+// A live session view (not one at a past seq) redraws when its stream gets an event.
+let redraw = null;
+function sessionChanged(stream) {
+  if (current !== "sessions" || !session || $("#slider-info").textContent !== "live") return;
+  if (stream !== "session:" + session.session.session_id) return;
+  clearTimeout(redraw);
+  redraw = setTimeout(() => openSession(session.session.session_id).catch(report), 150);
 }
 
 // ---- audit ---------------------------------------------------------------------------
