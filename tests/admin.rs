@@ -527,8 +527,15 @@ async fn event_pages_links_state_at_fork_replay_audit_and_memories() {
         hits["memories"][0]["text"], "alice prefers green tea",
         "{hits}"
     );
-    let (_, none) = get(h, "/api/memories?q=bicycle", t).await;
-    assert_eq!(none["memories"], json!([]));
+    // Recall is ranked by meaning (vectors) and keywords, so any query finds the nearest
+    // memories; what must hold is the scope: another identity's search finds none of them.
+    let (_, none) = get(
+        h,
+        "/api/memories?q=which%20tea&identity=webhook:bob@example.com",
+        t,
+    )
+    .await;
+    assert_eq!(none["memories"], json!([]), "{none}");
 
     // Channels: the webhook channel is up and its replies get acked; the replayed reply
     // waits on `@admin`, which no channel process serves.
