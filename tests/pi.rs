@@ -544,22 +544,12 @@ async fn inbound_hooks_start_turns_and_outbound_hooks_get_events() {
         .unwrap();
     let hook_seq = r["seq"].as_u64().unwrap();
     assert_eq!(r["session_id"], session.as_str());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let reply = loop {
-        let log = read_log(h.dir()).await;
-        if let Some(m) = log.iter().find_map(|e| match &e.payload {
-            EventPayload::MessageSent(m) if m.in_reply_to == Some(hook_seq) => Some(m.clone()),
-            _ => None,
-        }) {
-            break m;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no reply to the hook:\n{}",
-            summary(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let log = h
+        .wait_log("a reply to the hook", Duration::from_secs(10), |log| {
+            !replies_to(log, hook_seq).is_empty()
+        })
+        .await;
+    let reply = replies_to(&log, hook_seq)[0].1.clone();
     assert_eq!(reply.text, "echo: daily digest (2 before)");
     assert_eq!(reply.channel, "hooks");
     assert_eq!(reply.to, "webhook:alice@example.com");
@@ -600,19 +590,10 @@ fn fires(log: &[Ev]) -> Vec<(u64, clawos_events::CronFired)> {
 }
 
 async fn wait_fires(h: &Harness, n: usize, within: Duration) -> Vec<Ev> {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        let log = read_log(h.dir()).await;
-        if fires(&log).len() >= n {
-            return log;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "fewer than {n} fires:\n{}",
-            summary(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    h.wait_log(&format!("{n} cron fires"), within, |log| {
+        fires(log).len() >= n
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -672,24 +653,12 @@ async fn cron_fires_on_time_and_once_after_a_restart_that_spanned_its_due_time()
     let f = fires(&log);
     assert_eq!(f[1].1.due_at_ms - f[0].1.due_at_ms, 2000, "{f:?}");
     assert_eq!(f[0].1.prompt, "tick");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = read_log(h.dir()).await;
-        let answered = log.iter().any(|e| {
-            matches!(&e.payload,
-            EventPayload::MessageSent(m) if m.in_reply_to == Some(f[0].0)
-                && m.to == "webhook:alice@example.com" && m.text.starts_with("echo: tick"))
-        });
-        if answered {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "fire not answered:\n{}",
-            summary(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    h.wait_log("the fire answered", Duration::from_secs(10), |log| {
+        replies_to(log, f[0].0)
+            .iter()
+            .any(|(_, m)| m.to == "webhook:alice@example.com" && m.text.starts_with("echo: tick"))
+    })
+    .await;
 
     // Down across several due times: exactly one catch-up fire at start, then on schedule.
     h.stop().await;
@@ -833,27 +802,24 @@ async fn memory_cron_and_session_skills_record_events_and_stay_in_scope() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("stand-up notes"));
 }
 
+fn approval_requests(log: &[Ev]) -> Vec<clawos_events::ApprovalRequested> {
+    log.iter()
+        .filter_map(|e| match &e.payload {
+            EventPayload::ApprovalRequested(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 async fn wait_approval(h: &Harness, n: usize) -> clawos_events::ApprovalRequested {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let log = read_log(h.dir()).await;
-        let reqs: Vec<_> = log
-            .iter()
-            .filter_map(|e| match &e.payload {
-                EventPayload::ApprovalRequested(r) => Some(r.clone()),
-                _ => None,
-            })
-            .collect();
-        if reqs.len() >= n {
-            return reqs[n - 1].clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no approval request:\n{}",
-            summary(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let log = h
+        .wait_log(
+            &format!("approval request {n}"),
+            Duration::from_secs(15),
+            |log| approval_requests(log).len() >= n,
+        )
+        .await;
+    approval_requests(&log)[n - 1].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
