@@ -929,19 +929,10 @@ async fn the_terminal_shows_a_streamed_reply_once() {
     use std::io::Write;
     writeln!(stdin, "hi").unwrap();
     stdin.flush().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let log = read_log(h.dir()).await;
-        if log.iter().any(|e| e.kind == "DeliveryAcked") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no delivery:\n{}",
-            summary(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    h.wait_log("a delivery", Duration::from_secs(15), |log| {
+        log.iter().any(|e| e.kind == "DeliveryAcked")
+    })
+    .await;
     writeln!(stdin, "more").unwrap();
     stdin.flush().unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
