@@ -990,21 +990,29 @@ impl Gateway {
     }
 
     /// Re-run what a previous run left undone: turns that were running when it stopped are
-    /// failed, and every user message without a completed turn gets one.
-    pub async fn recover(self: &Arc<Self>) -> Result<usize, KernelError> {
-        self.projected_through(self.store.head()).await;
+    /// failed, and every user message without a completed turn gets one. `up_to` is the
+    /// log's head when this process opened it: later events belong to this process.
+    pub async fn recover(self: &Arc<Self>, up_to: u64) -> Result<usize, KernelError> {
+        self.projected_through(up_to).await;
+        // Only what a previous process left: messages and turns of this process (appended
+        // after `up_to`) are its own queues' business.
         let unanswered: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT m.seq, m.session_id, s.agent FROM messages m \
              JOIN sessions s ON s.session_id = m.session_id \
-             WHERE m.role = 'user' AND NOT EXISTS (SELECT 1 FROM audit_turns t \
-             WHERE t.trigger_seq = m.seq AND t.status != 'running') ORDER BY m.seq",
+             WHERE m.role = 'user' AND m.seq <= ?1 AND NOT EXISTS (SELECT 1 FROM audit_turns t \
+             WHERE t.trigger_seq = m.seq AND (t.status != 'running' OR t.started_seq > ?1)) \
+             ORDER BY m.seq",
         )
+        .bind(up_to as i64)
         .fetch_all(&self.projections)
         .await?;
-        let running: Vec<(String, String)> =
-            sqlx::query_as("SELECT turn_id, session_id FROM audit_turns WHERE status = 'running'")
-                .fetch_all(&self.projections)
-                .await?;
+        let running: Vec<(String, String)> = sqlx::query_as(
+            "SELECT turn_id, session_id FROM audit_turns \
+             WHERE status = 'running' AND started_seq <= ?1",
+        )
+        .bind(up_to as i64)
+        .fetch_all(&self.projections)
+        .await?;
         for (turn, session) in running {
             let Ok(turn_id) = Uuid::parse_str(&turn) else {
                 continue;

@@ -322,6 +322,8 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
     let secrets = resolve_secrets(&config, &vault).await?;
     let agents = build_agents(&home, &config, &secrets)?;
     let gw = Gateway::open(home.clone(), config, agents, vault).await?;
+    // What recovery may touch: the log as this process found it, before it serves anyone.
+    let found_at_start = gw.store.head();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| KernelError::io(format!("cannot listen on {listen}"), e))?;
@@ -362,7 +364,7 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
 
     let recovering = gw.clone();
     tokio::spawn(async move {
-        match recovering.recover().await {
+        match recovering.recover(found_at_start).await {
             Ok(0) => {}
             Ok(n) => tracing::info!("re-running {n} unanswered message(s) from before the restart"),
             Err(e) => tracing::error!(error = %e, "recovery failed"),
