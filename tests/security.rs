@@ -629,7 +629,13 @@ fn sockets_of(pid: u32) -> Vec<Sock> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_and_its_channels_connect_only_to_configured_peers() {
-    let fake = FakeLlm::start(vec![Step::Text("one".into()), Step::Text("two".into())]);
+    // The third turn's provider answer stalls mid-stream, so the Gateway's connection to
+    // the provider is certainly open while the sockets are read.
+    let fake = FakeLlm::start(vec![
+        Step::Text("one".into()),
+        Step::Text("two".into()),
+        Step::HangMidStream,
+    ]);
     let port = free_port();
     let config = format!(
         "[agents.pi]\nprovider = \"openai\"\nbase_url = \"{}\"\nmodel = \"m\"\n\n{}",
@@ -645,12 +651,29 @@ async fn the_gateway_and_its_channels_connect_only_to_configured_peers() {
             .unwrap();
         assert!(r.reply().is_some(), "{:?}", r.body);
     }
+    let stalled = {
+        let http = h.http.clone();
+        tokio::spawn(
+            async move { post(&http, port, "c", "alice@example.com", "third", 60_000).await },
+        )
+    };
     let gateway_port = h.addr().port();
     let inbound_ports = [gateway_port, port];
     let allowed_peers = [fake.addr().port(), gateway_port];
     let mut pids = vec![("gateway", h.gateway_pid())];
     pids.extend(h.channel_processes().iter().map(|c| ("channel", c.pid)));
     assert_eq!(pids.len(), 2, "{pids:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !sockets_of(h.gateway_pid())
+        .iter()
+        .any(|s| s.remote.port() == fake.addr().port())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stalled turn never opened a connection to the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut seen_provider = false;
     for (who, pid) in pids {
         let socks = sockets_of(pid);
@@ -681,7 +704,8 @@ async fn the_gateway_and_its_channels_connect_only_to_configured_peers() {
             seen_provider |= s.remote.port() == fake.addr().port();
         }
     }
-    // The check sees real connections: the Gateway's pooled one to the provider.
+    // The check sees real connections: the stalled turn's one to the provider.
     assert!(seen_provider, "no connection to the provider was seen");
+    stalled.abort();
     h.stop().await;
 }
