@@ -228,7 +228,12 @@ pub async fn run(home: &Home, durability: Durability, cmd: MemoryCommand) -> Res
                 s.indexed, s.memories
             );
             println!("cache       {} vectors", s.cached);
-            println!("position    seq {} of {}", s.state.seq, store.head());
+            println!(
+                "position    seq {} of {} (checkpoint stored at {})",
+                s.position,
+                store.head(),
+                s.state.seq
+            );
         }
     }
     store.close().await;

@@ -183,6 +183,74 @@ async fn rebuilt_index_equals_the_incrementally_built_one() {
     );
 }
 
+/// Append `n` events that hold no memory operation.
+async fn unrelated_events(store: &LogStore, n: usize) {
+    for i in 0..n {
+        store
+            .append(
+                "vault",
+                ExpectedVersion::Any,
+                vec![NewEvent::new(clawos_events::SecretStored {
+                    name: format!("s{i}"),
+                    version: 1,
+                })],
+            )
+            .await
+            .expect("append SecretStored");
+    }
+}
+
+#[tokio::test]
+async fn events_without_memories_move_the_position_but_not_the_stored_checkpoint() {
+    let home = Home::new();
+    let store = home.log().await;
+    let pool = home.projections("projections.db").await;
+    let (index, _) = open_index(&pool, builtin()).await;
+    write(&store, "alice", Some("pi"), "I prefer Postgres over MySQL").await;
+    index.catch_up(&store, |_| {}).await.expect("catch up");
+    assert_eq!(index.state().await.expect("state").seq, 1);
+
+    // A conversation's appends: the index reads past them without writing its checkpoint.
+    unrelated_events(&store, 10).await;
+    let folded = index.catch_up(&store, |_| {}).await.expect("catch up");
+    assert_eq!(folded.position, 11);
+    assert_eq!(index.position().await.expect("position"), 11);
+    assert_eq!(
+        index.state().await.expect("state").seq,
+        1,
+        "no write for 10 events"
+    );
+    assert_eq!(index.stats().await.expect("stats").position, 11);
+
+    // The next memory writes the checkpoint past everything read.
+    let miso = write(&store, "alice", Some("pi"), "my cat is called Miso").await;
+    index.catch_up(&store, |_| {}).await.expect("catch up");
+    assert_eq!(index.state().await.expect("state").seq, 12);
+
+    // A restart forgets the skipped range and reads it again, losing nothing.
+    unrelated_events(&store, 5).await;
+    index.catch_up(&store, |_| {}).await.expect("catch up");
+    let (reopened, opened) = open_index(&pool, builtin()).await;
+    assert_eq!(opened, Opened::Ready);
+    assert_eq!(reopened.position().await.expect("position"), 12);
+    write(&store, "bob", Some("pi"), "bob likes rust").await;
+    let folded = reopened.catch_up(&store, |_| {}).await.expect("catch up");
+    assert_eq!((folded.position, folded.written), (18, 1));
+    assert_eq!(reopened.stats().await.expect("stats").indexed, 3);
+    project(&store, &pool, &reopened).await;
+    let found = ids(&reopened, &alice(), "cat Miso").await;
+    assert_eq!(found.first(), Some(&miso.to_string()), "{found:?}");
+
+    // Past CHECKPOINT_EVERY (4096) events without memories the checkpoint is written anyway.
+    unrelated_events(&store, 4100).await;
+    reopened.catch_up(&store, |_| {}).await.expect("catch up");
+    let stored = reopened.state().await.expect("state").seq;
+    assert!(
+        stored > 18,
+        "the checkpoint moved after 4,100 events: {stored}"
+    );
+}
+
 #[tokio::test]
 async fn forgotten_memories_never_come_back_also_after_a_rebuild() {
     let home = Home::new();

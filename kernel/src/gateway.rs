@@ -420,7 +420,7 @@ impl Gateway {
         if let Err(e) = memory.catch_up(&store, |_| {}).await {
             tracing::warn!(error = %e, "memory index could not catch up at start; retrying in the background");
         }
-        let (memory_tx, memory_rx) = watch::channel(memory.state().await?.seq);
+        let (memory_tx, memory_rx) = watch::channel(memory.position().await?);
         let (shutdown, _) = watch::channel(false);
         let admin_token = vault.admin_token(&store).await?.as_str().to_string();
         let gw = Arc::new(Gateway {

@@ -17,11 +17,29 @@ use crate::ProjectionError;
 /// Log events read per batch.
 const BATCH: u32 = 4096;
 
+/// How far past its stored checkpoint the index may run on events that hold no memory
+/// operation before the checkpoint is written anyway. Below this, such batches move only
+/// the in-memory [`Skipped`] position, so a conversation's appends do not take the
+/// projection file's write lock a second time for nothing.
+const CHECKPOINT_EVERY: u64 = 4096;
+
+/// Events after the stored checkpoint that this process read and found free of memory
+/// operations: the index is at `reached` as long as the stored state is still
+/// (`generation`, `stored_seq`). Losing it (a restart) only means reading those events
+/// again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Skipped {
+    generation: i64,
+    stored_seq: u64,
+    reached: u64,
+}
+
 /// The memory index over one projection database, embedding with one embedder.
 #[derive(Clone)]
 pub struct MemoryIndex {
     pool: SqlitePool,
     embedder: Arc<dyn Embedder>,
+    skipped: Arc<std::sync::Mutex<Option<Skipped>>>,
 }
 
 /// What [`MemoryIndex::open`] found.
@@ -55,8 +73,11 @@ pub struct Folded {
 /// What [`MemoryIndex::stats`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexStats {
-    /// The serving generation and its checkpoint.
+    /// The serving generation and its stored checkpoint.
     pub state: IndexState,
+    /// The seq applied, which may be past the stored checkpoint (see
+    /// [`MemoryIndex::position`]).
+    pub position: u64,
     /// Memories in the serving generation.
     pub indexed: u64,
     /// Memories in the `memories` read model.
@@ -99,7 +120,11 @@ impl MemoryIndex {
         pool: SqlitePool,
         embedder: Arc<dyn Embedder>,
     ) -> Result<(Self, Opened), ProjectionError> {
-        let index = MemoryIndex { pool, embedder };
+        let index = MemoryIndex {
+            pool,
+            embedder,
+            skipped: Arc::default(),
+        };
         let opened = match schema::load_state(&index.pool).await? {
             None => {
                 index.reset(1).await?;
@@ -184,15 +209,26 @@ impl MemoryIndex {
         let mut folded = Folded::default();
         loop {
             let state = self.state().await?;
-            folded.position = state.seq;
+            let from = self.skipped_past(&state);
+            folded.position = from;
             if state.model != self.embedder.model_id() {
                 return Ok(folded);
             }
-            let events = store.read_from(state.seq + 1, BATCH).await?;
+            let events = store.read_from(from + 1, BATCH).await?;
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(folded);
             };
             let ops = decode(&events)?;
+            if ops.is_empty() && last - state.seq < CHECKPOINT_EVERY {
+                self.set_skipped(Some(Skipped {
+                    generation: state.generation,
+                    stored_seq: state.seq,
+                    reached: last,
+                }));
+                folded.position = last;
+                progress(last);
+                continue;
+            }
             let (vectors, used) = self.embed_ops(&ops).await?;
             let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             // Another process (a rebuild's swap, another follower) may have moved on.
@@ -215,6 +251,7 @@ impl MemoryIndex {
             .await?;
             schema::save_state(&mut tx, &IndexState { seq: last, ..state }).await?;
             tx.commit().await?;
+            self.set_skipped(None);
             folded.written += w;
             folded.forgotten += f;
             folded.cache.hits += used.hits;
@@ -222,6 +259,27 @@ impl MemoryIndex {
             folded.position = last;
             progress(last);
         }
+    }
+
+    /// Where a catch-up from the stored `state` starts: past the events this process
+    /// already found free of memory operations, when the stored state has not moved since.
+    fn skipped_past(&self, state: &IndexState) -> u64 {
+        match *self.skipped.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(s) if s.generation == state.generation && s.stored_seq == state.seq => {
+                s.reached.max(state.seq)
+            }
+            _ => state.seq,
+        }
+    }
+
+    fn set_skipped(&self, skipped: Option<Skipped>) {
+        *self.skipped.lock().unwrap_or_else(|e| e.into_inner()) = skipped;
+    }
+
+    /// The seq the index has applied: the stored checkpoint, or further when this process
+    /// has read past it through events without memory operations.
+    pub async fn position(&self) -> Result<u64, ProjectionError> {
+        Ok(self.skipped_past(&self.state().await?))
     }
 
     /// Build a new generation from the whole log with the configured embedder while the
@@ -350,6 +408,7 @@ impl MemoryIndex {
             indexed: count(format!("SELECT count(*) FROM {}", t.rows)).await?,
             memories: count("SELECT count(*) FROM memories".into()).await?,
             cached: count("SELECT count(*) FROM memory_embeddings".into()).await?,
+            position: self.skipped_past(&state),
             state,
         })
     }
