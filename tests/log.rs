@@ -1162,3 +1162,41 @@ async fn an_append_is_visible_at_the_head_when_it_returns() {
     }
     store.close().await;
 }
+
+#[tokio::test]
+async fn read_kinds_returns_only_those_kinds_within_the_range_in_order() {
+    let home = Home::new();
+    let store = open_log(&home.log()).await;
+    fill(&store, 60).await;
+    let all = store.read_range(1, store.head()).await.unwrap();
+    let expect = |from: u64, to: u64, kinds: &[&str]| -> Vec<u64> {
+        all.iter()
+            .filter(|e| e.seq >= from && e.seq <= to && kinds.contains(&e.kind.as_str()))
+            .map(|e| e.seq)
+            .collect()
+    };
+    let seqs = |v: Vec<clawos_events::RecordedEvent>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let kinds = ["IdentityLinked", "BindingSet"];
+    let got = store.read_kinds(5, 40, &kinds, 1000).await.unwrap();
+    assert!(got.iter().all(|e| e.decode().is_ok()));
+    assert_eq!(seqs(got), expect(5, 40, &kinds));
+    assert!(!expect(5, 40, &kinds).is_empty());
+    // The limit counts matches, in seq order.
+    let got = store
+        .read_kinds(1, 60, &["IdentityLinked"], 3)
+        .await
+        .unwrap();
+    assert_eq!(seqs(got), expect(1, 60, &["IdentityLinked"])[..3].to_vec());
+    // Nothing asked, an empty range, or a kind that never occurs: nothing.
+    assert!(store.read_kinds(1, 60, &[], 10).await.unwrap().is_empty());
+    assert!(store
+        .read_kinds(40, 5, &kinds, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .read_kinds(1, 60, &["MemoryWritten"], 10)
+        .await
+        .unwrap()
+        .is_empty());
+}

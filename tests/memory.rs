@@ -249,6 +249,27 @@ async fn events_without_memories_move_the_position_but_not_the_stored_checkpoint
         stored > 18,
         "the checkpoint moved after 4,100 events: {stored}"
     );
+
+    // Another process rebuilds (a new generation swaps in) while this one holds a cursor
+    // on the old generation: this one's next write notices and lands in the new one.
+    unrelated_events(&store, 3).await;
+    reopened.catch_up(&store, |_| {}).await.expect("catch up");
+    let (other, _) = open_index(&pool, builtin()).await;
+    other.rebuild(&store, |_, _| {}).await.expect("rebuild");
+    let swapped = other.state().await.expect("state").generation;
+    let late = write(
+        &store,
+        "alice",
+        Some("pi"),
+        "the boiler is serviced in March",
+    )
+    .await;
+    reopened.catch_up(&store, |_| {}).await.expect("catch up");
+    let state = reopened.state().await.expect("state");
+    assert_eq!((state.generation, state.seq), (swapped, store.head()));
+    project(&store, &pool, &reopened).await;
+    let found = ids(&reopened, &alice(), "boiler serviced").await;
+    assert_eq!(found.first(), Some(&late.to_string()), "{found:?}");
 }
 
 #[tokio::test]

@@ -214,6 +214,34 @@ impl LogStore {
         rows.iter().map(row_to_event).collect()
     }
 
+    /// At most `limit` events of the given kinds with `from <= seq <= to`, in order. The
+    /// other events of the range are skipped inside SQLite, never decoded: a follower that
+    /// folds a few kinds reads a conversation's appends at the cost of one query.
+    pub async fn read_kinds(
+        &self,
+        from: u64,
+        to: u64,
+        kinds: &[&str],
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        if kinds.is_empty() || from > to {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; kinds.len()].join(",");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE seq >= ? AND seq <= ? AND kind IN ({marks}) \
+             ORDER BY seq LIMIT ?"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(from.min(i64::MAX as u64) as i64)
+            .bind(to.min(i64::MAX as u64) as i64);
+        for kind in kinds {
+            q = q.bind(*kind);
+        }
+        let rows = q.bind(limit as i64).fetch_all(&self.inner.read).await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
     /// The newest `limit` events with seq <= `before`, newest first.
     pub async fn read_back(&self, before: u64, limit: u32) -> Result<Vec<RecordedEvent>, LogError> {
         let rows = sqlx::query(&format!(

@@ -18,19 +18,25 @@ use crate::ProjectionError;
 const BATCH: u32 = 4096;
 
 /// How far past its stored checkpoint the index may run on events that hold no memory
-/// operation before the checkpoint is written anyway. Below this, such batches move only
-/// the in-memory [`Skipped`] position, so a conversation's appends do not take the
-/// projection file's write lock a second time for nothing.
+/// operation before the checkpoint is written anyway. Below this, such events move only
+/// the in-memory [`Cursor`], so a conversation's appends do not take the projection file's
+/// write lock a second time for nothing.
 const CHECKPOINT_EVERY: u64 = 4096;
 
-/// Events after the stored checkpoint that this process read and found free of memory
-/// operations: the index is at `reached` as long as the stored state is still
-/// (`generation`, `stored_seq`). Losing it (a restart) only means reading those events
-/// again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Skipped {
-    generation: i64,
-    stored_seq: u64,
+/// Log seqs examined by one read: the other kinds are skipped inside SQLite.
+const SCAN: u64 = 65_536;
+
+/// The kinds the index folds.
+const KINDS: &[&str] = &["MemoryWritten", "MemoryForgotten"];
+
+/// Where this process has the index: the stored state as last read or written, and the
+/// seq reached, which runs past `state.seq` over events without memory operations. Every
+/// write re-checks the stored state inside its transaction, so a cursor made stale by
+/// another process (a rebuild's swap) is noticed and dropped there; losing it (a restart)
+/// only means reading those events again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cursor {
+    state: IndexState,
     reached: u64,
 }
 
@@ -39,7 +45,7 @@ struct Skipped {
 pub struct MemoryIndex {
     pool: SqlitePool,
     embedder: Arc<dyn Embedder>,
-    skipped: Arc<std::sync::Mutex<Option<Skipped>>>,
+    cursor: Arc<std::sync::Mutex<Option<Cursor>>>,
 }
 
 /// What [`MemoryIndex::open`] found.
@@ -123,7 +129,7 @@ impl MemoryIndex {
         let index = MemoryIndex {
             pool,
             embedder,
-            skipped: Arc::default(),
+            cursor: Arc::default(),
         };
         let opened = match schema::load_state(&index.pool).await? {
             None => {
@@ -173,6 +179,7 @@ impl MemoryIndex {
         )
         .await?;
         tx.commit().await?;
+        self.set_cursor(None);
         Ok(())
     }
 
@@ -208,25 +215,22 @@ impl MemoryIndex {
     ) -> Result<Folded, ProjectionError> {
         let mut folded = Folded::default();
         loop {
-            let state = self.state().await?;
-            let from = self.skipped_past(&state);
+            let (state, from) = self.cursor().await?;
             folded.position = from;
             if state.model != self.embedder.model_id() {
                 return Ok(folded);
             }
-            let events = store.read_from(from + 1, BATCH).await?;
-            let Some(last) = events.last().map(|e| e.seq) else {
+            let Some((events, covered)) = next_batch(store, from).await? else {
                 return Ok(folded);
             };
             let ops = decode(&events)?;
-            if ops.is_empty() && last - state.seq < CHECKPOINT_EVERY {
-                self.set_skipped(Some(Skipped {
-                    generation: state.generation,
-                    stored_seq: state.seq,
-                    reached: last,
+            if ops.is_empty() && covered - state.seq < CHECKPOINT_EVERY {
+                self.set_cursor(Some(Cursor {
+                    state,
+                    reached: covered,
                 }));
-                folded.position = last;
-                progress(last);
+                folded.position = covered;
+                progress(covered);
                 continue;
             }
             let (vectors, used) = self.embed_ops(&ops).await?;
@@ -239,6 +243,7 @@ impl MemoryIndex {
             .await?;
             if now != Some((state.generation, state.seq as i64)) {
                 tx.rollback().await?;
+                self.set_cursor(None);
                 continue;
             }
             let (w, f) = apply(
@@ -249,37 +254,51 @@ impl MemoryIndex {
                 &vectors,
             )
             .await?;
-            schema::save_state(&mut tx, &IndexState { seq: last, ..state }).await?;
+            let state = IndexState {
+                seq: covered,
+                ..state
+            };
+            schema::save_state(&mut tx, &state).await?;
             tx.commit().await?;
-            self.set_skipped(None);
+            self.set_cursor(Some(Cursor {
+                state,
+                reached: covered,
+            }));
             folded.written += w;
             folded.forgotten += f;
             folded.cache.hits += used.hits;
             folded.cache.misses += used.misses;
-            folded.position = last;
-            progress(last);
+            folded.position = covered;
+            progress(covered);
         }
     }
 
-    /// Where a catch-up from the stored `state` starts: past the events this process
-    /// already found free of memory operations, when the stored state has not moved since.
-    fn skipped_past(&self, state: &IndexState) -> u64 {
-        match *self.skipped.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(s) if s.generation == state.generation && s.stored_seq == state.seq => {
-                s.reached.max(state.seq)
+    /// The stored state and the seq this process has reached: the cursor when it has one,
+    /// else the stored checkpoint.
+    async fn cursor(&self) -> Result<(IndexState, u64), ProjectionError> {
+        let cached = self
+            .cursor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match cached {
+            Some(c) => Ok((c.state, c.reached)),
+            None => {
+                let state = self.state().await?;
+                let seq = state.seq;
+                Ok((state, seq))
             }
-            _ => state.seq,
         }
     }
 
-    fn set_skipped(&self, skipped: Option<Skipped>) {
-        *self.skipped.lock().unwrap_or_else(|e| e.into_inner()) = skipped;
+    fn set_cursor(&self, cursor: Option<Cursor>) {
+        *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) = cursor;
     }
 
     /// The seq the index has applied: the stored checkpoint, or further when this process
     /// has read past it through events without memory operations.
     pub async fn position(&self) -> Result<u64, ProjectionError> {
-        Ok(self.skipped_past(&self.state().await?))
+        Ok(self.cursor().await?.1)
     }
 
     /// Build a new generation from the whole log with the configured embedder while the
@@ -308,11 +327,7 @@ impl MemoryIndex {
         drop(conn);
         let tables = Tables::of(next);
         let mut folded = Folded::default();
-        loop {
-            let events = store.read_from(folded.position + 1, BATCH).await?;
-            let Some(last) = events.last().map(|e| e.seq) else {
-                break;
-            };
+        while let Some((events, last)) = next_batch(store, folded.position).await? {
             let ops = decode(&events)?;
             let (vectors, used) = self.embed_ops(&ops).await?;
             let mut tx = self.pool.begin().await?;
@@ -344,6 +359,7 @@ impl MemoryIndex {
             schema::drop(&mut tx, old).await?;
         }
         tx.commit().await?;
+        self.set_cursor(None);
         Ok(folded)
     }
 
@@ -360,7 +376,7 @@ impl MemoryIndex {
         let mut backoff = std::time::Duration::from_millis(250);
         loop {
             let step = async {
-                if !self.current_model().await? {
+                if self.cursor().await?.0.model != self.embedder.model_id() {
                     tracing::info!(
                         model = self.embedder.model_id(),
                         "memory index: re-embedding every memory with the configured model"
@@ -408,7 +424,7 @@ impl MemoryIndex {
             indexed: count(format!("SELECT count(*) FROM {}", t.rows)).await?,
             memories: count("SELECT count(*) FROM memories".into()).await?,
             cached: count("SELECT count(*) FROM memory_embeddings".into()).await?,
-            position: self.skipped_past(&state),
+            position: self.cursor().await?.1.max(state.seq),
             state,
         })
     }
@@ -446,6 +462,25 @@ impl MemoryIndex {
         }
         cache::embed(&self.pool, self.embedder.as_ref(), &texts).await
     }
+}
+
+/// The memory events after `from`: at most [`BATCH`] of them within the next [`SCAN`]
+/// seqs of the log, with the last seq the read covered; `None` at the head.
+async fn next_batch(
+    store: &LogStore,
+    from: u64,
+) -> Result<Option<(Vec<clawos_events::RecordedEvent>, u64)>, ProjectionError> {
+    let head = store.head();
+    if from >= head {
+        return Ok(None);
+    }
+    let to = head.min(from.saturating_add(SCAN));
+    let events = store.read_kinds(from + 1, to, KINDS, BATCH).await?;
+    let covered = match events.last() {
+        Some(last) if events.len() == BATCH as usize => last.seq,
+        _ => to,
+    };
+    Ok(Some((events, covered)))
 }
 
 fn decode(events: &[clawos_events::RecordedEvent]) -> Result<Vec<Op>, ProjectionError> {
