@@ -1054,7 +1054,14 @@ async fn follow_projections(
 ) {
     let mut head = store.watch_head();
     loop {
-        match runner.catch_up(&store, |_| {}).await {
+        // Each committed batch is published at once: a turn waiting for its message does
+        // not also wait for the catch-up's closing read of an empty page.
+        match runner
+            .catch_up(&store, |seq| {
+                position.send_replace(seq);
+            })
+            .await
+        {
             Ok(r) => {
                 position.send_replace(r.position);
             }

@@ -147,16 +147,19 @@ impl Runner {
             let mut conn = self.pool.acquire().await?;
             let mut tx = conn.begin().await?;
             sql::flush(&mut tx, &mut changes).await?;
-            let mut states = Vec::with_capacity(self.projections.len());
-            for (p, cp) in self.projections.iter().zip(&self.checkpoints) {
-                if last > *cp {
-                    let state = p.save_state();
-                    sql::save_checkpoint(&mut tx, p.name(), last, &state).await?;
-                    states.push(Some(state));
-                } else {
-                    states.push(None);
-                }
-            }
+            let states: Vec<Option<Vec<u8>>> = self
+                .projections
+                .iter()
+                .zip(&self.checkpoints)
+                .map(|(p, cp)| (last > *cp).then(|| p.save_state()))
+                .collect();
+            let moved: Vec<(&str, u64, &[u8])> = self
+                .projections
+                .iter()
+                .zip(&states)
+                .filter_map(|(p, state)| Some((p.name(), last, state.as_deref()?)))
+                .collect();
+            sql::save_checkpoints(&mut tx, &moved).await?;
             tx.commit().await?;
             for ((state, cp), saved) in states
                 .into_iter()

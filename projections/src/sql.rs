@@ -201,20 +201,23 @@ pub async fn load_checkpoint(
     Ok(row.map(|(s, b)| (s as u64, b)))
 }
 
-/// Store a checkpoint inside the caller's transaction.
-pub async fn save_checkpoint(
+/// Store checkpoints (projection name, seq, state) inside the caller's transaction, in
+/// one statement.
+pub async fn save_checkpoints(
     conn: &mut SqliteConnection,
-    name: &str,
-    seq: u64,
-    state: &[u8],
+    checkpoints: &[(&str, u64, &[u8])],
 ) -> Result<(), ProjectionError> {
-    sqlx::query(
-        "INSERT OR REPLACE INTO projection_checkpoints (name, seq, state) VALUES (?, ?, ?)",
-    )
-    .bind(name)
-    .bind(seq as i64)
-    .bind(state)
-    .execute(&mut *conn)
-    .await?;
+    if checkpoints.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT OR REPLACE INTO projection_checkpoints (name, seq, state) VALUES {}",
+        vec!["(?, ?, ?)"; checkpoints.len()].join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for (name, seq, state) in checkpoints {
+        q = q.bind(*name).bind(*seq as i64).bind(*state);
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }
