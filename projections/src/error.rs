@@ -31,4 +31,7 @@ pub enum ProjectionError {
     /// The memory index is unusable.
     #[error("memory index: {0}")]
     Index(String),
+    /// A view's query returned something it cannot read.
+    #[error("read model view: {0}")]
+    View(String),
 }

@@ -241,20 +241,28 @@ pub async fn ancestors(
         String,
         i64,
     );
-    // Typed columns: this runs at the start of every turn, so no generic value rows.
-    let rows: Vec<Row> = sqlx::query_as(
+    // This runs at the start of every turn. The chain comes back as one JSON array in one
+    // row: sqlx hands rows over one by one between threads, which cost more than the
+    // query itself for a 200-message context.
+    let json: Option<String> = sqlx::query_scalar(
         "WITH RECURSIVE chain(seq, parent, depth) AS ( \
            SELECT seq, parent_seq, 1 FROM messages WHERE seq = ?1 \
            UNION ALL \
            SELECT m.seq, m.parent_seq, c.depth + 1 FROM messages m JOIN chain c \
              ON m.seq = c.parent WHERE c.depth < ?2) \
-         SELECT m.seq, m.branch, m.parent_seq, m.role, m.channel, m.address, m.text, m.ts_ms \
-         FROM messages m JOIN chain c ON m.seq = c.seq ORDER BY m.seq",
+         SELECT json_group_array(json_array(m.seq, m.branch, m.parent_seq, m.role, m.channel, \
+           m.address, m.text, m.ts_ms) ORDER BY m.seq) \
+         FROM messages m JOIN chain c ON m.seq = c.seq",
     )
     .bind(seq as i64)
     .bind(limit as i64)
-    .fetch_all(pool)
+    .fetch_one(pool)
     .await?;
+    let rows: Vec<Row> = match json {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| ProjectionError::View(format!("ancestors of message {seq}: {e}")))?,
+        None => Vec::new(),
+    };
     Ok(rows
         .into_iter()
         .map(
