@@ -489,7 +489,7 @@ async fn inbound_hooks_start_turns_and_outbound_hooks_get_events() {
 
     let port = free_port();
     let config = format!(
-        "{}{}[[outbound_hooks]]\nurl = \"http://{collector}/events\"\nkinds = [\"MessageSent\"]\n",
+        "{}{}[[outbound_hooks]]\nurl = \"http://{collector}/events\"\nkinds = [\"MessageSent\", \"MemoryWritten\"]\n",
         echo_config("normal"),
         webhook_section("hooks", port)
     );
@@ -574,6 +574,54 @@ async fn inbound_hooks_start_turns_and_outbound_hooks_get_events() {
         assert!(
             std::time::Instant::now() < deadline,
             "outbound hook saw {texts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A memory written while the Gateway is down reaches the hook at the next start, and
+    // what was delivered before the restart is not sent again.
+    h.stop().await;
+    let out = h
+        .cli(&[
+            "memory",
+            "add",
+            "--identity",
+            "alice",
+            "the spare key is under the mat",
+        ])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    h.start("127.0.0.1:0").await;
+    wait_webhook(&h.http, port, Duration::from_secs(30)).await;
+    // One more reply after the restart: the hook handles events in log order, so once it
+    // arrives, any redelivery of what came before would already be in the collector.
+    let c = post(&h.http, port, "x2", "alice@example.com", "again", 20_000)
+        .await
+        .unwrap();
+    assert!(c.reply().is_some(), "{:?}", c.body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let kinds: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| v["kind"].as_str().unwrap_or("").to_string())
+            .collect();
+        if kinds.len() >= 4 {
+            assert_eq!(
+                kinds,
+                ["MessageSent", "MessageSent", "MemoryWritten", "MessageSent"],
+                "the memory written while down arrives once, nothing is sent twice"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hook saw {kinds:?} after the restart"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

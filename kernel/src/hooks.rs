@@ -1,9 +1,14 @@
 //! Outbound hooks: each `[[outbound_hooks]]` entry gets every event of its kinds POSTed as
-//! JSON (envelope and payload) as it is appended, from the moment the Gateway starts.
-//! A failed POST is retried with backoff, three times, then logged and skipped.
+//! JSON (envelope and payload) as it is appended, at least once. A hook's cursor (the last
+//! seq it handled, in `hook_cursors`) survives restarts, so events appended while the
+//! Gateway was down, or in flight when it stopped, are sent at the next start; a hook seen
+//! for the first time starts at the head. A failed POST is retried with backoff, three
+//! times, then logged and skipped.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use sqlx::SqlitePool;
 
 use crate::config::OutboundHook;
 use crate::gateway::Gateway;
@@ -21,7 +26,21 @@ pub async fn outbound(gw: Arc<Gateway>, hook: OutboundHook) {
         }
     };
     let mut shutdown = gw.shutdown.subscribe();
-    let mut sub = gw.store.subscribe(gw.store.head() + 1);
+    let from = match load_cursor(&gw.projections, &hook.url).await {
+        Ok(Some(seq)) => seq,
+        Ok(None) => {
+            let head = gw.store.head();
+            if let Err(e) = save_cursor(&gw.projections, &hook.url, head).await {
+                tracing::warn!(url = %hook.url, error = %e, "outbound hook cursor not stored");
+            }
+            head
+        }
+        Err(e) => {
+            tracing::error!(url = %hook.url, error = %e, "outbound hook disabled: its cursor is unreadable");
+            return;
+        }
+    };
+    let mut sub = gw.store.subscribe(from + 1);
     loop {
         let e = tokio::select! {
             e = sub.next() => match e { Ok(e) => e, Err(_) => return },
@@ -44,10 +63,35 @@ pub async fn outbound(gw: Arc<Gateway>, hook: OutboundHook) {
                         tracing::warn!(url = %hook.url, seq = e.seq, %why, "outbound hook gave up on this event");
                         break;
                     }
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        // Stopping mid-retry leaves the cursor before this event: it is
+                        // sent again at the next start.
+                        _ = shutdown.wait_for(|s| *s) => return,
+                    }
                     delay *= 2;
                 }
             }
         }
+        if let Err(err) = save_cursor(&gw.projections, &hook.url, e.seq).await {
+            tracing::warn!(url = %hook.url, seq = e.seq, error = %err, "outbound hook cursor not stored");
+        }
     }
+}
+
+async fn load_cursor(pool: &SqlitePool, url: &str) -> Result<Option<u64>, sqlx::Error> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM hook_cursors WHERE url = ?")
+        .bind(url)
+        .fetch_optional(pool)
+        .await?;
+    Ok(seq.map(|s| s.max(0) as u64))
+}
+
+async fn save_cursor(pool: &SqlitePool, url: &str, seq: u64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT OR REPLACE INTO hook_cursors (url, seq) VALUES (?, ?)")
+        .bind(url)
+        .bind(seq.min(i64::MAX as u64) as i64)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
