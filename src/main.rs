@@ -117,6 +117,18 @@ enum Command {
     Debug(debug::DebugCommand),
 }
 
+/// Let a command that prints end quietly when its reader goes away (`clawos log tail |
+/// head`), as Unix tools do, instead of panicking on a broken pipe. Rust ignores SIGPIPE
+/// at start; the long-running commands (Gateway, channels, chat) keep it ignored and see
+/// `EPIPE` as an error they handle.
+fn default_sigpipe() {
+    // SAFETY: called once at start, before any thread is spawned; restoring the default
+    // disposition of one signal has no other effect on this process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -126,6 +138,12 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Up { .. } | Command::Gateway { .. } | Command::Chat | Command::Channel(_)
+    ) {
+        default_sigpipe();
+    }
     let home = cli.home.map(Home::new).unwrap_or_else(Home::from_env);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1200,3 +1200,31 @@ async fn read_kinds_returns_only_those_kinds_within_the_range_in_order() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn a_reader_that_stops_early_ends_the_cli_quietly() {
+    // `clawos log tail -n 5000 | head -1`: the pipe closes under the CLI, which must end
+    // like any Unix tool (SIGPIPE), never with a panic message.
+    let home = Home::new();
+    let store = open_log(&home.log()).await;
+    fill(&store, 5000).await;
+    store.close().await;
+    let mut child = clawos(home.path())
+        .args(["log", "tail", "-n", "5000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
