@@ -46,6 +46,10 @@ pub fn register_sqlite_vec() {
     });
 }
 
+/// How much of the projection file each connection maps into memory (address space, not
+/// resident memory: pages are shared with the OS page cache).
+pub const MMAP_BYTES: u64 = 1 << 30;
+
 /// Open (creating and migrating) the projection database at `path`.
 ///
 /// It runs with `synchronous=NORMAL`: it is a cache, and a commit lost to a power cut loses
@@ -66,7 +70,11 @@ pub async fn open(path: &Path) -> Result<SqlitePool, ProjectionError> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
         .statement_cache_capacity(512)
-        .row_buffer_size(4096);
+        .row_buffer_size(4096)
+        // Reads through a memory map: a memory recall scans every vector chunk of the
+        // `vec0` table, and without the map each 4 KiB page is a `pread` and a copy
+        // (BENCHMARKS.md, the memory index). Writes still go through the WAL.
+        .pragma("mmap_size", MMAP_BYTES.to_string());
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(options)
