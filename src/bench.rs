@@ -94,8 +94,14 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         } => bench_log(events, appends, durability).await,
         BenchCommand::Prompt => bench_prompt(),
         BenchCommand::Local { model, tokens } => {
-            let tps = clawos_agents::provider::local::tokens_per_second(&model, tokens).await?;
-            println!("| local model | tokens generated | tokens/s |\n|---|---:|---:|\n| {} | {tokens} | {tps:.1} |", model.display());
+            let t = clawos_agents::provider::local::bench(&model, tokens).await?;
+            println!(
+                "| local model | load | tokens generated | tokens/s |\n|---|---:|---:|---:|\n| {} | {:.2} s | {} | {:.1} |",
+                model.display(),
+                t.load_secs,
+                t.completion_tokens,
+                t.tokens_per_second()
+            );
             Ok(())
         }
         BenchCommand::Gateway {

@@ -16,13 +16,13 @@
 //! calls any.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use candle_core::quantized::gguf_file;
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
@@ -156,8 +156,18 @@ impl LocalModel {
         let content = gguf_file::Content::read(&mut reader).map_err(|e| load_err(e.to_string()))?;
         let (tokenizer, stop) = tokenizer_from_gguf(&content).map_err(load_err)?;
         let device = Device::Cpu;
-        let weights = ModelWeights::from_gguf(content, &mut reader, &device)
-            .map_err(|e| load_err(e.to_string()))?;
+        let weights = if content
+            .tensor_infos
+            .values()
+            .any(|t| without_simd_kernel(t.ggml_dtype))
+        {
+            let (content, mut requantized) =
+                requantize(&content, &mut reader, &device).map_err(|e| load_err(e.to_string()))?;
+            ModelWeights::from_gguf(content, &mut requantized, &device)
+        } else {
+            ModelWeights::from_gguf(content, &mut reader, &device)
+        }
+        .map_err(|e| load_err(e.to_string()))?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -319,6 +329,50 @@ fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
     // A panic mid-generation leaves nothing that the next one relies on (the KV cache
     // is cleared at its start).
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether candle multiplies tensors of this type with a plain scalar loop on every CPU
+/// (no AVX2 or NEON kernel): Q4_1, Q5_0, Q5_1 and Q8_1.
+fn without_simd_kernel(dtype: GgmlDType) -> bool {
+    matches!(
+        dtype,
+        GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1
+    )
+}
+
+/// The model of `content` with every tensor of a type [`without_simd_kernel`] turned into
+/// Q8_0, which has vector kernels and is finer than any of them (8 bits a weight against
+/// 4 or 5), as an in-memory GGUF to load from. The scalar Q4_1 dot product was three
+/// quarters of the decoding time of SmolLM2-135M Q4_1 (BENCHMARKS.md, the local provider).
+fn requantize<R: Read + Seek>(
+    content: &gguf_file::Content,
+    reader: &mut R,
+    device: &Device,
+) -> candle_core::Result<(gguf_file::Content, Cursor<Vec<u8>>)> {
+    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    for name in names {
+        let tensor = content.tensor(reader, name, device)?;
+        let tensor = if without_simd_kernel(tensor.dtype()) {
+            QTensor::quantize(&tensor.dequantize(device)?, GgmlDType::Q8_0)?
+        } else {
+            tensor
+        };
+        tensors.push((name.as_str(), tensor));
+    }
+    let metadata: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &metadata, &tensor_refs)?;
+    drop(tensors);
+    out.set_position(0);
+    let content = gguf_file::Content::read(&mut out)?;
+    Ok((content, out))
 }
 
 /// The GPT-2 byte-level BPE tokenizer described by `content`'s metadata, and the ids
