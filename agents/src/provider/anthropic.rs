@@ -15,8 +15,8 @@ use clawos_events::ToolCallRequest;
 use serde_json::{json, Value};
 
 use super::{
-    http_client, is_json_body, join_url, json_u32, map_reqwest, read_sse, status_error, truncate,
-    with_retries, ChatMessage, ChatRequest, ChatResponse, Provider, ProviderConfig, ProviderError,
+    exchange, http_client, join_url, json_u32, truncate, with_retries, AnswerFold, ChatMessage,
+    ChatRequest, ChatResponse, Provider, ProviderConfig, ProviderError, SseEvent,
 };
 
 /// The provider name.
@@ -73,29 +73,7 @@ impl Anthropic {
         if let Some(key) = &self.config.api_key {
             request = request.header("x-api-key", key);
         }
-        let resp = request.send().await.map_err(|e| map_reqwest(e, timeout))?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp, timeout).await);
-        }
-        let mut state = StreamState::default();
-        if is_json_body(&resp) {
-            let bytes = resp.bytes().await.map_err(|e| map_reqwest(e, timeout))?;
-            let value: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| ProviderError::Malformed(format!("response body: {e}")))?;
-            state.full_response(&value, on_delta)?;
-            return Ok(state.into_response(&self.config.model));
-        }
-        let done = read_sse(resp, timeout, |event| {
-            state.event(&event.event, &event.data, on_delta)?;
-            Ok(state.done)
-        })
-        .await?;
-        if !done {
-            return Err(ProviderError::Connect(
-                "the event stream ended before message_stop".to_string(),
-            ));
-        }
-        Ok(state.into_response(&self.config.model))
+        exchange::<StreamState>(request, timeout, &self.config.model, on_delta).await
     }
 }
 
@@ -231,9 +209,34 @@ struct StreamState {
     done: bool,
 }
 
+impl AnswerFold for StreamState {
+    const STREAM_END: &'static str = "message_stop";
+
+    fn whole(
+        &mut self,
+        body: &Value,
+        on_delta: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<(), ProviderError> {
+        self.full_response(body, on_delta)
+    }
+
+    fn event(
+        &mut self,
+        event: &SseEvent,
+        on_delta: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<bool, ProviderError> {
+        self.named_event(&event.event, &event.data, on_delta)?;
+        Ok(self.done)
+    }
+
+    fn into_response(self, model: &str) -> ChatResponse {
+        self.response(model)
+    }
+}
+
 impl StreamState {
     /// Apply one event (`name` is the SSE `event:` field, the JSON `type` wins).
-    fn event(
+    fn named_event(
         &mut self,
         name: &str,
         data: &str,
@@ -387,7 +390,7 @@ impl StreamState {
         Ok(())
     }
 
-    fn into_response(self, model: &str) -> ChatResponse {
+    fn response(self, model: &str) -> ChatResponse {
         let tool_calls = self
             .blocks
             .into_iter()
@@ -471,7 +474,7 @@ mod tests {
         let on_delta = |d: &str| deltas.lock().expect("lock").push(d.to_string());
         let mut state = StreamState::default();
         for (name, data) in events {
-            if let Err(e) = state.event(name, data, &on_delta) {
+            if let Err(e) = state.named_event(name, data, &on_delta) {
                 return (Err(e), deltas.into_inner().expect("lock"));
             }
         }

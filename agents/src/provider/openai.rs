@@ -14,8 +14,8 @@ use clawos_events::ToolCallRequest;
 use serde_json::{json, Value};
 
 use super::{
-    http_client, is_json_body, join_url, json_u32, map_reqwest, read_sse, status_error, truncate,
-    with_retries, ChatMessage, ChatRequest, ChatResponse, Provider, ProviderConfig, ProviderError,
+    exchange, http_client, join_url, json_u32, truncate, with_retries, AnswerFold, ChatMessage,
+    ChatRequest, ChatResponse, Provider, ProviderConfig, ProviderError, SseEvent,
 };
 
 /// The provider name.
@@ -61,30 +61,7 @@ impl OpenAi {
         if let Some(key) = &self.config.api_key {
             request = request.bearer_auth(key);
         }
-        let resp = request.send().await.map_err(|e| map_reqwest(e, timeout))?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp, timeout).await);
-        }
-        if is_json_body(&resp) {
-            let bytes = resp.bytes().await.map_err(|e| map_reqwest(e, timeout))?;
-            let value: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| ProviderError::Malformed(format!("response body: {e}")))?;
-            let mut state = StreamState::default();
-            state.full_response(&value, on_delta)?;
-            return Ok(state.into_response(&self.config.model));
-        }
-        let mut state = StreamState::default();
-        let done = read_sse(resp, timeout, |event| {
-            state.event(&event.data, on_delta)?;
-            Ok(state.done)
-        })
-        .await?;
-        if !done && !state.finished {
-            return Err(ProviderError::Connect(
-                "the event stream ended before [DONE]".to_string(),
-            ));
-        }
-        Ok(state.into_response(&self.config.model))
+        exchange::<StreamState>(request, timeout, &self.config.model, on_delta).await
     }
 }
 
@@ -187,9 +164,38 @@ struct StreamState {
     done: bool,
 }
 
+impl AnswerFold for StreamState {
+    const STREAM_END: &'static str = "[DONE]";
+
+    fn whole(
+        &mut self,
+        body: &Value,
+        on_delta: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<(), ProviderError> {
+        self.full_response(body, on_delta)
+    }
+
+    fn event(
+        &mut self,
+        event: &SseEvent,
+        on_delta: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<bool, ProviderError> {
+        self.data(&event.data, on_delta)?;
+        Ok(self.done)
+    }
+
+    fn finished(&self) -> bool {
+        self.finished
+    }
+
+    fn into_response(self, model: &str) -> ChatResponse {
+        self.response(model)
+    }
+}
+
 impl StreamState {
     /// Apply one `data:` payload.
-    fn event(
+    fn data(
         &mut self,
         data: &str,
         on_delta: &(dyn Fn(&str) + Send + Sync),
@@ -333,7 +339,7 @@ impl StreamState {
         Ok(())
     }
 
-    fn into_response(self, model: &str) -> ChatResponse {
+    fn response(self, model: &str) -> ChatResponse {
         ChatResponse {
             content: self.content,
             tool_calls: self
@@ -397,7 +403,7 @@ mod tests {
         let on_delta = |d: &str| deltas.lock().expect("lock").push(d.to_string());
         let mut state = StreamState::default();
         for event in events {
-            if let Err(e) = state.event(event, &on_delta) {
+            if let Err(e) = state.data(event, &on_delta) {
                 return (Err(e), deltas.into_inner().expect("lock"));
             }
         }
