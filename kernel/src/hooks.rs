@@ -1,6 +1,6 @@
 //! Outbound hooks: each `[[outbound_hooks]]` entry gets every event of its kinds POSTed as
 //! JSON (envelope and payload) as it is appended, at least once. A hook's cursor (the last
-//! seq it handled, in `hook_cursors`) survives restarts, so events appended while the
+//! seq it handled, in `hook_cursors`, keyed by URL and kinds) survives restarts, so events appended while the
 //! Gateway was down, or in flight when it stopped, are sent at the next start; a hook seen
 //! for the first time starts at the head. A failed POST is retried with backoff, three
 //! times, then logged and skipped.
@@ -26,11 +26,12 @@ pub async fn outbound(gw: Arc<Gateway>, hook: OutboundHook) {
         }
     };
     let mut shutdown = gw.shutdown.subscribe();
-    let from = match load_cursor(&gw.projections, &hook.url).await {
+    let key = cursor_key(&hook);
+    let from = match load_cursor(&gw.projections, &key).await {
         Ok(Some(seq)) => seq,
         Ok(None) => {
             let head = gw.store.head();
-            if let Err(e) = save_cursor(&gw.projections, &hook.url, head).await {
+            if let Err(e) = save_cursor(&gw.projections, &key, head).await {
                 tracing::warn!(url = %hook.url, error = %e, "outbound hook cursor not stored");
             }
             head
@@ -73,23 +74,32 @@ pub async fn outbound(gw: Arc<Gateway>, hook: OutboundHook) {
                 }
             }
         }
-        if let Err(err) = save_cursor(&gw.projections, &hook.url, e.seq).await {
+        if let Err(err) = save_cursor(&gw.projections, &key, e.seq).await {
             tracing::warn!(url = %hook.url, seq = e.seq, error = %err, "outbound hook cursor not stored");
         }
     }
 }
 
-async fn load_cursor(pool: &SqlitePool, url: &str) -> Result<Option<u64>, sqlx::Error> {
-    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM hook_cursors WHERE url = ?")
-        .bind(url)
+/// A hook's cursor key: its URL and its kinds, so two entries that share a URL but want
+/// different kinds each keep their own place.
+fn cursor_key(hook: &OutboundHook) -> String {
+    let mut kinds = hook.kinds.clone();
+    kinds.sort();
+    kinds.dedup();
+    format!("{} {}", hook.url, kinds.join(","))
+}
+
+async fn load_cursor(pool: &SqlitePool, key: &str) -> Result<Option<u64>, sqlx::Error> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM hook_cursors WHERE hook = ?")
+        .bind(key)
         .fetch_optional(pool)
         .await?;
     Ok(seq.map(|s| s.max(0) as u64))
 }
 
-async fn save_cursor(pool: &SqlitePool, url: &str, seq: u64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT OR REPLACE INTO hook_cursors (url, seq) VALUES (?, ?)")
-        .bind(url)
+async fn save_cursor(pool: &SqlitePool, key: &str, seq: u64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT OR REPLACE INTO hook_cursors (hook, seq) VALUES (?, ?)")
+        .bind(key)
         .bind(seq.min(i64::MAX as u64) as i64)
         .execute(pool)
         .await?;
