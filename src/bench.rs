@@ -124,8 +124,11 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
 }
 
 /// The events of one synthetic agent turn: a message, an LLM call with one tool call, the
-/// tool, a second LLM call, the reply and its delivery ack (11 events).
-pub fn synthetic_turn(session: &str, n: u64) -> Vec<NewEvent> {
+/// tool, a second LLM call, the reply and its delivery ack (11 events). `first_seq` is the
+/// seq the message will get, so the turn names it as its trigger and the reply answers
+/// it, as in a real log (a turn that names no trigger leaves its message unanswered, and
+/// a Gateway started on such a log would re-run it).
+pub fn synthetic_turn(session: &str, n: u64, first_seq: u64) -> Vec<NewEvent> {
     let turn = Uuid::now_v7();
     let delivery = Uuid::now_v7();
     let text = format!("message {n} of {session}: could you look up the weather for tomorrow and remind me at eight?");
@@ -144,7 +147,7 @@ pub fn synthetic_turn(session: &str, n: u64) -> Vec<NewEvent> {
             turn_id: turn,
             agent: "pi".into(),
             branch: "main".into(),
-            trigger_seq: 0,
+            trigger_seq: first_seq,
         }),
         NewEvent::new(LlmRequested {
             turn_id: turn,
@@ -203,7 +206,7 @@ pub fn synthetic_turn(session: &str, n: u64) -> Vec<NewEvent> {
             to: format!("terminal:{session}"),
             chat: None,
             text: "Tomorrow will be sunny, 21C. I will remind you at eight.".into(),
-            in_reply_to: None,
+            in_reply_to: Some(first_seq),
         }),
         NewEvent::new(AgentTurnFinished {
             turn_id: turn,
@@ -226,7 +229,7 @@ pub fn synthetic_start(session: &str) -> NewEvent {
 }
 
 /// Start `sessions` synthetic sessions (`s0`, `s1`, ...) and append synthetic turns to
-/// them from four tasks until the log holds about `up_to` events.
+/// them, ten turns a commit, until the log holds about `up_to` events.
 pub async fn fill_synthetic(store: &LogStore, sessions: u64, up_to: u64) -> Result<()> {
     for s in 0..sessions {
         let id = format!("s{s}");
@@ -238,26 +241,23 @@ pub async fn fill_synthetic(store: &LogStore, sessions: u64, up_to: u64) -> Resu
             )
             .await?;
     }
-    let per_task = up_to.saturating_sub(store.head()) / 110 / 4;
-    let mut tasks = Vec::new();
-    for w in 0..4u64 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..per_task {
-                let id = format!("s{}", (i * 4 + w) % sessions);
-                let mut batch = Vec::with_capacity(110);
-                for k in 0..10 {
-                    batch.extend(synthetic_turn(&id, i * 10 + k));
-                }
-                store
-                    .append(&stream::session(&id), ExpectedVersion::Any, batch)
-                    .await?;
-            }
-            Ok::<(), clawos_events::LogError>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
+    // One appender, so each batch's seqs follow the head and every turn can name the seq
+    // of its message (checked after each append).
+    let batches = up_to.saturating_sub(store.head()) / 110;
+    for i in 0..batches {
+        let id = format!("s{}", i % sessions);
+        let first = store.head() + 1;
+        let mut batch = Vec::with_capacity(110);
+        for k in 0..10 {
+            batch.extend(synthetic_turn(&id, i * 10 + k, first + k * 11));
+        }
+        let appended = store
+            .append(&stream::session(&id), ExpectedVersion::Any, batch)
+            .await?;
+        anyhow::ensure!(
+            appended.first_seq == first,
+            "another process appended to the benchmark's log while it was being filled"
+        );
     }
     Ok(())
 }
@@ -454,11 +454,12 @@ async fn bench_log(events: u64, appends: u64, durability: Durability) -> Result<
         .await?;
     // ~10k events in the big session, the rest spread over the others.
     for t in 0..(10_000 / 11) {
+        let first = store.head() + 1;
         store
             .append(
                 &stream::session(big),
                 ExpectedVersion::Any,
-                synthetic_turn(big, t),
+                synthetic_turn(big, t, first),
             )
             .await?;
     }
