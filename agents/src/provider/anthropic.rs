@@ -212,12 +212,32 @@ struct StreamState {
 impl AnswerFold for StreamState {
     const STREAM_END: &'static str = "message_stop";
 
+    /// Apply a whole (non-streamed) message body.
     fn whole(
         &mut self,
         body: &Value,
         on_delta: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<(), ProviderError> {
-        self.full_response(body, on_delta)
+        if body.get("type").and_then(Value::as_str) == Some("error") {
+            return Err(api_error(body.get("error").unwrap_or(body)));
+        }
+        let content = body
+            .get("content")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                ProviderError::Malformed(format!(
+                    "response has no content: {}",
+                    truncate(&body.to_string(), 200)
+                ))
+            })?;
+        for (index, block) in content.iter().enumerate() {
+            self.start_block(index as u64, block, on_delta);
+        }
+        if let Some(usage) = body.get("usage") {
+            self.usage(usage);
+        }
+        self.done = true;
+        Ok(())
     }
 
     fn event(
@@ -230,7 +250,41 @@ impl AnswerFold for StreamState {
     }
 
     fn into_response(self, model: &str) -> ChatResponse {
-        self.response(model)
+        let tool_calls = self
+            .blocks
+            .into_iter()
+            .filter_map(|(index, block)| match block {
+                Block::ToolUse {
+                    id,
+                    name,
+                    json,
+                    input,
+                } => Some(ToolCallRequest {
+                    call_id: if id.is_empty() {
+                        format!("toolu_{index}")
+                    } else {
+                        id
+                    },
+                    tool: name,
+                    arguments: if !json.trim().is_empty() {
+                        json
+                    } else if input.is_object() {
+                        input.to_string()
+                    } else {
+                        "{}".to_string()
+                    },
+                }),
+                Block::Text | Block::Other => None,
+            })
+            .collect();
+        ChatResponse {
+            content: self.content,
+            tool_calls,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            model: model.to_string(),
+            provider: NAME.to_string(),
+        }
     }
 }
 
@@ -359,72 +413,6 @@ impl StreamState {
         let output = json_u32(usage.get("output_tokens"));
         if output > 0 {
             self.completion_tokens = output;
-        }
-    }
-
-    /// Apply a whole (non-streamed) message body.
-    fn full_response(
-        &mut self,
-        body: &Value,
-        on_delta: &(dyn Fn(&str) + Send + Sync),
-    ) -> Result<(), ProviderError> {
-        if body.get("type").and_then(Value::as_str) == Some("error") {
-            return Err(api_error(body.get("error").unwrap_or(body)));
-        }
-        let content = body
-            .get("content")
-            .and_then(Value::as_array)
-            .ok_or_else(|| {
-                ProviderError::Malformed(format!(
-                    "response has no content: {}",
-                    truncate(&body.to_string(), 200)
-                ))
-            })?;
-        for (index, block) in content.iter().enumerate() {
-            self.start_block(index as u64, block, on_delta);
-        }
-        if let Some(usage) = body.get("usage") {
-            self.usage(usage);
-        }
-        self.done = true;
-        Ok(())
-    }
-
-    fn response(self, model: &str) -> ChatResponse {
-        let tool_calls = self
-            .blocks
-            .into_iter()
-            .filter_map(|(index, block)| match block {
-                Block::ToolUse {
-                    id,
-                    name,
-                    json,
-                    input,
-                } => Some(ToolCallRequest {
-                    call_id: if id.is_empty() {
-                        format!("toolu_{index}")
-                    } else {
-                        id
-                    },
-                    tool: name,
-                    arguments: if !json.trim().is_empty() {
-                        json
-                    } else if input.is_object() {
-                        input.to_string()
-                    } else {
-                        "{}".to_string()
-                    },
-                }),
-                Block::Text | Block::Other => None,
-            })
-            .collect();
-        ChatResponse {
-            content: self.content,
-            tool_calls,
-            prompt_tokens: self.prompt_tokens,
-            completion_tokens: self.completion_tokens,
-            model: model.to_string(),
-            provider: NAME.to_string(),
         }
     }
 }
@@ -564,7 +552,7 @@ mod tests {
         let seen = Mutex::new(String::new());
         let on_delta = |d: &str| seen.lock().expect("lock").push_str(d);
         let mut state = StreamState::default();
-        state.full_response(&body, &on_delta).expect("ok");
+        state.whole(&body, &on_delta).expect("ok");
         let resp = state.into_response("m");
         assert_eq!(*seen.lock().expect("lock"), "hi");
         assert_eq!(resp.content, "hi");
@@ -576,7 +564,7 @@ mod tests {
         let err =
             json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}});
         assert_eq!(
-            state.full_response(&err, &on_delta),
+            state.whole(&err, &on_delta),
             Err(ProviderError::RateLimited { retry_after: None })
         );
     }

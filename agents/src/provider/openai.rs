@@ -167,12 +167,42 @@ struct StreamState {
 impl AnswerFold for StreamState {
     const STREAM_END: &'static str = "[DONE]";
 
+    /// Apply a whole (non-streamed) `chat.completion` body.
     fn whole(
         &mut self,
         body: &Value,
         on_delta: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<(), ProviderError> {
-        self.full_response(body, on_delta)
+        if let Some(error) = body.get("error") {
+            return Err(embedded_error(error));
+        }
+        let Some(choice) = first_choice(body) else {
+            return Err(ProviderError::Malformed(format!(
+                "response has no choices: {}",
+                truncate(&body.to_string(), 200)
+            )));
+        };
+        let message = choice.get("message").ok_or_else(|| {
+            ProviderError::Malformed("response choice has no message".to_string())
+        })?;
+        if let Some(text) = message.get("content").and_then(Value::as_str) {
+            if !text.is_empty() {
+                self.content.push_str(text);
+                on_delta(text);
+            }
+        }
+        if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
+            for (position, call) in calls.iter().enumerate() {
+                let mut call = call.clone();
+                if let Some(obj) = call.as_object_mut() {
+                    obj.insert("index".into(), json!(position));
+                }
+                self.call_fragment(position, &call)?;
+            }
+        }
+        self.usage(body.get("usage"));
+        self.finished = true;
+        Ok(())
     }
 
     fn event(
@@ -189,7 +219,30 @@ impl AnswerFold for StreamState {
     }
 
     fn into_response(self, model: &str) -> ChatResponse {
-        self.response(model)
+        ChatResponse {
+            content: self.content,
+            tool_calls: self
+                .calls
+                .into_iter()
+                .map(|(index, call)| ToolCallRequest {
+                    call_id: if call.id.is_empty() {
+                        format!("call_{index}")
+                    } else {
+                        call.id
+                    },
+                    tool: call.name,
+                    arguments: if call.arguments.trim().is_empty() {
+                        "{}".to_string()
+                    } else {
+                        call.arguments
+                    },
+                })
+                .collect(),
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            model: model.to_string(),
+            provider: NAME.to_string(),
+        }
     }
 }
 
@@ -298,71 +351,6 @@ impl StreamState {
         }
         if completion > 0 {
             self.completion_tokens = completion;
-        }
-    }
-
-    /// Apply a whole (non-streamed) `chat.completion` body.
-    fn full_response(
-        &mut self,
-        body: &Value,
-        on_delta: &(dyn Fn(&str) + Send + Sync),
-    ) -> Result<(), ProviderError> {
-        if let Some(error) = body.get("error") {
-            return Err(embedded_error(error));
-        }
-        let Some(choice) = first_choice(body) else {
-            return Err(ProviderError::Malformed(format!(
-                "response has no choices: {}",
-                truncate(&body.to_string(), 200)
-            )));
-        };
-        let message = choice.get("message").ok_or_else(|| {
-            ProviderError::Malformed("response choice has no message".to_string())
-        })?;
-        if let Some(text) = message.get("content").and_then(Value::as_str) {
-            if !text.is_empty() {
-                self.content.push_str(text);
-                on_delta(text);
-            }
-        }
-        if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
-            for (position, call) in calls.iter().enumerate() {
-                let mut call = call.clone();
-                if let Some(obj) = call.as_object_mut() {
-                    obj.insert("index".into(), json!(position));
-                }
-                self.call_fragment(position, &call)?;
-            }
-        }
-        self.usage(body.get("usage"));
-        self.finished = true;
-        Ok(())
-    }
-
-    fn response(self, model: &str) -> ChatResponse {
-        ChatResponse {
-            content: self.content,
-            tool_calls: self
-                .calls
-                .into_iter()
-                .map(|(index, call)| ToolCallRequest {
-                    call_id: if call.id.is_empty() {
-                        format!("call_{index}")
-                    } else {
-                        call.id
-                    },
-                    tool: call.name,
-                    arguments: if call.arguments.trim().is_empty() {
-                        "{}".to_string()
-                    } else {
-                        call.arguments
-                    },
-                })
-                .collect(),
-            prompt_tokens: self.prompt_tokens,
-            completion_tokens: self.completion_tokens,
-            model: model.to_string(),
-            provider: NAME.to_string(),
         }
     }
 }
@@ -474,7 +462,7 @@ mod tests {
         let seen = Mutex::new(String::new());
         let on_delta = |d: &str| seen.lock().expect("lock").push_str(d);
         let mut state = StreamState::default();
-        state.full_response(&body, &on_delta).expect("ok");
+        state.whole(&body, &on_delta).expect("ok");
         let resp = state.into_response("m");
         assert_eq!(*seen.lock().expect("lock"), "hi");
         assert_eq!(resp.content, "hi");
@@ -484,7 +472,7 @@ mod tests {
         assert_eq!((resp.prompt_tokens, resp.completion_tokens), (3, 2));
         let mut state = StreamState::default();
         assert!(matches!(
-            state.full_response(&json!({"object": "x"}), &on_delta),
+            state.whole(&json!({"object": "x"}), &on_delta),
             Err(ProviderError::Malformed(_))
         ));
     }
