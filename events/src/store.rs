@@ -202,6 +202,12 @@ impl LogStore {
         rows.iter().map(row_to_event).collect()
     }
 
+    /// The log from `from` in pages of `size` events, up to `end` (or, with `None`, until
+    /// a page comes back empty), each next page read while the caller works on the last.
+    pub fn pages(&self, from: u64, end: Option<u64>, size: u32) -> crate::Pages {
+        crate::Pages::new(self.clone(), from, end, size)
+    }
+
     /// Events with `from <= seq <= to`, in order.
     pub async fn read_range(&self, from: u64, to: u64) -> Result<Vec<RecordedEvent>, LogError> {
         let rows = sqlx::query(&format!(

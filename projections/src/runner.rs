@@ -105,34 +105,15 @@ impl Runner {
             ..CatchUp::default()
         };
         let mut changes = Changes::default();
-        // The next page is read while the current one is folded and flushed.
-        let mut prefetch: Option<tokio::task::JoinHandle<Result<Vec<_>, clawos_events::LogError>>> =
-            None;
+        // No end at the in-process head: events another process (a CLI command) appended
+        // are beyond it, and an empty page ends the catch-up anyway. The next page is read
+        // while the current one is folded and flushed.
+        let mut pages = store.pages(self.position() + 1, None, BATCH);
         loop {
-            let from = self.position() + 1;
-            // No early stop at the in-process head: events another process (a CLI command)
-            // appended are beyond it, and an empty page ends the catch-up anyway.
-            let events = match prefetch.take() {
-                Some(page) => match page.await {
-                    Ok(events) => events?,
-                    Err(_) => store.read_from(from, BATCH).await?,
-                },
-                None => store.read_from(from, BATCH).await?,
-            };
+            let events = pages.next_page().await?;
             let Some(last) = events.last().map(|e| e.seq) else {
                 break;
             };
-            if events.first().map(|e| e.seq) != Some(from) {
-                // Not the page we need (cannot happen while seqs are gapless): read again.
-                prefetch = None;
-                continue;
-            }
-            if last < store.head() {
-                let store = store.clone();
-                prefetch = Some(tokio::spawn(async move {
-                    store.read_from(last + 1, BATCH).await
-                }));
-            }
             for event in &events {
                 // Every event is decoded, so an unknown kind stops the runner with an error
                 // that names it instead of being skipped.

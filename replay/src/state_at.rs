@@ -74,7 +74,7 @@ pub async fn state_at(
 }
 
 /// Events read per page by [`Fold::advance`].
-const PAGE: u64 = 8192;
+const PAGE: u32 = 8192;
 
 /// A fold of the whole log into every projection that can move forward: going to a later
 /// seq applies only the events in between. (Going back means a new fold.) The admin UI
@@ -110,33 +110,15 @@ impl Fold {
     /// Fold in the events after [`Fold::seq`] up to `seq` (nothing when `seq` is not
     /// ahead), reading the log in pages.
     pub async fn advance(&mut self, store: &LogStore, seq: u64) -> Result<(), ReplayError> {
-        let mut from = self.runner.position + 1;
-        // The next page is read (on sqlx's worker thread) while this one is folded.
-        let mut next: Option<tokio::task::JoinHandle<Result<Vec<_>, clawos_events::LogError>>> =
-            None;
-        while from <= seq {
-            let to = (from + PAGE - 1).min(seq);
-            let page = match next.take() {
-                Some(read) => match read.await {
-                    Ok(page) => page?,
-                    Err(_) => store.read_range(from, to).await?,
-                },
-                None => store.read_range(from, to).await?,
-            };
+        let mut pages = store.pages(self.runner.position + 1, Some(seq), PAGE);
+        loop {
+            let page = pages.next_page().await?;
             if page.is_empty() {
                 break;
-            }
-            if to < seq {
-                let (store, next_from) = (store.clone(), to + 1);
-                let next_to = (next_from + PAGE - 1).min(seq);
-                next = Some(tokio::spawn(async move {
-                    store.read_range(next_from, next_to).await
-                }));
             }
             for e in &page {
                 self.runner.apply(e)?;
             }
-            from = to + 1;
         }
         Ok(())
     }

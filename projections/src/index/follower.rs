@@ -200,11 +200,6 @@ impl MemoryIndex {
             .ok_or_else(|| ProjectionError::Index("the memory index was never created".into()))
     }
 
-    /// Whether the serving generation was built by the configured embedder.
-    pub async fn current_model(&self) -> Result<bool, ProjectionError> {
-        Ok(self.state().await?.model == self.embedder.model_id())
-    }
-
     /// Apply the log up to its head to the serving generation. Does nothing while the
     /// serving generation belongs to another model (a rebuild must swap first).
     /// `progress(seq)` is called after each committed batch.
