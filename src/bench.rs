@@ -207,6 +207,7 @@ pub fn synthetic_turn(session: &str, n: u64, first_seq: u64) -> Vec<NewEvent> {
             chat: None,
             text: "Tomorrow will be sunny, 21C. I will remind you at eight.".into(),
             in_reply_to: Some(first_seq),
+            reply_key: None,
         }),
         NewEvent::new(AgentTurnFinished {
             turn_id: turn,

@@ -111,6 +111,7 @@ pub async fn bench_turn(messages: u64, turns: u64, durability: Durability) -> Re
                         chat: None,
                         text: "baseline".into(),
                         in_reply_to: Some(m.first_seq),
+                        reply_key: None,
                     }),
                     NewEvent::new(AgentTurnFinished {
                         turn_id: turn,

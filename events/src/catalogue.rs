@@ -64,6 +64,11 @@ pub struct MessageSent {
     pub text: String,
     /// Seq of the message it answers, if any.
     pub in_reply_to: Option<u64>,
+    /// The channel's own id of the message it answers (its `external_id`), which the
+    /// channel threads the reply on (a webhook answers the request that carried it). Set
+    /// for every reply to an inbound message, Gateway notices included, so delivery never
+    /// reads the trigger again. Schema version 2; `None` when upcast from version 1.
+    pub reply_key: Option<String>,
 }
 
 /// A channel confirmed that it delivered a reply.
@@ -494,7 +499,7 @@ macro_rules! catalogue {
 
 catalogue! {
     MessageReceived = 2,
-    MessageSent = 1,
+    MessageSent = 2,
     DeliveryAcked = 1,
     IdentityLinked = 1,
     BindingSet = 1,

@@ -7,7 +7,7 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::catalogue::{Attachment, EventPayload, MessageReceived};
+use crate::catalogue::{Attachment, EventPayload, MessageReceived, MessageSent};
 use crate::CodecError;
 
 fn config() -> bincode::config::Configuration {
@@ -74,12 +74,53 @@ impl From<MessageReceivedV1> for MessageReceived {
     }
 }
 
+/// `MessageSent` as written by schema version 1, before the reply key was recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageSentV1 {
+    /// See [`MessageSent::delivery_id`].
+    pub delivery_id: uuid::Uuid,
+    /// See [`MessageSent::agent`].
+    pub agent: String,
+    /// See [`MessageSent::branch`].
+    pub branch: String,
+    /// See [`MessageSent::channel`].
+    pub channel: String,
+    /// See [`MessageSent::to`].
+    pub to: String,
+    /// See [`MessageSent::chat`].
+    pub chat: Option<String>,
+    /// See [`MessageSent::text`].
+    pub text: String,
+    /// See [`MessageSent::in_reply_to`].
+    pub in_reply_to: Option<u64>,
+}
+
+impl From<MessageSentV1> for MessageSent {
+    fn from(v1: MessageSentV1) -> Self {
+        MessageSent {
+            delivery_id: v1.delivery_id,
+            agent: v1.agent,
+            branch: v1.branch,
+            channel: v1.channel,
+            to: v1.to,
+            chat: v1.chat,
+            text: v1.text,
+            in_reply_to: v1.in_reply_to,
+            reply_key: None,
+        }
+    }
+}
+
 /// The upcasters: one arm per (kind, old version).
 fn upcast(kind: &str, schema_version: u16, bytes: &[u8]) -> Result<EventPayload, CodecError> {
     match (kind, schema_version) {
         ("MessageReceived", 1) => {
             let v1: MessageReceivedV1 = decode_body(bytes)?;
             Ok(EventPayload::MessageReceived(v1.into()))
+        }
+        ("MessageSent", 1) => {
+            let v1: MessageSentV1 = decode_body(bytes)?;
+            Ok(EventPayload::MessageSent(v1.into()))
         }
         _ if crate::catalogue::KINDS.iter().any(|(k, _)| *k == kind) => {
             Err(CodecError::UnknownVersion {
@@ -127,6 +168,31 @@ mod tests {
             }
             other => panic!("wrong kind {other:?}"),
         }
+    }
+
+    #[test]
+    fn v1_message_sent_is_upcast_without_a_reply_key() {
+        let v1 = MessageSentV1 {
+            delivery_id: uuid::Uuid::nil(),
+            agent: "pi".into(),
+            branch: "main".into(),
+            channel: "webhook".into(),
+            to: "webhook:bob".into(),
+            chat: None,
+            text: "hello".into(),
+            in_reply_to: Some(7),
+        };
+        let bytes = encode_body(&v1).unwrap();
+        match decode("MessageSent", 1, &bytes).unwrap() {
+            EventPayload::MessageSent(m) => {
+                assert_eq!(m.text, "hello");
+                assert_eq!(m.in_reply_to, Some(7));
+                assert_eq!(m.reply_key, None);
+            }
+            other => panic!("wrong kind {other:?}"),
+        }
+        // A v1 body is not a valid v2 body: the version decides the shape.
+        assert!(decode("MessageSent", 2, &bytes).is_err());
     }
 
     #[test]

@@ -144,6 +144,29 @@ impl RecordedEvent {
         })
     }
 
+    /// An event outside any log, as a fold sees it: for given/when/then tests of read
+    /// models and decisions. Its id, time and hash are zero; `stream_version` is 0.
+    pub fn detached(
+        seq: u64,
+        stream: &str,
+        payload: &EventPayload,
+    ) -> Result<Self, crate::CodecError> {
+        Ok(RecordedEvent {
+            seq,
+            id: Uuid::nil(),
+            stream: stream.to_string(),
+            stream_version: 0,
+            ts_ms: 0,
+            kind: payload.kind().to_string(),
+            schema_version: payload.schema_version(),
+            causation_id: None,
+            correlation_id: None,
+            dedupe_key: None,
+            payload: payload.encode()?,
+            hash: [0; 32],
+        })
+    }
+
     /// The session id if this event is in a session stream.
     pub fn session_id(&self) -> Option<&str> {
         self.stream.strip_prefix(stream::SESSION_PREFIX)

@@ -240,7 +240,7 @@ async fn deliver_inner(
         if let Some(e) = gw.store.get(seq).await? {
             if let Ok(EventPayload::MessageSent(m)) = e.decode() {
                 if sent.insert(m.delivery_id) {
-                    let d = gw.delivery_for(seq, &m).await?;
+                    let d = gw.delivery_for(&e, &m).await?;
                     gw.metrics.message_out(channel);
                     if out.send(KernelFrame::Deliver(d)).await.is_err() {
                         return Ok(());
@@ -278,7 +278,7 @@ async fn deliver_inner(
                 .await?
                 .is_some();
             if !acked && sent.insert(m.delivery_id) {
-                let d = gw.delivery_for(e.seq, &m).await?;
+                let d = gw.delivery_for(&e, &m).await?;
                 gw.metrics.message_out(channel);
                 if out.send(KernelFrame::Deliver(d)).await.is_err() {
                     return Ok(());

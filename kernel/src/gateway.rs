@@ -630,6 +630,7 @@ impl Gateway {
                         chat: m.chat.clone(),
                         text,
                         in_reply_to: None,
+                        reply_key: Some(m.external_id.clone()),
                     }),
                 ],
             )
@@ -783,6 +784,7 @@ impl Gateway {
             chat: m.chat,
             text,
             in_reply_to: Some(trigger_seq),
+            reply_key: reply_key(&m.external_id),
         })
         .caused_by(trigger.id)
         .correlated(turn);
@@ -916,6 +918,7 @@ impl Gateway {
                 chat: c.chat,
                 text: outcome.answer,
                 in_reply_to: Some(trigger.seq),
+                reply_key: reply_key(&c.external_id),
             })
             .caused_by(trigger.id),
         );
@@ -941,25 +944,38 @@ impl Gateway {
         Ok(())
     }
 
-    /// The delivery frame for a `MessageSent` event, with the inbound external id it answers.
-    pub async fn delivery_for(&self, seq: u64, m: &MessageSent) -> Result<Delivery, KernelError> {
-        let mut in_reply_to = None;
-        if let Some(t) = m.in_reply_to {
-            if let Some(e) = self.store.get(t).await? {
-                match e.decode() {
-                    Ok(EventPayload::MessageReceived(r)) => in_reply_to = Some(r.external_id),
-                    Ok(EventPayload::CommandReceived(c)) => in_reply_to = Some(c.external_id),
-                    _ => {}
-                }
-            }
-        }
+    /// The delivery frame for the `MessageSent` event `e`. The reply carries the key the
+    /// channel threads it on; only a reply recorded before schema version 2 has its
+    /// trigger read to find it.
+    pub async fn delivery_for(
+        &self,
+        e: &clawos_events::RecordedEvent,
+        m: &MessageSent,
+    ) -> Result<Delivery, KernelError> {
+        let in_reply_to = match (&m.reply_key, m.in_reply_to) {
+            (Some(key), _) => Some(key.clone()),
+            (None, Some(t)) if e.schema_version < 2 => self.legacy_reply_key(t).await?,
+            (None, _) => None,
+        };
         Ok(Delivery {
             delivery_id: m.delivery_id,
             to: m.to.clone(),
             chat: m.chat.clone(),
             text: m.text.clone(),
             in_reply_to,
-            seq,
+            seq: e.seq,
+        })
+    }
+
+    /// The external id of the message a version-1 reply answers, read from its trigger.
+    async fn legacy_reply_key(&self, trigger: u64) -> Result<Option<String>, KernelError> {
+        let Some(e) = self.store.get(trigger).await? else {
+            return Ok(None);
+        };
+        Ok(match e.decode() {
+            Ok(EventPayload::MessageReceived(r)) => Some(r.external_id),
+            Ok(EventPayload::CommandReceived(c)) => Some(c.external_id),
+            _ => None,
         })
     }
 
@@ -1039,6 +1055,12 @@ impl Gateway {
     pub fn new_sent_set() -> HashSet<Uuid> {
         HashSet::new()
     }
+}
+
+/// The reply key of an answer to a message with this external id (none for hooks and
+/// cron, whose triggers have no external id).
+fn reply_key(external_id: &str) -> Option<String> {
+    (!external_id.is_empty()).then(|| external_id.to_string())
 }
 
 /// The dedupe key of a delivery ack: a reply is acked at most once in the log.

@@ -316,6 +316,7 @@ pub fn sent(
         chat: None,
         text: text.into(),
         in_reply_to: reply_to,
+        reply_key: None,
     })
 }
 
