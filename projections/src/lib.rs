@@ -13,14 +13,19 @@
 //! - [`runner`]: [`Runner`] (SQLite, checkpoints, follow) and [`MemoryRunner`].
 //! - [`sql`]: the projection database: open, flush, dump, checkpoints.
 //! - one module per read model: [`identities`], [`cron`], [`memories`], [`sessions`] (sessions, branches, messages,
-//!   compactions), [`bindings`], [`channels`], [`deliveries`], [`audit`].
+//!   compactions), [`bindings`], [`channels`], [`deliveries`], [`audit`], [`pairing`]
+//!   (pending codes, paired senders), [`approvals`].
 //! - [`index`]: the memory vector index (sqlite-vec + FTS5), a follower with its own
 //!   checkpoint, and hybrid recall.
-//! - [`views`]: session, branch and transcript views over rows, live or time-travelled.
+//! - [`views`]: typed reads of every read model (sessions, routing, pairing, approvals,
+//!   cron, memories, deliveries, channels, recovery, audit), live or time-travelled: raw
+//!   SQL on projection tables lives only in this crate.
+//! - [`hook_cursors`]: where each outbound hook has got to in the log.
 //!
 //! **Architecture Invariant:** projections never call out: no LLM, no channel, no clock, no
 //! randomness. They read only the events given to them.
 
+pub mod approvals;
 pub mod audit;
 pub mod bindings;
 pub mod changes;
@@ -28,9 +33,11 @@ pub mod channels;
 pub mod cron;
 pub mod deliveries;
 mod error;
+pub mod hook_cursors;
 pub mod identities;
 pub mod index;
 pub mod memories;
+pub mod pairing;
 pub mod projection;
 pub mod runner;
 pub mod sessions;

@@ -48,6 +48,8 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(crate::audit::Audit::default()),
         Box::new(crate::cron::Cron::default()),
         Box::new(crate::memories::Memories),
+        Box::new(crate::pairing::Pairing::default()),
+        Box::new(crate::approvals::Approvals::default()),
     ]
 }
 

@@ -83,7 +83,7 @@ pub async fn open(path: &Path) -> Result<SqlitePool, ProjectionError> {
     Ok(pool)
 }
 
-fn bind_value<'q>(
+pub(crate) fn bind_value<'q>(
     q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     v: &'q Value,
 ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {

@@ -1,4 +1,5 @@
-//! Views over session rows: the sessions, a session's branches, a branch's transcript.
+//! Sessions, a session's branches, a branch's transcript, compaction markers, and the
+//! message lookups a turn makes.
 //!
 //! They read [`MemoryTables`], which is either filled from the live projection database
 //! ([`load_session`]) or folded from the log up to some seq (time travel), so both paths
@@ -7,25 +8,11 @@
 use serde::Serialize;
 use sqlx::SqlitePool;
 
+use super::{int, load_matching, load_rows, text};
 use crate::changes::MemoryTables;
 use crate::sessions::{BRANCHES, COMPACTIONS, MESSAGES, SESSIONS};
-use crate::sql::row_values;
-use crate::value::{Row, Table, Value};
+use crate::value::{Row, Value};
 use crate::ProjectionError;
-
-fn int(r: &Row, i: usize) -> Option<u64> {
-    match r.get(i) {
-        Some(Value::Int(v)) => Some(*v as u64),
-        _ => None,
-    }
-}
-
-fn text(r: &Row, i: usize) -> String {
-    match r.get(i) {
-        Some(Value::Text(s)) => s.clone(),
-        _ => String::new(),
-    }
-}
 
 /// One session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,6 +80,20 @@ pub struct CompactionView {
     pub summary: String,
 }
 
+/// A `messages` row as a view.
+fn message_of(seq: u64, r: &Row) -> MessageView {
+    MessageView {
+        seq,
+        parent_seq: int(r, 3),
+        branch: text(r, 2),
+        role: text(r, 4),
+        channel: text(r, 5),
+        address: text(r, 6),
+        text: text(r, 7),
+        ts_ms: super::signed(r, 8).unwrap_or(0),
+    }
+}
+
 /// Every session, by id.
 pub fn sessions(t: &MemoryTables) -> Vec<SessionView> {
     t.rows(SESSIONS.name)
@@ -132,36 +133,28 @@ pub fn transcript(t: &MemoryTables, session_id: &str, branch: &str) -> Vec<Messa
     else {
         return Vec::new();
     };
-    let Some(messages) = t.tables.get(MESSAGES.name) else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
     let mut next = Some(head);
     while let Some(seq) = next {
-        let Some(r) = messages.get(&vec![Value::Int(seq as i64)]) else {
+        let Some(r) = message_row(t, seq) else {
             break;
         };
         if text(r, 1) != session_id {
             break;
         }
-        let m = MessageView {
-            seq,
-            parent_seq: int(r, 3),
-            branch: text(r, 2),
-            role: text(r, 4),
-            channel: text(r, 5),
-            address: text(r, 6),
-            text: text(r, 7),
-            ts_ms: match r.get(8) {
-                Some(Value::Int(v)) => *v,
-                _ => 0,
-            },
-        };
+        let m = message_of(seq, r);
         next = m.parent_seq.filter(|p| *p < seq);
         out.push(m);
     }
     out.reverse();
     out
+}
+
+/// The `messages` row with this seq.
+fn message_row(t: &MemoryTables, seq: u64) -> Option<&Row> {
+    t.tables
+        .get(MESSAGES.name)?
+        .get(&vec![Value::Int(seq as i64)])
 }
 
 /// Compaction markers of a branch, oldest first.
@@ -178,49 +171,157 @@ pub fn compactions(t: &MemoryTables, session_id: &str, branch: &str) -> Vec<Comp
         .collect()
 }
 
-async fn load_where(
-    pool: &SqlitePool,
-    out: &mut MemoryTables,
-    table: &Table,
-    column: &str,
-    session_id: &str,
-) -> Result<(), ProjectionError> {
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {column} = ?",
-        table.columns.join(","),
-        table.name
-    );
-    let rows = sqlx::query(&sql).bind(session_id).fetch_all(pool).await?;
-    let map = out.tables.entry(table.name.to_string()).or_default();
-    for r in &rows {
-        let row = row_values(r, table.columns.len())?;
-        map.insert(table.key_of(&row), row);
-    }
-    Ok(())
-}
-
 /// The live rows of one session (session, branches, messages, compactions).
 pub async fn load_session(
     pool: &SqlitePool,
     session_id: &str,
 ) -> Result<MemoryTables, ProjectionError> {
     let mut out = MemoryTables::default();
-    load_where(pool, &mut out, &SESSIONS, "session_id", session_id).await?;
-    load_where(pool, &mut out, &BRANCHES, "session_id", session_id).await?;
-    load_where(pool, &mut out, &MESSAGES, "session_id", session_id).await?;
-    load_where(pool, &mut out, &COMPACTIONS, "session_id", session_id).await?;
+    let id = [Value::from(session_id)];
+    for table in [&SESSIONS, &BRANCHES, &MESSAGES, &COMPACTIONS] {
+        load_rows(pool, &mut out, table, "session_id = ?", &id).await?;
+    }
     Ok(out)
 }
 
 /// Every live session row.
 pub async fn load_sessions(pool: &SqlitePool) -> Result<Vec<SessionView>, ProjectionError> {
-    let rows = crate::sql::dump_table(pool, &SESSIONS).await?;
-    let mut t = MemoryTables::default();
-    let map = t.tables.entry(SESSIONS.name.to_string()).or_default();
-    for r in rows {
-        map.insert(SESSIONS.key_of(&r), r);
-    }
-    Ok(sessions(&t))
+    Ok(sessions(&super::load_tables(pool, &[&SESSIONS]).await?))
+}
+
+/// One live session, if it exists.
+pub async fn load_session_view(
+    pool: &SqlitePool,
+    session_id: &str,
+) -> Result<Option<SessionView>, ProjectionError> {
+    let t = load_matching(pool, &SESSIONS, "session_id", session_id.into()).await?;
+    Ok(sessions(&t).into_iter().next())
+}
+
+/// The live branches of one session, by name (without loading its messages).
+pub async fn load_branches(
+    pool: &SqlitePool,
+    session_id: &str,
+) -> Result<Vec<BranchView>, ProjectionError> {
+    let t = load_matching(pool, &BRANCHES, "session_id", session_id.into()).await?;
+    Ok(branches(&t, session_id))
+}
+
+/// The identity and agent a session belongs to.
+pub fn session_owner_in(t: &MemoryTables, session_id: &str) -> Option<(String, String)> {
+    t.tables
+        .get(SESSIONS.name)?
+        .get(&vec![Value::from(session_id)])
+        .map(|r| (text(r, 1), text(r, 2)))
+}
+
+/// The identity and agent of a live session (`None`: no such session).
+pub async fn session_owner(
+    pool: &SqlitePool,
+    session_id: &str,
+) -> Result<Option<(String, String)>, ProjectionError> {
+    let t = load_matching(pool, &SESSIONS, "session_id", session_id.into()).await?;
+    Ok(session_owner_in(&t, session_id))
+}
+
+/// A message with the session it belongs to.
+pub fn message_in(t: &MemoryTables, seq: u64) -> Option<(String, MessageView)> {
+    message_row(t, seq).map(|r| (text(r, 1), message_of(seq, r)))
+}
+
+/// A live message with the session it belongs to (`None`: `seq` is not a message).
+pub async fn message(
+    pool: &SqlitePool,
+    seq: u64,
+) -> Result<Option<(String, MessageView)>, ProjectionError> {
+    let t = load_matching(pool, &MESSAGES, "seq", Value::from(seq)).await?;
+    Ok(message_in(&t, seq))
+}
+
+/// The branch message `seq` was written on.
+pub fn message_branch_in(t: &MemoryTables, seq: u64) -> Option<String> {
+    message_row(t, seq).map(|r| text(r, 2))
+}
+
+/// The branch live message `seq` was written on (`None`: `seq` is not a message).
+pub async fn message_branch(
+    pool: &SqlitePool,
+    seq: u64,
+) -> Result<Option<String>, ProjectionError> {
+    let branch: Option<String> = sqlx::query_scalar("SELECT branch FROM messages WHERE seq = ?")
+        .bind(seq as i64)
+        .fetch_optional(pool)
+        .await?;
+    Ok(branch)
+}
+
+/// Number of messages of a session on all its branches.
+pub fn message_count_in(t: &MemoryTables, session_id: &str) -> u64 {
+    t.rows(MESSAGES.name)
+        .iter()
+        .filter(|r| text(r, 1) == session_id)
+        .count() as u64
+}
+
+/// Number of live messages of a session on all its branches (a count over `messages`,
+/// not the `sessions` row's counter).
+pub async fn message_count(pool: &SqlitePool, session_id: &str) -> Result<u64, ProjectionError> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE session_id = ?")
+        .bind(session_id)
+        .fetch_one(pool)
+        .await?;
+    Ok(n.max(0) as u64)
+}
+
+/// Where the person of a session last wrote from: (channel, address) of its newest user
+/// message that did not come through an internal `@` channel (`@cron`, `@hooks`, `@admin`).
+pub fn last_user_route_in(t: &MemoryTables, session_id: &str) -> Option<(String, String)> {
+    t.rows(MESSAGES.name)
+        .iter()
+        .rev()
+        .find(|r| text(r, 1) == session_id && text(r, 4) == "user" && !text(r, 5).starts_with('@'))
+        .map(|r| (text(r, 5), text(r, 6)))
+}
+
+/// [`last_user_route_in`] over the live tables.
+pub async fn last_user_route(
+    pool: &SqlitePool,
+    session_id: &str,
+) -> Result<Option<(String, String)>, ProjectionError> {
+    let last: Option<(String, String)> = sqlx::query_as(
+        "SELECT channel, address FROM messages WHERE session_id = ? AND role = 'user' \
+         AND channel NOT LIKE '@%' ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(last)
+}
+
+/// The newest compaction of a session whose covered message is one of `ancestors` (the
+/// messages of a context), as (covers_through, summary): the summary a turn with that
+/// context starts from.
+pub fn latest_compaction_in(
+    t: &MemoryTables,
+    session_id: &str,
+    ancestors: &[u64],
+) -> Option<(u64, String)> {
+    t.rows(COMPACTIONS.name)
+        .iter()
+        .rev()
+        .filter(|r| text(r, 1) == session_id)
+        .map(|r| (int(r, 3).unwrap_or(0), text(r, 4)))
+        .find(|(c, _)| ancestors.contains(c))
+}
+
+/// [`latest_compaction_in`] over the live tables.
+pub async fn latest_compaction(
+    pool: &SqlitePool,
+    session_id: &str,
+    ancestors: &[u64],
+) -> Result<Option<(u64, String)>, ProjectionError> {
+    let t = load_matching(pool, &COMPACTIONS, "session_id", session_id.into()).await?;
+    Ok(latest_compaction_in(&t, session_id, ancestors))
 }
 
 /// The ancestors of message `seq` (itself included), oldest first, at most `limit` of

@@ -1,0 +1,57 @@
+//! Channel status: each channel process up or down, its starts, exits and last exit.
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+
+use super::{int, opt_text, signed, text};
+use crate::changes::MemoryTables;
+use crate::channels::CHANNELS;
+use crate::ProjectionError;
+
+/// One channel's status (the JSON of `/api/status` and `/api/channels`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelStatusView {
+    /// Channel name.
+    pub channel: String,
+    /// Adapter kind (`terminal`, `webhook`, ...).
+    pub kind: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// Process id while up.
+    pub pid: Option<i64>,
+    /// How often it started.
+    pub starts: u64,
+    /// How often it exited.
+    pub exits: u64,
+    /// Starts after the first.
+    pub restarts: u64,
+    /// How it last exited (`exit code 1: ...`, `signal 9: ...`).
+    pub last_exit: Option<String>,
+}
+
+/// Every channel, by name.
+pub fn channel_status_in(t: &MemoryTables) -> Vec<ChannelStatusView> {
+    t.rows(CHANNELS.name)
+        .iter()
+        .map(|r| {
+            let starts = int(r, 4).unwrap_or(0);
+            ChannelStatusView {
+                channel: text(r, 0),
+                kind: text(r, 1),
+                state: text(r, 2),
+                pid: signed(r, 3),
+                starts,
+                exits: int(r, 5).unwrap_or(0),
+                restarts: starts.saturating_sub(1),
+                last_exit: opt_text(r, 6),
+            }
+        })
+        .collect()
+}
+
+/// [`channel_status_in`] over the live tables.
+pub async fn channel_status(pool: &SqlitePool) -> Result<Vec<ChannelStatusView>, ProjectionError> {
+    Ok(channel_status_in(
+        &super::load_tables(pool, &[&CHANNELS]).await?,
+    ))
+}
