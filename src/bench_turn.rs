@@ -67,7 +67,7 @@ pub async fn bench_turn(messages: u64, turns: u64, durability: Durability) -> Re
     let session_stream = stream::session("s0");
     let in_session: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE session_id = 's0'")
-            .fetch_one(&gw.projections)
+            .fetch_one(gw.read_models())
             .await?;
 
     let mut turn_times = Vec::new();
@@ -75,7 +75,7 @@ pub async fn bench_turn(messages: u64, turns: u64, durability: Durability) -> Re
     for n in 0..turns {
         // The turn: message appended (as ingest does), then the whole turn.
         let m = gw
-            .store
+            .log()
             .append(&session_stream, ExpectedVersion::Any, vec![message(n)])
             .await?;
         let t = Instant::now();
@@ -85,7 +85,7 @@ pub async fn bench_turn(messages: u64, turns: u64, durability: Durability) -> Re
         // The baseline: the same events a turn writes, appended with nothing else.
         let turn = Uuid::now_v7();
         let t = Instant::now();
-        gw.store
+        gw.log()
             .append(
                 &session_stream,
                 ExpectedVersion::Any,
@@ -97,7 +97,7 @@ pub async fn bench_turn(messages: u64, turns: u64, durability: Durability) -> Re
                 })],
             )
             .await?;
-        gw.store
+        gw.log()
             .append(
                 &session_stream,
                 ExpectedVersion::Any,
@@ -128,7 +128,7 @@ pub async fn bench_turn(messages: u64, turns: u64, durability: Durability) -> Re
     let (b50, b99) = (percentile(&base_times, 0.5), percentile(&base_times, 0.99));
     println!(
         "session: {in_session} messages ({} events in the log), Gateway open {}",
-        gw.store.head(),
+        gw.log().head(),
         ms(open)
     );
     println!("durability: {durability:?}, {turns} turns");
@@ -147,6 +147,6 @@ pub async fn bench_turn(messages: u64, turns: u64, durability: Durability) -> Re
         t50.as_secs_f64() / b50.as_secs_f64().max(1e-9),
         ms(t50.saturating_sub(b50))
     );
-    gw.shutdown.send_replace(true);
+    gw.shut_down();
     Ok(())
 }

@@ -553,7 +553,7 @@ pub async fn pairing(home: &Home, durability: Durability, cmd: PairingCommand) -
     use clawos_events::{EventPayload, PairingApproved};
     let store = home.open_log(durability).await?;
     let events = store.read_stream(stream::PAIRING, u64::MAX).await?;
-    let now = clawos_kernel::gateway::now_ms();
+    let now = clawos_kernel::clock::now_ms();
     let mut requests = Vec::new();
     let mut approved = std::collections::HashSet::new();
     for e in &events {
@@ -683,7 +683,7 @@ pub async fn cron(home: &Home, durability: Durability, cmd: CronCommand) -> Resu
             schedule,
             prompt,
         } => {
-            clawos_kernel::cron::parse(&schedule).map_err(|e| anyhow!(e))?;
+            clawos_kernel::schedule::parse(&schedule).map_err(|e| anyhow!(e))?;
             let stream = stream::session(&session);
             let version = store.stream_version(&stream).await?;
             if version == 0 {
@@ -805,7 +805,7 @@ pub async fn approvals(home: &Home, durability: Durability, cmd: ApprovalsComman
                         approved,
                         by: "cli".into(),
                     })
-                    .dedupe(clawos_kernel::gateway::approval_key(approval_id))],
+                    .dedupe(clawos_kernel::approvals::approval_key(approval_id))],
                 )
                 .await?;
             if a.duplicate {

@@ -431,17 +431,17 @@ async fn gateway_repairs(how: &str) {
     )
     .await
     .expect("gateway opens");
-    let state = gw.memory.state().await.expect("state");
+    let state = gw.memory_index().state().await.expect("state");
     assert!(
         state.generation > generation,
         "{how}: a new generation replaced the damaged one"
     );
     assert_eq!(
-        index::schema::check(&gw.projections, state.generation).await,
+        index::schema::check(gw.read_models(), state.generation).await,
         None,
         "{how}"
     );
-    let hits = index::recall(&gw.memory, &alice(), "what is the cat's name?", 5)
+    let hits = index::recall(gw.memory_index(), &alice(), "what is the cat's name?", 5)
         .await
         .expect("recall");
     assert_eq!(
@@ -449,7 +449,7 @@ async fn gateway_repairs(how: &str) {
         Some(id.to_string()),
         "{how}"
     );
-    gw.shutdown.send_replace(true);
+    gw.shut_down();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

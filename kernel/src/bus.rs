@@ -1,9 +1,10 @@
 //! The `/bus` endpoint: one WebSocket per channel process. Hello first (protocol version,
-//! channel name, token), then inbound messages acked after commit, deliveries from the
-//! channel's cursor, heartbeats.
+//! channel name, token), then inbound messages acked after commit, heartbeats, and the
+//! frames of the channel's deliveries. This module speaks frames only: ingest and
+//! delivery are the Gateway's (`gateway/ingest.rs`, `gateway/delivery.rs`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -11,12 +12,10 @@ use axum::response::Response;
 use clawos_channels::protocol::{
     decode, encode, ChannelFrame, ErrorCode, KernelFrame, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
-use clawos_events::EventPayload;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::gateway::Gateway;
-use crate::tokens;
 
 /// How long a new connection has to say hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,25 +69,17 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
                 )
                 .await;
             }
-            let expected = gw
-                .tokens
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&channel)
-                .cloned();
-            match expected {
-                Some(t) if tokens::same(&t, &token) => (channel, kind),
-                _ => {
-                    tracing::warn!(%channel, "/bus hello refused: the token does not open this channel");
-                    gw.metrics.auth_refused("bus");
-                    return refuse(
-                        socket,
-                        ErrorCode::Unauthorized,
-                        format!("token does not open channel `{channel}`"),
-                    )
-                    .await;
-                }
+            if !gw.connections().opens(&channel, &token) {
+                tracing::warn!(%channel, "/bus hello refused: the token does not open this channel");
+                gw.metrics().auth_refused("bus");
+                return refuse(
+                    socket,
+                    ErrorCode::Unauthorized,
+                    format!("token does not open channel `{channel}`"),
+                )
+                .await;
             }
+            (channel, kind)
         }
         Ok(_) => {
             return refuse(
@@ -110,7 +101,7 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
     {
         return;
     }
-    seen(&gw, &channel);
+    gw.connections().seen(&channel);
 
     // 2. One writer task owns the socket's send half; everyone else queues frames.
     let (mut sink, mut source) = socket.split();
@@ -122,7 +113,7 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
             }
         }
     });
-    let deliveries = tokio::spawn(deliver(gw.clone(), channel.clone(), out_tx.clone()));
+    let deliveries = tokio::spawn(gw.clone().deliveries(channel.clone(), out_tx.clone()));
     // Delivery acks are recorded off the read loop, concurrently, so they share group
     // commits instead of holding up the next inbound message.
     let (ack_tx, ack_rx) = mpsc::channel::<uuid::Uuid>(4096);
@@ -140,7 +131,7 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
             Ok(Message::Close(_)) | Err(_) => break,
             Ok(_) => continue,
         };
-        seen(&gw, &channel);
+        gw.connections().seen(&channel);
         let reply = match decode::<ChannelFrame>(&bytes) {
             Err(e) => Some(KernelFrame::Error {
                 code: ErrorCode::MalformedFrame,
@@ -209,80 +200,6 @@ async fn record_acks(
                         message: format!("delivery ack not recorded: {e}"),
                     })
                     .await;
-            }
-        }
-    }
-}
-
-fn seen(gw: &Gateway, channel: &str) {
-    gw.last_seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(channel.to_string(), Instant::now());
-}
-
-/// Send every unacked reply for `channel`, then follow the log for new ones.
-async fn deliver(gw: Arc<Gateway>, channel: String, out: mpsc::Sender<KernelFrame>) {
-    if let Err(e) = deliver_inner(&gw, &channel, &out).await {
-        tracing::error!(%channel, error = %e, "delivery stopped");
-    }
-}
-
-async fn deliver_inner(
-    gw: &Arc<Gateway>,
-    channel: &str,
-    out: &mpsc::Sender<KernelFrame>,
-) -> Result<(), crate::KernelError> {
-    let head = gw.store.head();
-    gw.projected_through(head).await;
-    let mut sent = Gateway::new_sent_set();
-    for seq in gw.pending_deliveries(channel).await? {
-        if let Some(e) = gw.store.get(seq).await? {
-            if let Ok(EventPayload::MessageSent(m)) = e.decode() {
-                if sent.insert(m.delivery_id) {
-                    let d = gw.delivery_for(&e, &m).await?;
-                    gw.metrics.message_out(channel);
-                    if out.send(KernelFrame::Deliver(d)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-    let mut sub = gw.store.subscribe(head + 1);
-    let mut deltas = gw.deltas.subscribe();
-    loop {
-        let e = tokio::select! {
-            e = sub.next() => e?,
-            d = deltas.recv() => {
-                if let Ok(d) = d {
-                    if d.channel == channel && !d.reply_key.is_empty() {
-                        let _ = out.try_send(KernelFrame::Partial { in_reply_to: d.reply_key, text: d.text });
-                    }
-                }
-                continue;
-            }
-        };
-        if e.kind != "MessageSent" {
-            continue;
-        }
-        if let Ok(EventPayload::MessageSent(m)) = e.decode() {
-            if m.channel != channel {
-                continue;
-            }
-            // The log, not the projection, says whether it was acked: an acked reply is
-            // never sent again.
-            let acked = gw
-                .store
-                .find_dedupe(&crate::gateway::ack_key(m.delivery_id))
-                .await?
-                .is_some();
-            if !acked && sent.insert(m.delivery_id) {
-                let d = gw.delivery_for(&e, &m).await?;
-                gw.metrics.message_out(channel);
-                if out.send(KernelFrame::Deliver(d)).await.is_err() {
-                    return Ok(());
-                }
             }
         }
     }

@@ -215,25 +215,6 @@ pub async fn run(
     }
 }
 
-/// The summary and the first message after it for a context ending at `ancestors`: the
-/// newest compaction whose covered message is one of them.
-pub async fn latest_compaction(
-    pool: &SqlitePool,
-    session: &str,
-    ancestors: &[u64],
-) -> Result<Option<(u64, String)>, KernelError> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT covers_through, summary FROM compactions WHERE session_id = ? ORDER BY seq DESC",
-    )
-    .bind(session)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(c, s)| (c as u64, s))
-        .find(|(c, _)| ancestors.contains(c)))
-}
-
 /// Whether an event is a chat command.
 pub fn command_of(payload: &EventPayload) -> Option<&str> {
     match payload {

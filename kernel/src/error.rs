@@ -17,6 +17,13 @@ pub enum KernelError {
     /// The configuration is invalid.
     #[error("{0}")]
     Config(String),
+    /// What a request names does not exist (a session, a job, an approval).
+    #[error("{0}")]
+    NotFound(String),
+    /// A decision kept losing the race for its stream; nothing was appended and the
+    /// caller may try again.
+    #[error("{0}")]
+    Contended(String),
     /// A binding's regex does not compile.
     #[error("binding `{binding}` has an invalid body regex: {reason}")]
     BadRegex {

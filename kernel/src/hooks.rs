@@ -25,13 +25,13 @@ pub async fn outbound(gw: Arc<Gateway>, hook: OutboundHook) {
             return;
         }
     };
-    let mut shutdown = gw.shutdown.subscribe();
+    let mut shutdown = gw.shutdown_signal();
     let key = cursor_key(&hook);
-    let from = match load_cursor(&gw.projections, &key).await {
+    let from = match load_cursor(gw.read_models(), &key).await {
         Ok(Some(seq)) => seq,
         Ok(None) => {
-            let head = gw.store.head();
-            if let Err(e) = save_cursor(&gw.projections, &key, head).await {
+            let head = gw.log().head();
+            if let Err(e) = save_cursor(gw.read_models(), &key, head).await {
                 tracing::warn!(url = %hook.url, error = %e, "outbound hook cursor not stored");
             }
             head
@@ -41,7 +41,7 @@ pub async fn outbound(gw: Arc<Gateway>, hook: OutboundHook) {
             return;
         }
     };
-    let mut sub = gw.store.subscribe(from + 1);
+    let mut sub = gw.log().subscribe(from + 1);
     loop {
         let e = tokio::select! {
             e = sub.next() => match e { Ok(e) => e, Err(_) => return },
@@ -74,7 +74,7 @@ pub async fn outbound(gw: Arc<Gateway>, hook: OutboundHook) {
                 }
             }
         }
-        if let Err(err) = save_cursor(&gw.projections, &key, e.seq).await {
+        if let Err(err) = save_cursor(gw.read_models(), &key, e.seq).await {
             tracing::warn!(url = %hook.url, seq = e.seq, error = %err, "outbound hook cursor not stored");
         }
     }

@@ -1,15 +1,18 @@
-//! The HTTP side of the Gateway: `/health`, `/metrics`, `/bus` and the JSON API.
+//! The HTTP side of the Gateway: `/health`, `/metrics`, `/bus`, `/ws`, the status and
+//! session endpoints, `POST /hooks/agent`, and the admin routes. Every endpoint but
+//! `/health` and `/metrics` takes the [`Admin`] extractor and answers errors as
+//! [`ApiError`].
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use clawos_projections::views;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use crate::api::auth::Admin;
+use crate::api::error::{ApiError, ApiResult};
 use crate::bus::bus_handler;
 use crate::gateway::Gateway;
 
@@ -23,116 +26,56 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/status", get(status))
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}", get(session))
-        .route("/hooks/agent", axum::routing::post(hook_agent))
+        .route("/hooks/agent", post(hook_agent))
         .merge(crate::admin::routes())
         .with_state(gw)
 }
 
-/// True when the request carries the admin token (`Authorization: Bearer TOKEN`, compared
-/// in constant time). A refusal is logged and counted in `clawos_auth_refused_total`.
-fn authorized(gw: &Gateway, headers: &HeaderMap) -> bool {
-    let header = headers.get("authorization").and_then(|v| v.to_str().ok());
-    let ok = crate::admin::auth::bearer_ok(header, &gw.admin_token);
-    if !ok {
-        tracing::warn!("HTTP request refused: missing or wrong admin token");
-        gw.metrics.auth_refused("http");
-    }
-    ok
-}
-
-fn refuse() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({"error": "missing or wrong admin token (see `clawos admin token`)"})),
-    )
-        .into_response()
-}
-
-fn failed(e: impl std::fmt::Display) -> Response {
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Json(json!({"error": e.to_string()})),
-    )
-        .into_response()
-}
-
-async fn health(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
-    Json(json!({"ok": true, "seq": gw.store.head(), "projected": gw.projected()}))
+async fn health(State(gw): State<Arc<Gateway>>) -> Json<Value> {
+    Json(json!({"ok": true, "seq": gw.log().head(), "projected": gw.projected()}))
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> String {
     let backlog = gw.delivery_backlog().await;
-    gw.metrics.render(gw.store.head(), backlog)
+    gw.metrics().render(gw.log().head(), backlog)
 }
 
-/// A `channels` row: name, kind, state, pid, starts, exits, last exit.
-type ChannelRow = (
-    String,
-    String,
-    String,
-    Option<i64>,
-    i64,
-    i64,
-    Option<String>,
-);
-
-/// Channel status rows as JSON.
-pub async fn channel_status(gw: &Gateway) -> Result<serde_json::Value, sqlx::Error> {
-    let rows: Vec<ChannelRow> = sqlx::query_as(
-        "SELECT channel, kind, state, pid, starts, exits, last_exit FROM channels ORDER BY channel",
-    )
-    .fetch_all(&gw.projections)
-    .await?;
-    Ok(json!(rows
-        .into_iter()
-        .map(|(channel, kind, state, pid, starts, exits, last_exit)| json!({
-            "channel": channel, "kind": kind, "state": state, "pid": pid,
-            "starts": starts, "exits": exits, "restarts": (starts - 1).max(0), "last_exit": last_exit
-        }))
-        .collect::<Vec<_>>()))
-}
-
-async fn status(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if !authorized(&gw, &headers) {
-        return refuse();
-    }
-    let channels = match channel_status(&gw).await {
-        Ok(c) => c,
-        Err(e) => return failed(e),
-    };
-    Json(json!({
-        "seq": gw.store.head(),
+/// What `/api/status` and the `/ws` `status` method answer: the log's head, the read
+/// models' position, each channel and the delivery backlog.
+pub async fn status_of(gw: &Gateway) -> Result<Value, ApiError> {
+    let channels = views::channel_status(gw.read_models())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json!({
+        "seq": gw.log().head(),
         "projected": gw.projected(),
         "channels": channels,
         "delivery_backlog": gw.delivery_backlog().await,
     }))
-    .into_response()
 }
 
-async fn sessions(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if !authorized(&gw, &headers) {
-        return refuse();
-    }
-    gw.projected_through(gw.store.head()).await;
-    match views::load_sessions(&gw.projections).await {
-        Ok(s) => Json(json!(s)).into_response(),
-        Err(e) => failed(e),
-    }
+async fn status(State(gw): State<Arc<Gateway>>, _: Admin) -> ApiResult<Json<Value>> {
+    Ok(Json(status_of(&gw).await?))
+}
+
+async fn sessions(State(gw): State<Arc<Gateway>>, _: Admin) -> ApiResult<Json<Value>> {
+    gw.projected_through(gw.log().head()).await;
+    let s = views::load_sessions(gw.read_models())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!(s)))
 }
 
 async fn session(
     State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    _: Admin,
     Path(id): Path<String>,
-) -> Response {
-    if !authorized(&gw, &headers) {
-        return refuse();
-    }
-    gw.projected_through(gw.store.head()).await;
-    match views::load_session(&gw.projections, &id).await {
-        Ok(t) => Json(json!(clawos_replay::state_at::snapshot(&t))).into_response(),
-        Err(e) => failed(e),
-    }
+) -> ApiResult<Json<Value>> {
+    gw.projected_through(gw.log().head()).await;
+    let t = views::load_session(gw.read_models(), &id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!(clawos_replay::state_at::snapshot(&t))))
 }
 
 /// Body of `POST /hooks/agent`.
@@ -152,35 +95,15 @@ struct HookBody {
 /// `POST /hooks/agent` (admin token): start a turn from an outside system.
 async fn hook_agent(
     State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    _: Admin,
     body: axum::body::Bytes,
-) -> Response {
-    if !authorized(&gw, &headers) {
-        return refuse();
-    }
-    let b: HookBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": format!("bad JSON body: {e}")})),
-            )
-                .into_response()
-        }
-    };
+) -> ApiResult<Json<Value>> {
+    let b: HookBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("bad JSON body: {e}")))?;
     if b.text.trim().is_empty() {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "`text` must not be empty"})),
-        )
-            .into_response();
+        return Err(ApiError::BadRequest("`text` must not be empty".into()));
     }
     let hook = b.hook.unwrap_or_else(|| "agent".into());
-    match gw.hook(&hook, b.session_id, b.identity, b.text).await {
-        Ok((seq, session)) => Json(json!({"seq": seq, "session_id": session})).into_response(),
-        Err(crate::KernelError::Config(m)) => {
-            (StatusCode::NOT_FOUND, Json(json!({"error": m}))).into_response()
-        }
-        Err(e) => failed(e),
-    }
+    let (seq, session) = gw.hook(&hook, b.session_id, b.identity, b.text).await?;
+    Ok(Json(json!({"seq": seq, "session_id": session})))
 }

@@ -45,7 +45,7 @@ enum Ended {
 
 async fn record(gw: &Gateway, e: NewEvent, channel: &str) {
     if let Err(err) = gw
-        .store
+        .log()
         .append(&stream::channel(channel), ExpectedVersion::Any, vec![e])
         .await
     {
@@ -62,20 +62,13 @@ fn status_parts(s: &ExitStatus) -> (Option<i32>, Option<i32>) {
 /// and is attached to the terminal (the user left), or at shutdown.
 pub async fn supervise(gw: Arc<Gateway>, spec: ChannelSpec, bus_url: String, exe: PathBuf) -> bool {
     let mut backoff = BACKOFF_START;
-    let mut shutdown = gw.shutdown.subscribe();
+    let mut shutdown = gw.shutdown_signal();
     loop {
         if *shutdown.borrow() {
             return false;
         }
         let token = tokens::random_token();
-        gw.tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(spec.name.clone(), token.clone());
-        gw.last_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&spec.name);
+        gw.connections().admit(&spec.name, token.clone());
         let mut cmd = Command::new(&exe);
         cmd.arg("channel")
             .arg(&spec.kind)
@@ -150,10 +143,7 @@ pub async fn supervise(gw: Arc<Gateway>, spec: ChannelSpec, bus_url: String, exe
                 Some(ended)
             }
         };
-        gw.tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&spec.name);
+        gw.connections().revoke(&spec.name);
         match ended {
             Some(Ended::Shutdown) => return false,
             Some(Ended::Exited(s)) if s.success() && spec.attach_stdio => return true,
@@ -162,7 +152,7 @@ pub async fn supervise(gw: Arc<Gateway>, spec: ChannelSpec, bus_url: String, exe
         if started.elapsed() >= HEALTHY_AFTER {
             backoff = BACKOFF_START;
         }
-        gw.metrics.channel_restart(&spec.name);
+        gw.metrics().channel_restart(&spec.name);
         tracing::warn!(channel = %spec.name, "channel ended; restarting in {backoff:?}");
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -196,7 +186,7 @@ async fn watch_child(
                 }
             }
             _ = tick.tick() => {
-                let last = gw.last_seen.lock().unwrap_or_else(|p| p.into_inner()).get(name).copied();
+                let last = gw.connections().last_seen(name);
                 let silent_for = last.map(|t| t.elapsed()).unwrap_or_else(|| started.elapsed());
                 if silent_for > HEARTBEAT_DEADLINE {
                     let _ = child.start_kill();

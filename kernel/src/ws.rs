@@ -22,7 +22,6 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::gateway::Gateway;
-use crate::tokens;
 
 /// Version of the `/ws` protocol.
 pub const WS_PROTOCOL: u32 = 1;
@@ -122,9 +121,9 @@ async fn connection(gw: Arc<Gateway>, socket: WebSocket) {
                 .get("token")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            if !tokens::same(token, &gw.admin_token) {
+            if !gw.admits_admin(token) {
                 tracing::warn!("/ws connect refused: wrong token");
-                gw.metrics.auth_refused("ws");
+                gw.metrics().auth_refused("ws");
                 let _ = out
                     .send(err(&req.id, "unauthorized", "wrong or missing token"))
                     .await;
@@ -141,18 +140,18 @@ async fn connection(gw: Arc<Gateway>, socket: WebSocket) {
         }
         if matches!(req.method.as_str(), "sessions.list" | "chat.history") {
             // Read your own writes: the projections first catch up with the log.
-            gw.projected_through(gw.store.head()).await;
+            gw.projected_through(gw.log().head()).await;
         }
         let reply = match req.method.as_str() {
-            "health" => ok(&req.id, json!({"ok": true, "seq": gw.store.head()})),
-            "status" => match crate::server::channel_status(&gw).await {
+            "health" => ok(&req.id, json!({"ok": true, "seq": gw.log().head()})),
+            "status" => match views::channel_status(gw.read_models()).await {
                 Ok(c) => ok(
                     &req.id,
-                    json!({"seq": gw.store.head(), "projected": gw.projected(), "channels": c}),
+                    json!({"seq": gw.log().head(), "projected": gw.projected(), "channels": c}),
                 ),
                 Err(e) => err(&req.id, "unavailable", e.to_string()),
             },
-            "sessions.list" => match views::load_sessions(&gw.projections).await {
+            "sessions.list" => match views::load_sessions(gw.read_models()).await {
                 Ok(s) => ok(&req.id, json!({"sessions": s})),
                 Err(e) => err(&req.id, "unavailable", e.to_string()),
             },
@@ -167,7 +166,7 @@ async fn connection(gw: Arc<Gateway>, socket: WebSocket) {
                     .params
                     .get("fromSeq")
                     .and_then(Value::as_u64)
-                    .unwrap_or(gw.store.head() + 1);
+                    .unwrap_or(gw.log().head() + 1);
                 tasks.push(tokio::spawn(fan_out(gw.clone(), from, out.clone())));
                 ok(&req.id, json!({"fromSeq": from}))
             }
@@ -197,7 +196,7 @@ async fn history(gw: &Gateway, req: &Request) -> Value {
             "params.sessionKey (a session id) is required",
         );
     };
-    match views::load_session(&gw.projections, session).await {
+    match views::load_session(gw.read_models(), session).await {
         Ok(t) => {
             let sessions = views::sessions(&t);
             let Some(s) = sessions.first() else {
@@ -243,8 +242,8 @@ async fn chat_send(
         .and_then(Value::as_str)
         .map(String::from)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let from_seq = gw.store.head() + 1;
-    let mut deltas = gw.deltas.subscribe();
+    let from_seq = gw.log().head() + 1;
+    let mut deltas = gw.subscribe_deltas();
     let ingested = gw
         .ingest(
             WS_CHANNEL,
@@ -266,11 +265,11 @@ async fn chat_send(
     let gw2 = gw.clone();
     let run = run_id.clone();
     let task = tokio::spawn(async move {
-        let trigger = match gw2.store.get(seq).await {
+        let trigger = match gw2.log().get(seq).await {
             Ok(Some(t)) => t.id,
             _ => return,
         };
-        let mut sub = gw2.store.subscribe(from_seq.min(seq));
+        let mut sub = gw2.log().subscribe(from_seq.min(seq));
         loop {
             let e = tokio::select! {
                 e = sub.next() => e,
@@ -324,7 +323,7 @@ async fn chat_send(
 
 /// `events.subscribe`: every log event from `from`, live.
 async fn fan_out(gw: Arc<Gateway>, from: u64, out: mpsc::Sender<Value>) {
-    let mut sub = gw.store.subscribe(from);
+    let mut sub = gw.log().subscribe(from);
     while let Ok(e) = sub.next().await {
         let payload = clawos_replay::export::event_json(&e);
         if out

@@ -119,6 +119,7 @@ fn send(session: &str, delivery: u128, channel: &str, to: &str, text: &str, bran
             chat: None,
             text: text.into(),
             in_reply_to: None,
+            reply_key: None,
         },
     )
 }

@@ -16,8 +16,8 @@ use clawos_replay::export::event_json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::Admin;
-use super::error::{ApiError, ApiResult};
+use crate::api::auth::Admin;
+use crate::api::error::{ApiError, ApiResult};
 use crate::gateway::Gateway;
 
 /// Most events one page request examines.
@@ -163,7 +163,7 @@ fn clip(s: &str, max: usize) -> String {
 /// which the Gateway's own head does not know of until its next commit.
 pub async fn log_head(gw: &Gateway) -> ApiResult<u64> {
     let newest = gw
-        .store
+        .log()
         .read_back(u64::MAX, 1)
         .await
         .map_err(ApiError::internal)?;
@@ -171,7 +171,7 @@ pub async fn log_head(gw: &Gateway) -> ApiResult<u64> {
         .first()
         .map(|e| e.seq)
         .unwrap_or(0)
-        .max(gw.store.head()))
+        .max(gw.log().head()))
 }
 
 /// `GET /api/events`: a page of events, newest first.
@@ -192,7 +192,7 @@ pub async fn page(
         while from <= head && out.len() < limit && scanned < SCAN_BUDGET {
             let to = (from + CHUNK as u64 - 1).min(head);
             for e in gw
-                .store
+                .log()
                 .read_range(from, to)
                 .await
                 .map_err(ApiError::internal)?
@@ -281,7 +281,7 @@ async fn older(gw: &Gateway, filter: &Filter, cursor: u64, limit: u32) -> ApiRes
             }
             let seqs: Vec<i64> = q
                 .bind(n as i64)
-                .fetch_all(gw.store.read_pool())
+                .fetch_all(gw.log().read_pool())
                 .await
                 .map_err(ApiError::internal)?;
             let lowest = match seqs.last() {
@@ -305,7 +305,7 @@ async fn older(gw: &Gateway, filter: &Filter, cursor: u64, limit: u32) -> ApiRes
                 q = q.bind(k);
             }
             let seqs: Vec<i64> = q
-                .fetch_all(gw.store.read_pool())
+                .fetch_all(gw.log().read_pool())
                 .await
                 .map_err(ApiError::internal)?;
             (seqs, floor + 1, cursor - floor)
@@ -313,7 +313,7 @@ async fn older(gw: &Gateway, filter: &Filter, cursor: u64, limit: u32) -> ApiRes
         None => {
             let n = if filter.only_stream() { limit } else { CHUNK };
             let events = gw
-                .store
+                .log()
                 .read_back(cursor, n)
                 .await
                 .map_err(ApiError::internal)?;
@@ -331,7 +331,7 @@ async fn older(gw: &Gateway, filter: &Filter, cursor: u64, limit: u32) -> ApiRes
     };
     let wanted: Vec<u64> = seqs.iter().map(|s| *s as u64).collect();
     let mut events = gw
-        .store
+        .log()
         .read_seqs(&wanted)
         .await
         .map_err(ApiError::internal)?;
@@ -351,17 +351,17 @@ pub async fn one(
     Path(seq): Path<u64>,
 ) -> ApiResult<Json<Value>> {
     let e = gw
-        .store
+        .log()
         .get(seq)
         .await
         .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::NotFound(format!("no event {seq} (head {})", gw.store.head())))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no event {seq} (head {})", gw.log().head())))?;
     let mut body = event_json(&e);
     let cause = match e.causation_id {
         Some(id) => {
             let s: Option<i64> = sqlx::query_scalar("SELECT seq FROM events WHERE id = ?")
                 .bind(id.as_bytes().to_vec())
-                .fetch_optional(gw.store.read_pool())
+                .fetch_optional(gw.log().read_pool())
                 .await
                 .map_err(ApiError::internal)?;
             match s {
@@ -383,7 +383,7 @@ pub async fn one(
             .bind(c.as_bytes().to_vec())
             .bind(seq as i64)
             .bind(MAX_LINKS)
-            .fetch_all(gw.store.read_pool())
+            .fetch_all(gw.log().read_pool())
             .await
             .map_err(ApiError::internal)?;
             seqs.sort_unstable();
@@ -407,7 +407,7 @@ async fn linked(gw: &Gateway, column: &str, id: uuid::Uuid, seq: u64) -> ApiResu
         .bind((seq + LINK_WINDOW).min(i64::MAX as u64) as i64)
         .bind(id.as_bytes().to_vec())
         .bind(MAX_LINKS)
-        .fetch_all(gw.store.read_pool())
+        .fetch_all(gw.log().read_pool())
         .await
         .map_err(ApiError::internal)?;
     rows(gw, seqs).await
@@ -416,7 +416,7 @@ async fn linked(gw: &Gateway, column: &str, id: uuid::Uuid, seq: u64) -> ApiResu
 async fn rows(gw: &Gateway, seqs: Vec<i64>) -> ApiResult<Vec<Value>> {
     let seqs: Vec<u64> = seqs.into_iter().map(|s| s as u64).collect();
     Ok(gw
-        .store
+        .log()
         .read_seqs(&seqs)
         .await
         .map_err(ApiError::internal)?

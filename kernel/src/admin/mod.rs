@@ -2,12 +2,11 @@
 //!
 //! `/admin` serves a static shell (HTML, CSS, JS embedded in the binary; no CDN, no build
 //! step). Every piece of data it shows comes from the JSON endpoints under `/api`, and every
-//! one of them needs the admin token (`Authorization: Bearer TOKEN`). The shell itself holds
+//! one of them needs the admin token (`Authorization: Bearer TOKEN`), checked by the one
+//! extractor of `crate::api::auth`, and fails with `crate::api::error::ApiError`. The shell itself holds
 //! no data, so it loads without the token and asks for it.
 //!
 //! # Layout
-//! - [`auth`]: the [`auth::Admin`] extractor: a request that gets past it carried the token.
-//! - [`error`]: [`error::ApiError`], the JSON error answer of every endpoint.
 //! - [`assets`]: the embedded shell.
 //! - [`log`]: pages of the event log (newest first, filters, seq cursors) and one event
 //!   with what caused it and what it caused.
@@ -20,8 +19,6 @@
 //! library would write themselves (`BranchCreated`, a replayed `MessageReceived`).
 
 pub mod assets;
-pub mod auth;
-pub mod error;
 pub mod log;
 pub mod ops;
 pub mod sessions;

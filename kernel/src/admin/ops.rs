@@ -9,9 +9,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::Admin;
-use super::error::{ApiError, ApiResult};
+use crate::api::auth::Admin;
+use crate::api::error::{ApiError, ApiResult};
 use crate::gateway::Gateway;
+use clawos_projections::views;
 
 /// `GET /api/sessions/{id}/audit`: every turn of the session, oldest first, with its steps
 /// (LLM calls with model, tokens and latency; tool calls with arguments, output and
@@ -21,32 +22,32 @@ pub async fn audit(
     State(gw): State<Arc<Gateway>>,
     Path(session): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    gw.projected_through(gw.store.head()).await;
-    let turns = clawos_replay::audit::audit_session(&gw.projections, &session).await?;
+    gw.projected_through(gw.log().head()).await;
+    let turns = clawos_replay::audit::audit_session(gw.read_models(), &session).await?;
     Ok(Json(json!({"session_id": session, "turns": turns})))
 }
 
 /// `GET /api/channels`: each channel's state, restarts and last exit, how long ago it was
 /// last heard from, and its replies not yet acked.
 pub async fn channels(_: Admin, State(gw): State<Arc<Gateway>>) -> ApiResult<Json<Value>> {
-    gw.projected_through(gw.store.head()).await;
-    let mut rows = crate::server::channel_status(&gw)
+    gw.projected_through(gw.log().head()).await;
+    let status = views::channel_status(gw.read_models())
         .await
         .map_err(ApiError::internal)?;
+    let mut rows = json!(status);
     let pending: Vec<(String, i64)> = sqlx::query_as(
         "SELECT d.channel, COUNT(*) FROM deliveries d LEFT JOIN delivery_acks a \
          ON a.delivery_id = d.delivery_id WHERE a.delivery_id IS NULL GROUP BY d.channel",
     )
-    .fetch_all(&gw.projections)
+    .fetch_all(gw.read_models())
     .await
     .map_err(ApiError::internal)?;
     let pending: BTreeMap<String, i64> = pending.into_iter().collect();
     let seen: BTreeMap<String, u64> = gw
-        .last_seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|(c, t)| (c.clone(), t.elapsed().as_millis() as u64))
+        .connections()
+        .silences()
+        .into_iter()
+        .map(|(c, t)| (c, t.as_millis() as u64))
         .collect();
     if let Some(list) = rows.as_array_mut() {
         for c in list {
@@ -79,7 +80,7 @@ pub async fn memories(
     State(gw): State<Arc<Gateway>>,
     Query(q): Query<MemoryQuery>,
 ) -> ApiResult<Json<Value>> {
-    gw.projected_through(gw.store.head()).await;
+    gw.projected_through(gw.log().head()).await;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let identity = q.identity.as_deref().filter(|s| !s.is_empty());
     let rows: Vec<MemoryRow> = sqlx::query_as(
@@ -87,7 +88,7 @@ pub async fn memories(
          WHERE ?1 IS NULL OR identity = ?1 ORDER BY written_seq DESC",
     )
     .bind(identity)
-    .fetch_all(&gw.projections)
+    .fetch_all(gw.read_models())
     .await
     .map_err(ApiError::internal)?;
     let by_id: BTreeMap<String, &MemoryRow> = rows.iter().map(|r| (r.0.clone(), r)).collect();
@@ -104,7 +105,7 @@ pub async fn memories(
                 identity: identity.map(str::to_string),
                 agent: None,
             };
-            crate::memory::recall(&gw.memory, &scope, text, limit)
+            crate::memory::recall(&gw.memory_index(), &scope, text, limit)
                 .await
                 .map_err(ApiError::internal)?
                 .into_iter()

@@ -14,14 +14,16 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use clawos_events::{stream, BranchCreated, ExpectedVersion, MessageReceived, NewEvent};
+use clawos_events::{stream, BranchCreated, ExpectedVersion, LogError, MessageReceived, NewEvent};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::Admin;
-use super::error::{ApiError, ApiResult};
+use crate::api::auth::Admin;
+use crate::api::error::{ApiError, ApiResult};
+use crate::clock::now_ms;
 use crate::commands::valid_branch_name;
-use crate::gateway::{now_ms, Gateway};
+use crate::gateway::Gateway;
+use clawos_projections::views;
 
 /// The channel of replayed messages and of their replies (no channel process has it).
 pub const REPLAY_CHANNEL: &str = "@admin";
@@ -68,18 +70,14 @@ pub async fn fork(
         }
     }
     let (appended, branch) =
-        clawos_replay::fork::fork(&gw.store, &session, b.at, b.name.as_deref(), b.switch).await?;
+        clawos_replay::fork::fork(&gw.log(), &session, b.at, b.name.as_deref(), b.switch).await?;
     gw.projected_through(appended.last_seq).await;
     Ok(Json(json!({"branch": branch, "seq": appended.last_seq})))
 }
 
-/// A message row: `(session_id, parent_seq, role, address, text)`.
-type MessageRow = (String, Option<i64>, String, String, String);
-
-async fn message(gw: &Gateway, seq: u64) -> ApiResult<Option<MessageRow>> {
-    sqlx::query_as("SELECT session_id, parent_seq, role, address, text FROM messages WHERE seq = ?")
-        .bind(seq as i64)
-        .fetch_optional(&gw.projections)
+/// A live message with its session (`None`: `seq` is not a message).
+async fn message(gw: &Gateway, seq: u64) -> ApiResult<Option<(String, views::MessageView)>> {
+    views::message(gw.read_models(), seq)
         .await
         .map_err(ApiError::internal)
 }
@@ -92,69 +90,88 @@ pub async fn replay(
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     let b: ReplayBody = parse(&body)?;
-    gw.projected_through(gw.store.head()).await;
+    gw.projected_through(gw.log().head()).await;
     let not_here =
         || ApiError::BadRequest(format!("{} is not a message of session {session}", b.at));
     let mut at = b.at;
     let mut row = message(&gw, at).await?.ok_or_else(not_here)?;
-    if row.2 == "assistant" {
-        at = row.1.ok_or_else(not_here)? as u64;
+    if row.1.role == "assistant" {
+        at = row.1.parent_seq.ok_or_else(not_here)?;
         row = message(&gw, at).await?.ok_or_else(not_here)?;
     }
-    let (owner, parent, role, address, text) = row;
-    if owner != session || role != "user" {
+    let (owner, m) = row;
+    if owner != session || m.role != "user" {
         return Err(not_here());
     }
-    let agent: String = sqlx::query_scalar("SELECT agent FROM sessions WHERE session_id = ?")
-        .bind(&session)
-        .fetch_one(&gw.projections)
+    let (parent, address, text) = (m.parent_seq, m.address, m.text);
+    let (_, agent) = views::session_owner(gw.read_models(), &session)
         .await
-        .map_err(ApiError::internal)?;
-    let taken: Vec<String> = sqlx::query_scalar("SELECT name FROM branches WHERE session_id = ?")
-        .bind(&session)
-        .fetch_all(&gw.projections)
-        .await
-        .map_err(ApiError::internal)?;
-    let branch = (1..)
-        .map(|n| match n {
-            1 => format!("replay-{at}"),
-            n => format!("replay-{at}-{n}"),
-        })
-        .find(|name| !taken.contains(name))
-        .unwrap_or_else(|| format!("replay-{at}"));
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::NotFound(format!("no session {session}")))?;
     let original = gw
-        .store
+        .log()
         .get(at)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(not_here)?;
-    let appended = gw
-        .store
-        .append(
-            &stream::session(&session),
-            ExpectedVersion::Any,
-            vec![
-                NewEvent::new(BranchCreated {
-                    branch: branch.clone(),
-                    at_message: parent.map(|p| p as u64),
-                    switch_to: false,
-                })
-                .caused_by(original.id),
-                NewEvent::new(MessageReceived {
-                    channel: REPLAY_CHANNEL.to_string(),
-                    external_id: format!("replay-{}", uuid::Uuid::now_v7()),
-                    sender: address,
-                    chat: None,
-                    text,
-                    attachments: vec![],
-                    branch: branch.clone(),
-                    sent_at_ms: now_ms(),
-                })
-                .caused_by(original.id),
-            ],
-        )
-        .await
-        .map_err(ApiError::internal)?;
+    let session_stream = stream::session(&session);
+    let mut attempt = 0;
+    let (branch, appended) = loop {
+        // The branch name is chosen against the session at this version and appended only
+        // if the session did not move meanwhile.
+        let version = gw
+            .log()
+            .stream_version(&session_stream)
+            .await
+            .map_err(ApiError::internal)?;
+        gw.projected_through(gw.log().head()).await;
+        let taken: Vec<String> = views::load_branches(gw.read_models(), &session)
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        let branch = (1..)
+            .map(|n| match n {
+                1 => format!("replay-{at}"),
+                n => format!("replay-{at}-{n}"),
+            })
+            .find(|name| !taken.contains(name))
+            .unwrap_or_else(|| format!("replay-{at}"));
+        let events = vec![
+            NewEvent::new(BranchCreated {
+                branch: branch.clone(),
+                at_message: parent,
+                switch_to: false,
+            })
+            .caused_by(original.id),
+            NewEvent::new(MessageReceived {
+                channel: REPLAY_CHANNEL.to_string(),
+                external_id: format!("replay-{}", uuid::Uuid::now_v7()),
+                sender: address.clone(),
+                chat: None,
+                text: text.clone(),
+                attachments: vec![],
+                branch: branch.clone(),
+                sent_at_ms: now_ms(),
+            })
+            .caused_by(original.id),
+        ];
+        match gw
+            .log()
+            .append(&session_stream, ExpectedVersion::Exact(version), events)
+            .await
+        {
+            Ok(a) => break (branch, a),
+            Err(LogError::Conflict { .. }) if attempt < 8 => attempt += 1,
+            Err(LogError::Conflict { .. }) => {
+                return Err(ApiError::Conflict(format!(
+                    "session {session} kept changing; try again"
+                )))
+            }
+            Err(e) => return Err(ApiError::internal(e)),
+        }
+    };
     gw.dispatch(&session, &agent, appended.last_seq);
     Ok(Json(json!({
         "branch": branch,

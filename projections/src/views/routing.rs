@@ -10,7 +10,7 @@ use crate::bindings::BINDINGS;
 use crate::changes::MemoryTables;
 use crate::identities::IDENTITY_ADDRESSES;
 use crate::pairing::{PAIRED, PAIRING_REQUESTS};
-use crate::sessions::SESSIONS;
+use crate::sessions::{BRANCHES, SESSIONS};
 use crate::value::Table;
 use crate::ProjectionError;
 
@@ -49,6 +49,8 @@ pub struct RoutingSeed {
     /// Every session, by `started_seq` (so of two sessions of one identity and agent, the
     /// later one comes last and wins).
     pub sessions: Vec<SessionRoute>,
+    /// (session id, branch name) of every branch: a switch is valid only to one of them.
+    pub branches: Vec<(String, String)>,
     /// (channel, address) of every paired sender.
     pub paired: Vec<(String, String)>,
     /// The latest code of every sender not paired yet (expired ones included).
@@ -56,10 +58,11 @@ pub struct RoutingSeed {
 }
 
 /// The tables a [`RoutingSeed`] is built from.
-const SEED_TABLES: [&Table; 5] = [
+const SEED_TABLES: [&Table; 6] = [
     &IDENTITY_ADDRESSES,
     &BINDINGS,
     &SESSIONS,
+    &BRANCHES,
     &PAIRED,
     &PAIRING_REQUESTS,
 ];
@@ -94,6 +97,11 @@ impl RoutingSeed {
                 .collect(),
             bindings: bindings_in(t),
             sessions: sessions.into_iter().map(|(_, s)| s).collect(),
+            branches: t
+                .rows(BRANCHES.name)
+                .iter()
+                .map(|r| (text(r, 0), text(r, 1)))
+                .collect(),
             paired: paired_in(t)
                 .into_iter()
                 .map(|p| (p.channel, p.address))

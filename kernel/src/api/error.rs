@@ -1,4 +1,4 @@
-//! The error answer of the admin API: a status and `{"error": "..."}`.
+//! The error answer of every HTTP endpoint: a status and `{"error": "..."}`.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -49,6 +49,18 @@ impl From<clawos_replay::ReplayError> for ApiError {
             R::BeyondHead { .. } | R::NotAMessage { .. } => ApiError::BadRequest(e.to_string()),
             R::NoSuchSession(_) => ApiError::NotFound(e.to_string()),
             R::BranchExists { .. } => ApiError::Conflict(e.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::KernelError> for ApiError {
+    fn from(e: crate::KernelError) -> Self {
+        use crate::KernelError as K;
+        match e {
+            K::NotFound(m) => ApiError::NotFound(m),
+            K::Contended(m) => ApiError::Conflict(m),
+            K::Replay(r) => r.into(),
             other => ApiError::internal(other),
         }
     }

@@ -1,0 +1,229 @@
+//! Assembly of what the configuration names: the vault secrets it refers to, and the
+//! agents (Pi with its provider chain and skills, the embedded local model, or the
+//! diagnostic `echo` agent).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clawos_agents::Agent;
+use clawos_replay::Home;
+
+use crate::config::{self, Config};
+use crate::vault;
+use crate::KernelError;
+
+/// Secret values the configuration refers to by name (`api_key_secret`, `secret_name`),
+/// read from the vault once at start.
+pub type ConfigSecrets = HashMap<String, zeroize::Zeroizing<String>>;
+
+/// Read every vault secret the configuration names; a missing one is an error that says
+/// how to store it.
+pub async fn resolve_secrets(
+    config: &Config,
+    vault: &vault::Vault,
+) -> Result<ConfigSecrets, KernelError> {
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for (name, a) in &config.agents {
+        if let Some(s) = &a.api_key_secret {
+            wanted.push((format!("agents.{name}.api_key_secret"), s.clone()));
+        }
+        for f in &a.failover {
+            if let Some(s) = &f.api_key_secret {
+                wanted.push((format!("agents.{name}.failover.api_key_secret"), s.clone()));
+            }
+        }
+    }
+    for (name, c) in &config.channels {
+        if let Some(s) = &c.secret_name {
+            wanted.push((format!("channels.{name}.secret_name"), s.clone()));
+        }
+    }
+    let mut found = ConfigSecrets::new();
+    for (key, secret) in wanted {
+        match vault.get_text(&secret).await? {
+            Some(v) => {
+                found.insert(secret, v);
+            }
+            None => {
+                return Err(KernelError::Config(format!(
+                    "{key} = \"{secret}\": the vault has no such secret; store it with \
+                     `clawos secrets set {secret}`"
+                )))
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The API key of a provider: the vault secret when one is named, else the environment
+/// variable.
+fn api_key(
+    secrets: &ConfigSecrets,
+    secret: Option<&String>,
+    env: Option<&String>,
+) -> Option<String> {
+    match secret {
+        Some(name) => secrets.get(name).map(|v| v.as_str().to_string()),
+        None => env.and_then(|v| std::env::var(v).ok()),
+    }
+}
+
+/// Build the agents named in the configuration (an unconfigured Pi when none are).
+pub fn build_agents(
+    home: &Home,
+    config: &Config,
+    secrets: &ConfigSecrets,
+) -> Result<HashMap<String, Arc<dyn Agent>>, KernelError> {
+    let mut agents: HashMap<String, Arc<dyn Agent>> = HashMap::new();
+    for (name, a) in &config.agents {
+        let embedded = clawos_agents::provider::local::find_model(&home.dir().join("models"));
+        let agent: Arc<dyn Agent> = match (a.kind.as_str(), &a.provider, embedded) {
+            ("echo", _, _) => Arc::new(clawos_agents::echo::EchoAgent::new(name.clone())),
+            // The embedded default: no provider configured, a model in STATE/models.
+            (_, None, Some(model)) => {
+                let mut local = a.clone();
+                local.provider = Some("local".into());
+                local.model = Some(model.display().to_string());
+                Arc::new(build_pi(home, name, &local, secrets)?)
+            }
+            (_, None, None) => Arc::new(clawos_agents::pi::UnconfiguredPi),
+            (_, Some(_), _) => Arc::new(build_pi(home, name, a, secrets)?),
+        };
+        agents.insert(name.clone(), agent);
+    }
+    if agents.is_empty() {
+        agents.insert("pi".into(), Arc::new(clawos_agents::pi::UnconfiguredPi));
+    }
+    Ok(agents)
+}
+
+fn provider_config(
+    kind: &str,
+    base_url: &str,
+    model: &str,
+    api_key: Option<String>,
+    a: &config::AgentConfig,
+) -> clawos_agents::provider::ProviderConfig {
+    use clawos_agents::provider::{ProviderConfig, ProviderKind};
+    ProviderConfig {
+        kind: if kind == "anthropic" {
+            ProviderKind::Anthropic
+        } else {
+            ProviderKind::OpenAi
+        },
+        base_url: base_url.to_string(),
+        model: model.to_string(),
+        api_key,
+        timeout: Duration::from_secs(a.timeout_secs.max(1)),
+        retries: a.retries,
+        backoff: Duration::from_millis(250),
+    }
+}
+
+/// Load a GGUF model for the `local` provider: `model` is a path, or a file name in
+/// `STATE/models`; without it, the first `*.gguf` there.
+fn load_local(
+    home: &Home,
+    name: &str,
+    model: Option<&str>,
+) -> Result<clawos_agents::provider::local::LocalProvider, KernelError> {
+    use clawos_agents::provider::local::{find_model, LocalModel, LocalProvider};
+    let models = home.dir().join("models");
+    let path = match model {
+        Some(m) if std::path::Path::new(m).is_absolute() => std::path::PathBuf::from(m),
+        Some(m) => models.join(m),
+        None => find_model(&models).ok_or_else(|| {
+            KernelError::Config(format!(
+                "agents.{name}: provider \"local\" needs a .gguf model in {} (`clawos models add PATH`)",
+                models.display()
+            ))
+        })?,
+    };
+    tracing::info!(model = %path.display(), "loading the local model");
+    let loaded = tokio::task::block_in_place(|| LocalModel::load(&path))
+        .map_err(|e| KernelError::Config(format!("agents.{name}: {e}")))?;
+    Ok(LocalProvider::new(loaded))
+}
+
+fn build_pi(
+    home: &Home,
+    name: &str,
+    a: &config::AgentConfig,
+    secrets: &ConfigSecrets,
+) -> Result<clawos_agents::pi::Pi, KernelError> {
+    use clawos_agents::provider::{build, failover::Failover, Provider};
+    use clawos_agents::skills::{
+        fs::FsSkill,
+        shell::{ShellPolicy, ShellSkill},
+        SkillSet,
+    };
+    let mut chain: Vec<Box<dyn Provider>> = Vec::new();
+    if a.provider.as_deref() == Some("local") {
+        chain.push(Box::new(load_local(home, name, a.model.as_deref())?));
+    } else {
+        let (Some(kind), Some(base_url), Some(model)) = (&a.provider, &a.base_url, &a.model) else {
+            return Err(KernelError::Config(format!(
+                "agents.{name}: a provider needs `base_url` and `model`"
+            )));
+        };
+        chain.push(build(&provider_config(
+            kind,
+            base_url,
+            model,
+            api_key(secrets, a.api_key_secret.as_ref(), a.api_key_env.as_ref()),
+            a,
+        )));
+    }
+    for f in &a.failover {
+        chain.push(build(&provider_config(
+            &f.provider,
+            &f.base_url,
+            &f.model,
+            api_key(secrets, f.api_key_secret.as_ref(), f.api_key_env.as_ref()),
+            a,
+        )));
+    }
+    let provider: Box<dyn Provider> = if chain.len() == 1 {
+        chain.remove(0)
+    } else {
+        Box::new(Failover::new(chain))
+    };
+    let workspace = a
+        .workspace
+        .clone()
+        .map(|w| {
+            if w.is_absolute() {
+                w
+            } else {
+                home.dir().join(w)
+            }
+        })
+        .unwrap_or_else(|| home.dir().join("workspace").join(name));
+    let fs = FsSkill::new(&workspace).map_err(|e| {
+        KernelError::io(
+            format!("cannot create the workspace {}", workspace.display()),
+            e,
+        )
+    })?;
+    let policy = match a.shell.as_str() {
+        "allowlist" => ShellPolicy::Allowlist(a.shell_allow.clone()),
+        "ask" => ShellPolicy::Ask(a.shell_allow.clone()),
+        _ => ShellPolicy::Deny,
+    };
+    let skills = SkillSet::default()
+        .with(Arc::new(clawos_agents::skills::memory::MemorySkill))
+        .with(Arc::new(clawos_agents::skills::cron::CronSkill))
+        .with(Arc::new(clawos_agents::skills::session::SessionSkill))
+        .with(Arc::new(fs))
+        .with(Arc::new(ShellSkill::new(
+            workspace.clone(),
+            policy,
+            Duration::from_secs(30),
+            16 * 1024,
+        )));
+    Ok(
+        clawos_agents::pi::Pi::new(name, provider, skills, workspace, a.max_steps)
+            .with_max_tokens(a.max_tokens),
+    )
+}

@@ -1,0 +1,275 @@
+//! Turns: one queue per session (turns of a session run one at a time, in order; sessions
+//! run in parallel), and the turn that answers one event: a message, a chat command, a
+//! hook or a cron fire.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clawos_agents::{ContextMessage, TurnInput};
+use clawos_events::{
+    stream, AgentTurnFailed, AgentTurnFinished, AgentTurnStarted, CommandReceived, EventPayload,
+    ExpectedVersion, LogError, MessageReceived, MessageSent, NewEvent, RecordedEvent,
+};
+use clawos_projections::views;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::recorder::SessionRecorder;
+use super::{Gateway, QueuedTurn};
+use crate::KernelError;
+
+/// Most messages of history given to an agent turn.
+pub const CONTEXT_MESSAGES: u32 = 200;
+
+/// Longest an agent turn may run before it is failed.
+pub const TURN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How many times a chat command is validated again after its session moved under it.
+const COMMAND_ATTEMPTS: usize = 8;
+
+/// The reply key of an answer to a message with this external id (none for hooks and
+/// cron, whose triggers have no external id).
+pub fn reply_key(external_id: &str) -> Option<String> {
+    (!external_id.is_empty()).then(|| external_id.to_string())
+}
+
+impl Gateway {
+    /// Queue a turn for `session` triggered by event `trigger_seq`. Turns of one session run
+    /// one at a time, in order; different sessions run in parallel.
+    pub fn dispatch(self: &Arc<Self>, session: &str, agent: &str, trigger_seq: u64) {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = queues.entry(session.to_string()).or_insert_with(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<QueuedTurn>();
+            let gw = self.clone();
+            let session = session.to_string();
+            tokio::spawn(async move {
+                while let Some((agent, seq)) = rx.recv().await {
+                    if let Err(e) = gw.run_turn(&session, &agent, seq).await {
+                        tracing::error!(%session, trigger = seq, error = %e, "agent turn could not be recorded");
+                    }
+                }
+            });
+            tx
+        });
+        let _ = tx.send((agent.to_string(), trigger_seq));
+    }
+
+    /// Run the turn that answers event `trigger_seq` in `session`, now (the dispatcher calls
+    /// it from the session's queue; `clawos bench turn` calls it directly).
+    pub async fn run_turn(
+        &self,
+        session: &str,
+        agent_name: &str,
+        trigger_seq: u64,
+    ) -> Result<(), KernelError> {
+        let started = Instant::now();
+        self.projected_through(trigger_seq).await;
+        let projected = started.elapsed();
+        let Some(trigger) = self.log.get(trigger_seq).await? else {
+            return Ok(());
+        };
+        let m = match trigger.decode()? {
+            EventPayload::MessageReceived(m) => m,
+            EventPayload::CommandReceived(c) => {
+                return self.run_command(session, agent_name, &trigger, c).await;
+            }
+            EventPayload::HookReceived(h) => {
+                self.outside_message(session, trigger_seq, h.text).await?
+            }
+            EventPayload::CronFired(f) => {
+                self.outside_message(session, trigger_seq, f.prompt).await?
+            }
+            _ => return Ok(()),
+        };
+        let ancestors = views::ancestors(&self.read_models, trigger_seq, CONTEXT_MESSAGES).await?;
+        let seqs: Vec<u64> = ancestors.iter().map(|a| a.seq).collect();
+        let compaction = views::latest_compaction(&self.read_models, session, &seqs).await?;
+        let covered = compaction.as_ref().map(|(c, _)| *c).unwrap_or(0);
+        let history = ancestors
+            .into_iter()
+            .filter(|msg| msg.seq < trigger_seq && msg.seq > covered)
+            .map(|msg| ContextMessage {
+                role: msg.role,
+                text: msg.text,
+            })
+            .collect();
+        let context_built = started.elapsed();
+        let turn = Uuid::now_v7();
+        let session_stream = stream::session(session);
+        self.log
+            .append(
+                &session_stream,
+                ExpectedVersion::Any,
+                vec![NewEvent::new(AgentTurnStarted {
+                    turn_id: turn,
+                    agent: agent_name.to_string(),
+                    branch: m.branch.clone(),
+                    trigger_seq,
+                })
+                .caused_by(trigger.id)
+                .correlated(turn)],
+            )
+            .await?;
+        let (identity, _) = views::session_owner(&self.read_models, session)
+            .await?
+            .unwrap_or_default();
+        let recorder = SessionRecorder {
+            log: self.log.clone(),
+            read_models: self.read_models.clone(),
+            projected: self.projected.clone(),
+            memory: self.memory.clone(),
+            memory_projected: self.memory_projected.clone(),
+            deltas: self.deltas.clone(),
+            session: session.to_string(),
+            identity,
+            agent: agent_name.to_string(),
+            turn,
+            cause: trigger.id,
+            trigger_seq,
+            reply_channel: m.channel.clone(),
+            reply_key: m.external_id.clone(),
+        };
+        let input = TurnInput {
+            turn_id: turn,
+            session_id: session.to_string(),
+            branch: m.branch.clone(),
+            trigger_seq,
+            message: m.text.clone(),
+            history,
+            summary: compaction.map(|(_, text)| text),
+        };
+        let result = match self.agents.get(agent_name) {
+            None => Err(format!(
+                "no agent named `{agent_name}` is configured (see [agents] in clawos.toml)"
+            )),
+            Some(agent) => {
+                match tokio::time::timeout(TURN_TIMEOUT, agent.run_turn(input, &recorder)).await {
+                    Ok(Ok(out)) => Ok(out),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("the turn timed out after {TURN_TIMEOUT:?}")),
+                }
+            }
+        };
+        let (text, end) = match result {
+            Ok(out) => (
+                out.reply,
+                NewEvent::new(AgentTurnFinished {
+                    turn_id: turn,
+                    steps: out.steps,
+                }),
+            ),
+            Err(reason) => (
+                format!("Sorry, I could not answer: {reason}"),
+                NewEvent::new(AgentTurnFailed {
+                    turn_id: turn,
+                    reason,
+                }),
+            ),
+        };
+        let reply = NewEvent::new(MessageSent {
+            delivery_id: Uuid::now_v7(),
+            agent: agent_name.to_string(),
+            branch: m.branch,
+            channel: m.channel,
+            to: m.sender,
+            chat: m.chat,
+            text,
+            in_reply_to: Some(trigger_seq),
+            reply_key: reply_key(&m.external_id),
+        })
+        .caused_by(trigger.id)
+        .correlated(turn);
+        // The reply and the end of the turn commit together: a turn is never half-recorded.
+        self.log
+            .append(
+                &session_stream,
+                ExpectedVersion::Any,
+                vec![reply, end.caused_by(trigger.id).correlated(turn)],
+            )
+            .await?;
+        self.metrics.turn(started.elapsed().as_micros() as u64);
+        tracing::debug!(
+            %session,
+            projection_wait_us = projected.as_micros() as u64,
+            context_us = (context_built - projected).as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "turn recorded"
+        );
+        Ok(())
+    }
+
+    /// A hook's or cron job's text seen as the message a turn answers: on the branch the
+    /// projection put it on, answered through the channel the person last wrote from.
+    async fn outside_message(
+        &self,
+        session: &str,
+        seq: u64,
+        text: String,
+    ) -> Result<MessageReceived, KernelError> {
+        let branch = views::message_branch(&self.read_models, seq).await?;
+        let (channel, sender) = views::last_user_route(&self.read_models, session)
+            .await?
+            .unwrap_or_default();
+        Ok(MessageReceived {
+            channel,
+            external_id: String::new(),
+            sender,
+            chat: None,
+            text,
+            attachments: vec![],
+            branch: branch.unwrap_or_else(|| "main".into()),
+            sent_at_ms: 0,
+        })
+    }
+
+    /// Run a chat command in its session's queue; its effects and its answer commit
+    /// together, and only if the session did not move since the command was validated
+    /// (otherwise it is validated again).
+    async fn run_command(
+        &self,
+        session: &str,
+        agent_name: &str,
+        trigger: &RecordedEvent,
+        c: CommandReceived,
+    ) -> Result<(), KernelError> {
+        let agent = self.agents.get(agent_name).map(|a| a.as_ref());
+        let session_stream = stream::session(session);
+        for _ in 0..COMMAND_ATTEMPTS {
+            let version = self.log.stream_version(&session_stream).await?;
+            self.projected_through(self.log.head()).await;
+            let outcome = crate::commands::run(&self.read_models, session, &c.text, agent).await?;
+            let mut events: Vec<NewEvent> = outcome
+                .events
+                .into_iter()
+                .map(|e| e.caused_by(trigger.id))
+                .collect();
+            events.push(
+                NewEvent::new(MessageSent {
+                    delivery_id: Uuid::now_v7(),
+                    agent: "clawos".into(),
+                    branch: String::new(),
+                    channel: c.channel.clone(),
+                    to: c.sender.clone(),
+                    chat: c.chat.clone(),
+                    text: outcome.answer,
+                    in_reply_to: Some(trigger.seq),
+                    reply_key: reply_key(&c.external_id),
+                })
+                .caused_by(trigger.id),
+            );
+            match self
+                .log
+                .append(&session_stream, ExpectedVersion::Exact(version), events)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(LogError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(KernelError::Contended(format!(
+            "command `{}` in session {session}: the session kept changing",
+            c.text
+        )))
+    }
+}
