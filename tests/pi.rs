@@ -880,6 +880,11 @@ async fn shell_ask_policy_waits_for_a_person_and_records_request_and_answer() {
         Step::Text("first done".into()),
         tool("shell", json!({"program": "echo", "args": ["denied one"]})),
         Step::Text("second done".into()),
+        tool(
+            "shell",
+            json!({"program": "echo", "args": ["after restart"]}),
+        ),
+        Step::Text("third done".into()),
     ]);
     let port = free_port();
     let extra = "shell = \"ask\"\nshell_allow = [\"true\"]\n";
@@ -915,6 +920,33 @@ async fn shell_ask_policy_waits_for_a_person_and_records_request_and_answer() {
         .status
         .success());
     assert_eq!(second.await.unwrap().unwrap().reply(), Some("second done"));
+
+    // A restart changes nothing: what was answered stays answered, nothing is pending,
+    // and an answer is not a standing permission: the next action asks again.
+    let status = h.stop().await;
+    assert!(status.success(), "{status}");
+    h.start("127.0.0.1:0").await;
+    wait_webhook(&h.http, port, Duration::from_secs(30)).await;
+    let list = h.cli(&["approvals", "list"]).await;
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("nothing waits"),
+        "{}",
+        String::from_utf8_lossy(&list.stdout)
+    );
+    let again = h.cli(&["approvals", "approve", &id]).await;
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already answered"));
+    let http = h.http.clone();
+    let third = tokio::spawn(async move {
+        post(&http, port, "q3", "fay@example.com", "run it again", 30_000).await
+    });
+    let req = wait_approval(&h, 3).await;
+    assert_eq!(req.action, "shell: echo after restart");
+    assert!(h
+        .cli(&["approvals", "approve", &req.approval_id.to_string()])
+        .await
+        .status
+        .success());
+    assert_eq!(third.await.unwrap().unwrap().reply(), Some("third done"));
     h.stop().await;
 
     let log = read_log(h.dir()).await;
@@ -940,8 +972,13 @@ async fn shell_ask_policy_waits_for_a_person_and_records_request_and_answer() {
         .collect();
     assert_eq!(
         answers,
-        [(true, "cli".to_string()), (false, "cli".to_string())]
+        [
+            (true, "cli".to_string()),
+            (false, "cli".to_string()),
+            (true, "cli".to_string())
+        ]
     );
+    assert_eq!(returned[2].output, "after restart\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

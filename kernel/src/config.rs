@@ -120,7 +120,7 @@ impl Default for GatewayConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    /// `pi` (default) or `echo` (a test double).
+    /// `pi` (default). The diagnostic [`DIAGNOSTIC_AGENT_KIND`] is accepted too.
     #[serde(default = "default_agent")]
     pub kind: String,
     /// The model provider: `openai` (any OpenAI-compatible server), `anthropic`, or `local`
@@ -242,8 +242,13 @@ impl ChannelConfig {
 
 /// The kinds of channel this build has.
 pub const CHANNEL_KINDS: &[&str] = &["terminal", "webhook"];
-/// The kinds of agent this build has.
-pub const AGENT_KINDS: &[&str] = &["pi", "echo"];
+/// The kinds of agent a person chooses from.
+pub const AGENT_KINDS: &[&str] = &["pi"];
+/// `echo`: a diagnostic agent that answers with the message it got, with no model. The
+/// benchmarks (`clawos bench gateway|turn`) and the Gateway's tests use it to time and test
+/// the kernel alone; `clawos.toml` accepts it for that use, and it is not offered as a
+/// choice.
+pub const DIAGNOSTIC_AGENT_KIND: &str = "echo";
 
 /// The commented file `clawos up` writes when there is none.
 pub const DEFAULT_CONFIG: &str = r#"# clawos configuration. Unknown keys are errors: check with `clawos config check`.
@@ -314,7 +319,7 @@ impl Config {
             ));
         }
         for (name, a) in &self.agents {
-            if !AGENT_KINDS.contains(&a.kind.as_str()) {
+            if !AGENT_KINDS.contains(&a.kind.as_str()) && a.kind != DIAGNOSTIC_AGENT_KIND {
                 return bad(format!(
                     "agents.{name}.kind = \"{}\": expected one of {}",
                     a.kind,
