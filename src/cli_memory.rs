@@ -5,9 +5,12 @@
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use clawos_events::{stream, Durability, LogStore, MemoryForgotten, MemoryWritten, NewEvent};
+use clawos_events::{
+    stream, Durability, ExpectedVersion, LogStore, MemoryForgotten, MemoryWritten, NewEvent,
+};
 use clawos_kernel::memory;
 use clawos_projections::index::{MemoryIndex, Opened, Scope};
+use clawos_projections::views;
 use clawos_replay::{rebuild, Home};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -66,9 +69,6 @@ pub enum MemoryCommand {
     /// The index: embedder, dimensions, memories, cache, position.
     Stats,
 }
-
-/// `(memory_id, identity, agent, text, tags)` of the `memories` read model.
-type MemoryRow = (String, Option<String>, Option<String>, String, String);
 
 /// Open the log, catch the read models up, and open the memory index (repairing it).
 async fn open(home: &Home, durability: Durability) -> Result<(LogStore, MemoryIndex)> {
@@ -144,46 +144,27 @@ pub async fn run(home: &Home, durability: Durability, cmd: MemoryCommand) -> Res
             }
         }
         MemoryCommand::List { identity, json } => {
-            let rows: Vec<MemoryRow> = sqlx::query_as(
-                "SELECT memory_id, identity, agent, text, tags FROM memories \
-                     WHERE ?1 IS NULL OR identity = ?1 ORDER BY written_seq DESC",
-            )
-            .bind(identity)
-            .fetch_all(index.pool())
-            .await?;
-            if rows.is_empty() && !json {
+            let memories = views::memories(index.pool(), identity.as_deref()).await?;
+            if memories.is_empty() && !json {
                 println!("no memories");
             }
-            for (id, identity, agent, text, tags) in rows {
+            for m in memories {
                 if json {
-                    let tags: serde_json::Value = serde_json::from_str(&tags)?;
                     println!(
                         "{}",
-                        json!({"id": id, "identity": identity, "agent": agent, "text": text, "tags": tags})
+                        json!({"id": m.memory_id, "identity": m.identity, "agent": m.agent,
+                               "text": m.text, "tags": m.tags})
                     );
                 } else {
-                    let who = [identity, agent].into_iter().flatten().collect::<Vec<_>>();
-                    println!("{id}  [{}]  {text}", who.join("/"));
+                    let who = [m.identity, m.agent]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>();
+                    println!("{}  [{}]  {}", m.memory_id, who.join("/"), m.text);
                 }
             }
         }
-        MemoryCommand::Forget { id } => {
-            let found: Option<String> =
-                sqlx::query_scalar("SELECT memory_id FROM memories WHERE memory_id = ?")
-                    .bind(id.to_string())
-                    .fetch_optional(index.pool())
-                    .await?;
-            if found.is_none() {
-                bail!("no memory {id}");
-            }
-            let a = store
-                .append_one(
-                    stream::MEMORY,
-                    NewEvent::new(MemoryForgotten { memory_id: id }),
-                )
-                .await?;
-            println!("forgotten {id} (seq {})", a.first_seq);
-        }
+        MemoryCommand::Forget { id } => forget(&store, index.pool(), id).await?,
         MemoryCommand::Rebuild => {
             let pb = ProgressBar::new(store.head());
             pb.set_style(
@@ -238,4 +219,24 @@ pub async fn run(home: &Home, durability: Durability, cmd: MemoryCommand) -> Res
     }
     store.close().await;
     Ok(())
+}
+
+/// Forget memory `id`: it must exist in the read model at the version of the `memory`
+/// stream the append expects.
+async fn forget(store: &LogStore, pool: &sqlx::SqlitePool, id: Uuid) -> Result<()> {
+    crate::cli_validated::validated(store, pool, stream::MEMORY, async |version| {
+        if views::memory(pool, id).await?.is_none() {
+            bail!("no memory {id}");
+        }
+        let a = store
+            .append(
+                stream::MEMORY,
+                ExpectedVersion::Exact(version),
+                vec![NewEvent::new(MemoryForgotten { memory_id: id })],
+            )
+            .await?;
+        println!("forgotten {id} (seq {})", a.first_seq);
+        Ok(())
+    })
+    .await
 }

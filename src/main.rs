@@ -6,11 +6,18 @@ mod bench_admin;
 mod bench_gateway;
 mod bench_memory;
 mod bench_turn;
+mod cli_approvals;
+mod cli_chat;
+mod cli_cron;
 mod cli_gateway;
 mod cli_log;
 mod cli_memory;
+mod cli_models;
+mod cli_pairing;
 mod cli_replay;
+mod cli_routing;
 mod cli_secrets;
+mod cli_validated;
 mod debug;
 mod models_pull;
 
@@ -69,22 +76,22 @@ enum Command {
     Doctor,
     /// Bindings: which agent gets which messages.
     #[command(subcommand)]
-    Bind(cli_gateway::BindCommand),
+    Bind(cli_routing::BindCommand),
     /// Identities: one person across channels.
     #[command(subcommand)]
-    Identity(cli_gateway::IdentityCommand),
+    Identity(cli_routing::IdentityCommand),
     /// Approve senders who received a pairing code.
     #[command(subcommand)]
-    Pairing(cli_gateway::PairingCommand),
+    Pairing(cli_pairing::PairingCommand),
     /// Scheduled prompts.
     #[command(subcommand)]
-    Cron(cli_gateway::CronCommand),
+    Cron(cli_cron::CronCommand),
     /// Answer actions an agent asked approval for (shell policy `ask`).
     #[command(subcommand)]
-    Approvals(cli_gateway::ApprovalsCommand),
+    Approvals(cli_approvals::ApprovalsCommand),
     /// Local GGUF models (Pi's embedded default).
     #[command(subcommand)]
-    Models(cli_gateway::ModelsCommand),
+    Models(cli_models::ModelsCommand),
     /// Administration.
     #[command(subcommand)]
     Admin(cli_gateway::AdminCommand),
@@ -158,19 +165,19 @@ fn main() -> Result<()> {
                 listen,
                 allow_remote,
             } => cli_gateway::gateway(&home, listen, allow_remote).await,
-            Command::Chat => cli_gateway::chat(&home).await,
+            Command::Chat => cli_chat::chat(&home).await,
             Command::Channel(kind) => cli_gateway::channel(kind).await,
             Command::Config(c) => cli_gateway::config(&home, c),
             Command::Status => cli_gateway::status(&home).await,
             Command::Doctor => cli_gateway::doctor(&home, cli.durability).await,
-            Command::Bind(c) => cli_gateway::bind(&home, cli.durability, c).await,
-            Command::Identity(c) => cli_gateway::identity(&home, cli.durability, c).await,
+            Command::Bind(c) => cli_routing::bind(&home, cli.durability, c).await,
+            Command::Identity(c) => cli_routing::identity(&home, cli.durability, c).await,
             Command::Admin(c) => cli_gateway::admin(&home, cli.durability, c).await,
             Command::Secrets(c) => cli_secrets::run(&home, cli.durability, c).await,
-            Command::Models(c) => cli_gateway::models(&home, c).await,
-            Command::Approvals(c) => cli_gateway::approvals(&home, cli.durability, c).await,
-            Command::Cron(c) => cli_gateway::cron(&home, cli.durability, c).await,
-            Command::Pairing(c) => cli_gateway::pairing(&home, cli.durability, c).await,
+            Command::Models(c) => cli_models::models(&home, c).await,
+            Command::Approvals(c) => cli_approvals::approvals(&home, cli.durability, c).await,
+            Command::Cron(c) => cli_cron::cron(&home, cli.durability, c).await,
+            Command::Pairing(c) => cli_pairing::pairing(&home, cli.durability, c).await,
             Command::Memory(c) => cli_memory::run(&home, cli.durability, c).await,
             Command::Replay(c) => cli_replay::run(&home, cli.durability, c).await,
             Command::Log(c) => cli_log::run(&home, cli.durability, c).await,
