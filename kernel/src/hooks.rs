@@ -8,8 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-
 use crate::config::OutboundHook;
 use crate::gateway::Gateway;
 
@@ -27,11 +25,13 @@ pub async fn outbound(gw: Arc<Gateway>, hook: OutboundHook) {
     };
     let mut shutdown = gw.shutdown_signal();
     let key = cursor_key(&hook);
-    let from = match load_cursor(gw.read_models(), &key).await {
+    let from = match clawos_projections::hook_cursors::load(gw.read_models(), &key).await {
         Ok(Some(seq)) => seq,
         Ok(None) => {
             let head = gw.log().head();
-            if let Err(e) = save_cursor(gw.read_models(), &key, head).await {
+            if let Err(e) =
+                clawos_projections::hook_cursors::save(gw.read_models(), &key, head).await
+            {
                 tracing::warn!(url = %hook.url, error = %e, "outbound hook cursor not stored");
             }
             head
@@ -74,7 +74,9 @@ pub async fn outbound(gw: Arc<Gateway>, hook: OutboundHook) {
                 }
             }
         }
-        if let Err(err) = save_cursor(gw.read_models(), &key, e.seq).await {
+        if let Err(err) =
+            clawos_projections::hook_cursors::save(gw.read_models(), &key, e.seq).await
+        {
             tracing::warn!(url = %hook.url, seq = e.seq, error = %err, "outbound hook cursor not stored");
         }
     }
@@ -87,21 +89,4 @@ fn cursor_key(hook: &OutboundHook) -> String {
     kinds.sort();
     kinds.dedup();
     format!("{} {}", hook.url, kinds.join(","))
-}
-
-async fn load_cursor(pool: &SqlitePool, key: &str) -> Result<Option<u64>, sqlx::Error> {
-    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM hook_cursors WHERE hook = ?")
-        .bind(key)
-        .fetch_optional(pool)
-        .await?;
-    Ok(seq.map(|s| s.max(0) as u64))
-}
-
-async fn save_cursor(pool: &SqlitePool, key: &str, seq: u64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT OR REPLACE INTO hook_cursors (hook, seq) VALUES (?, ?)")
-        .bind(key)
-        .bind(seq.min(i64::MAX as u64) as i64)
-        .execute(pool)
-        .await?;
-    Ok(())
 }

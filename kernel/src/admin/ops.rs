@@ -35,14 +35,9 @@ pub async fn channels(_: Admin, State(gw): State<Arc<Gateway>>) -> ApiResult<Jso
         .await
         .map_err(ApiError::internal)?;
     let mut rows = json!(status);
-    let pending: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT d.channel, COUNT(*) FROM deliveries d LEFT JOIN delivery_acks a \
-         ON a.delivery_id = d.delivery_id WHERE a.delivery_id IS NULL GROUP BY d.channel",
-    )
-    .fetch_all(gw.read_models())
-    .await
-    .map_err(ApiError::internal)?;
-    let pending: BTreeMap<String, i64> = pending.into_iter().collect();
+    let pending = views::pending_by_channel(gw.read_models())
+        .await
+        .map_err(ApiError::internal)?;
     let seen: BTreeMap<String, u64> = gw
         .connections()
         .silences()
@@ -71,9 +66,6 @@ pub struct MemoryQuery {
     pub limit: Option<usize>,
 }
 
-/// A `memories` row: `(memory_id, identity, agent, text, tags, written_seq)`.
-type MemoryRow = (String, Option<String>, Option<String>, String, String, i64);
-
 /// `GET /api/memories`: browse or search the memories.
 pub async fn memories(
     _: Admin,
@@ -83,19 +75,14 @@ pub async fn memories(
     gw.projected_through(gw.log().head()).await;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let identity = q.identity.as_deref().filter(|s| !s.is_empty());
-    let rows: Vec<MemoryRow> = sqlx::query_as(
-        "SELECT memory_id, identity, agent, text, tags, written_seq FROM memories \
-         WHERE ?1 IS NULL OR identity = ?1 ORDER BY written_seq DESC",
-    )
-    .bind(identity)
-    .fetch_all(gw.read_models())
-    .await
-    .map_err(ApiError::internal)?;
-    let by_id: BTreeMap<String, &MemoryRow> = rows.iter().map(|r| (r.0.clone(), r)).collect();
-    let row_json = |r: &MemoryRow, score: Option<f32>| {
-        json!({"memory_id": r.0, "identity": r.1, "agent": r.2, "text": r.3,
-               "tags": serde_json::from_str::<Value>(&r.4).unwrap_or(Value::String(r.4.clone())),
-               "written_seq": r.5, "score": score})
+    let rows = views::memories(gw.read_models(), identity)
+        .await
+        .map_err(ApiError::internal)?;
+    let by_id: BTreeMap<&str, &views::MemoryView> =
+        rows.iter().map(|r| (r.memory_id.as_str(), r)).collect();
+    let row_json = |r: &views::MemoryView, score: Option<f32>| {
+        json!({"memory_id": r.memory_id, "identity": r.identity, "agent": r.agent,
+               "text": r.text, "tags": r.tags, "written_seq": r.written_seq, "score": score})
     };
     let query = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let hits: Vec<Value> = match query {
@@ -109,7 +96,11 @@ pub async fn memories(
                 .await
                 .map_err(ApiError::internal)?
                 .into_iter()
-                .filter_map(|h| by_id.get(&h.memory_id).map(|r| row_json(r, Some(h.score))))
+                .filter_map(|h| {
+                    by_id
+                        .get(h.memory_id.as_str())
+                        .map(|r| row_json(r, Some(h.score)))
+                })
                 .collect()
         }
         None => rows.iter().take(limit).map(|r| row_json(r, None)).collect(),
