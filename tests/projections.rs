@@ -898,6 +898,83 @@ async fn pairing_and_approvals_rows_equal_in_sqlite_and_in_memory() {
     store.close().await;
 }
 
+/// `clawos pairing` and `clawos approvals` answer from the read models: what is pending,
+/// what was answered, and an answer is appended once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_and_approvals_cli_read_the_read_models() {
+    let home = Home::new();
+    let store = open_log(&home.log()).await;
+    let hash = clawos_kernel::tokens::code_hash;
+    let request = |address: &str, code: &str, expires_at_ms: i64| {
+        NewEvent::new(clawos_events::PairingRequested {
+            channel: "hooks".into(),
+            address: address.into(),
+            code_hash: hash(code),
+            expires_at_ms,
+        })
+    };
+    let id = Uuid::from_u128(0xb001);
+    for (s, e) in [
+        (stream::PAIRING, request("eve@x", "ABCD2345", i64::MAX / 2)),
+        (stream::PAIRING, request("old@x", "EXPIRED1", 1)),
+        (
+            stream::APPROVALS,
+            approval_requested(0xb001, "s1", Uuid::from_u128(7), "shell: ls"),
+        ),
+    ] {
+        store.append_one(s, e).await.unwrap();
+    }
+    store.close().await;
+    let cli = |args: &[&str]| run_clawos(home.path(), args);
+
+    let (ok, out, err) = cli(&["pairing", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("eve@x") && !out.contains("old@x"), "{out}");
+    let (ok, _, err) = cli(&["pairing", "approve", "EXPIRED1"]);
+    assert!(!ok && err.contains("expired"), "{err}");
+    let (ok, out, err) = cli(&["pairing", "approve", "ABCD2345"]);
+    assert!(ok && out.contains("approved: eve@x"), "{out} {err}");
+    let (ok, _, err) = cli(&["pairing", "approve", "ABCD2345"]);
+    assert!(!ok && err.contains("no pending pairing request"), "{err}");
+    let (ok, out, _) = cli(&["pairing", "list"]);
+    assert!(ok && out.contains("no pending pairing requests"), "{out}");
+    assert!(out.contains("eve@x") && out.contains("paired"), "{out}");
+
+    let (ok, out, err) = cli(&["approvals", "list"]);
+    assert!(ok && out.contains(&id.to_string()), "{out} {err}");
+    let (ok, out, err) = cli(&["approvals", "approve", &id.to_string()]);
+    assert!(ok && out.contains("approved"), "{out} {err}");
+    let (ok, out, _) = cli(&["approvals", "deny", &id.to_string()]);
+    assert!(
+        ok && out.contains("already answered: approved by cli"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&["approvals", "deny", &Uuid::from_u128(9).to_string()]);
+    assert!(!ok && err.contains("no approval request"), "{err}");
+    let (_, out, _) = cli(&["approvals", "list"]);
+    assert!(out.contains("nothing waits for approval"), "{out}");
+
+    let store = open_log(&home.log()).await;
+    let kinds: Vec<String> = store
+        .read_from(1, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "PairingRequested",
+            "PairingRequested",
+            "ApprovalRequested",
+            "PairingApproved",
+            "ApprovalAnswered"
+        ]
+    );
+    store.close().await;
+}
+
 // ---- invariant 11: state-at(N) is the live state at N -----------------------------------
 
 /// A scripted conversation across two sessions with every session-level event kind.
