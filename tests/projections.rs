@@ -839,6 +839,72 @@ async fn runner_retry_after_a_failed_flush_applies_each_event_once() {
     store.close().await;
 }
 
+// ---- two processes on one projection file ---------------------------------------------
+
+/// A runner whose file another process moved on or reset (a `clawos replay rebuild` while
+/// the Gateway runs) takes the committed state instead of writing its next batch on top:
+/// the tables end up as a rebuild makes them, never a mix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_takes_the_committed_state_after_another_process_moved_or_reset_it() {
+    let home = Home::new();
+    let store = open_log(&home.log()).await;
+    let pool = open_projections(&home.projections()).await;
+    let s1 = stream::session("s1");
+    store
+        .append_one(&s1, started("s1", "alice", "pi"))
+        .await
+        .unwrap();
+    store
+        .append_one(
+            &s1,
+            inbound("terminal", "1", "terminal:alice", "one", "main"),
+        )
+        .await
+        .unwrap();
+    store
+        .append_one(stream::PAIRING, pairing_requested("hooks", "eve", "h1"))
+        .await
+        .unwrap();
+    let mut gateway = Runner::open(pool.clone(), projection::all()).await.unwrap();
+    let mut cli = Runner::open(pool.clone(), projection::all()).await.unwrap();
+    gateway.catch_up(&store, |_| {}).await.unwrap();
+
+    // Moved on: the other runner folded 1..=3 elsewhere; this one continues from there.
+    store
+        .append_one(
+            &s1,
+            inbound("terminal", "2", "terminal:alice", "two", "main"),
+        )
+        .await
+        .unwrap();
+    let c = cli.catch_up(&store, |_| {}).await.unwrap();
+    assert_eq!(
+        (c.position, c.events),
+        (4, 1),
+        "only event 4 was folded here"
+    );
+    gateway.catch_up(&store, |_| {}).await.unwrap();
+
+    // Reset under it, as a rebuild does before its fold.
+    Runner::reset(&pool, &projection::all()).await.unwrap();
+    store
+        .append_one(stream::PAIRING, pairing_approved("hooks", "eve"))
+        .await
+        .unwrap();
+    let c = gateway.catch_up(&store, |_| {}).await.unwrap();
+    assert_eq!(c.position, 5);
+
+    let rebuilt = open_projections(&home.file("rebuilt.db")).await;
+    rebuild::rebuild(&store, &rebuilt, None, |_| {})
+        .await
+        .unwrap();
+    let live = dump_all(&pool).await;
+    assert_eq!(live, dump_all(&rebuilt).await);
+    assert_eq!(checkpoints(&pool).await, checkpoints(&rebuilt).await);
+    assert_eq!(live["sessions"].values().next().unwrap()[6], Value::Int(2));
+    store.close().await;
+}
+
 // ---- pairing and approvals: SQLite runner == in-memory fold --------------------------
 
 /// The two read models whose state is their rows (`paired`, `approvals`), caught up one
