@@ -2,10 +2,6 @@
 //! processes, and the operator tools all start here.
 
 mod bench;
-mod bench_admin;
-mod bench_gateway;
-mod bench_memory;
-mod bench_turn;
 mod cli_approvals;
 mod cli_chat;
 mod cli_cron;

@@ -839,6 +839,72 @@ async fn runner_retry_after_a_failed_flush_applies_each_event_once() {
     store.close().await;
 }
 
+// ---- two processes on one projection file ---------------------------------------------
+
+/// A runner whose file another process moved on or reset (a `clawos replay rebuild` while
+/// the Gateway runs) takes the committed state instead of writing its next batch on top:
+/// the tables end up as a rebuild makes them, never a mix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_takes_the_committed_state_after_another_process_moved_or_reset_it() {
+    let home = Home::new();
+    let store = open_log(&home.log()).await;
+    let pool = open_projections(&home.projections()).await;
+    let s1 = stream::session("s1");
+    store
+        .append_one(&s1, started("s1", "alice", "pi"))
+        .await
+        .unwrap();
+    store
+        .append_one(
+            &s1,
+            inbound("terminal", "1", "terminal:alice", "one", "main"),
+        )
+        .await
+        .unwrap();
+    store
+        .append_one(stream::PAIRING, pairing_requested("hooks", "eve", "h1"))
+        .await
+        .unwrap();
+    let mut gateway = Runner::open(pool.clone(), projection::all()).await.unwrap();
+    let mut cli = Runner::open(pool.clone(), projection::all()).await.unwrap();
+    gateway.catch_up(&store, |_| {}).await.unwrap();
+
+    // Moved on: the other runner folded 1..=3 elsewhere; this one continues from there.
+    store
+        .append_one(
+            &s1,
+            inbound("terminal", "2", "terminal:alice", "two", "main"),
+        )
+        .await
+        .unwrap();
+    let c = cli.catch_up(&store, |_| {}).await.unwrap();
+    assert_eq!(
+        (c.position, c.events),
+        (4, 1),
+        "only event 4 was folded here"
+    );
+    gateway.catch_up(&store, |_| {}).await.unwrap();
+
+    // Reset under it, as a rebuild does before its fold.
+    Runner::reset(&pool, &projection::all()).await.unwrap();
+    store
+        .append_one(stream::PAIRING, pairing_approved("hooks", "eve"))
+        .await
+        .unwrap();
+    let c = gateway.catch_up(&store, |_| {}).await.unwrap();
+    assert_eq!(c.position, 5);
+
+    let rebuilt = open_projections(&home.file("rebuilt.db")).await;
+    rebuild::rebuild(&store, &rebuilt, None, |_| {})
+        .await
+        .unwrap();
+    let live = dump_all(&pool).await;
+    assert_eq!(live, dump_all(&rebuilt).await);
+    assert_eq!(checkpoints(&pool).await, checkpoints(&rebuilt).await);
+    assert_eq!(live["sessions"].values().next().unwrap()[6], Value::Int(2));
+    store.close().await;
+}
+
 // ---- pairing and approvals: SQLite runner == in-memory fold --------------------------
 
 /// The two read models whose state is their rows (`paired`, `approvals`), caught up one
@@ -895,6 +961,83 @@ async fn pairing_and_approvals_rows_equal_in_sqlite_and_in_memory() {
         .map(|a| a.approved)
         .collect();
     assert_eq!(answered, [Some(true), None]);
+    store.close().await;
+}
+
+/// `clawos pairing` and `clawos approvals` answer from the read models: what is pending,
+/// what was answered, and an answer is appended once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_and_approvals_cli_read_the_read_models() {
+    let home = Home::new();
+    let store = open_log(&home.log()).await;
+    let hash = clawos_kernel::tokens::code_hash;
+    let request = |address: &str, code: &str, expires_at_ms: i64| {
+        NewEvent::new(clawos_events::PairingRequested {
+            channel: "hooks".into(),
+            address: address.into(),
+            code_hash: hash(code),
+            expires_at_ms,
+        })
+    };
+    let id = Uuid::from_u128(0xb001);
+    for (s, e) in [
+        (stream::PAIRING, request("eve@x", "ABCD2345", i64::MAX / 2)),
+        (stream::PAIRING, request("old@x", "EXPIRED1", 1)),
+        (
+            stream::APPROVALS,
+            approval_requested(0xb001, "s1", Uuid::from_u128(7), "shell: ls"),
+        ),
+    ] {
+        store.append_one(s, e).await.unwrap();
+    }
+    store.close().await;
+    let cli = |args: &[&str]| run_clawos(home.path(), args);
+
+    let (ok, out, err) = cli(&["pairing", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("eve@x") && !out.contains("old@x"), "{out}");
+    let (ok, _, err) = cli(&["pairing", "approve", "EXPIRED1"]);
+    assert!(!ok && err.contains("expired"), "{err}");
+    let (ok, out, err) = cli(&["pairing", "approve", "ABCD2345"]);
+    assert!(ok && out.contains("approved: eve@x"), "{out} {err}");
+    let (ok, _, err) = cli(&["pairing", "approve", "ABCD2345"]);
+    assert!(!ok && err.contains("no pending pairing request"), "{err}");
+    let (ok, out, _) = cli(&["pairing", "list"]);
+    assert!(ok && out.contains("no pending pairing requests"), "{out}");
+    assert!(out.contains("eve@x") && out.contains("paired"), "{out}");
+
+    let (ok, out, err) = cli(&["approvals", "list"]);
+    assert!(ok && out.contains(&id.to_string()), "{out} {err}");
+    let (ok, out, err) = cli(&["approvals", "approve", &id.to_string()]);
+    assert!(ok && out.contains("approved"), "{out} {err}");
+    let (ok, out, _) = cli(&["approvals", "deny", &id.to_string()]);
+    assert!(
+        ok && out.contains("already answered: approved by cli"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&["approvals", "deny", &Uuid::from_u128(9).to_string()]);
+    assert!(!ok && err.contains("no approval request"), "{err}");
+    let (_, out, _) = cli(&["approvals", "list"]);
+    assert!(out.contains("nothing waits for approval"), "{out}");
+
+    let store = open_log(&home.log()).await;
+    let kinds: Vec<String> = store
+        .read_from(1, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "PairingRequested",
+            "PairingRequested",
+            "ApprovalRequested",
+            "PairingApproved",
+            "ApprovalAnswered"
+        ]
+    );
     store.close().await;
 }
 

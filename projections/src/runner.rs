@@ -40,28 +40,20 @@ impl Runner {
         pool: SqlitePool,
         mut projections: Vec<Box<dyn Projection>>,
     ) -> Result<Self, ProjectionError> {
-        let mut checkpoints = Vec::with_capacity(projections.len());
-        let mut saved = Vec::with_capacity(projections.len());
-        for p in projections.iter_mut() {
-            match sql::load_checkpoint(&pool, p.name()).await? {
-                Some((seq, state)) => {
-                    p.load_state(&state)?;
-                    restore_from_tables(&pool, p.as_mut()).await?;
-                    checkpoints.push(seq);
-                    saved.push(state);
-                }
-                None => {
-                    checkpoints.push(0);
-                    saved.push(p.save_state());
-                }
-            }
-        }
+        let (checkpoints, saved) = load_committed(&pool, &mut projections).await?;
         Ok(Runner {
             pool,
             projections,
             checkpoints,
             saved,
         })
+    }
+
+    /// Take every projection's committed checkpoint and state from the file again, after
+    /// another process (the Gateway, a CLI command, a rebuild) moved or reset them.
+    async fn reload(&mut self) -> Result<(), ProjectionError> {
+        (self.checkpoints, self.saved) = load_committed(&self.pool, &mut self.projections).await?;
+        Ok(())
     }
 
     /// The seq every projection has applied.
@@ -124,9 +116,22 @@ impl Runner {
                     }
                 }
             }
-            report.rows += changes.len() as u64;
             let mut conn = self.pool.acquire().await?;
-            let mut tx = conn.begin().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            // Another process driving the same file (the Gateway and a CLI command both
+            // catch up) may have committed past these checkpoints, or a rebuild reset
+            // them: this batch would then write rows of an older state over newer ones.
+            // Drop it, take the committed state, and go on from there.
+            if self.moved_elsewhere(&mut tx).await? {
+                tx.rollback().await?;
+                drop(conn);
+                changes = Changes::default();
+                self.reload().await?;
+                report.position = self.position();
+                pages = store.pages(self.position() + 1, None, BATCH);
+                continue;
+            }
+            report.rows += changes.len() as u64;
             sql::flush(&mut tx, &mut changes).await?;
             let states: Vec<Option<Vec<u8>>> = self
                 .projections
@@ -157,6 +162,26 @@ impl Runner {
             progress(last);
         }
         Ok(report)
+    }
+
+    /// Whether the committed checkpoints differ from the ones this runner folded from.
+    async fn moved_elsewhere(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+    ) -> Result<bool, ProjectionError> {
+        let stored: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, seq FROM projection_checkpoints")
+                .fetch_all(&mut *conn)
+                .await?;
+        let stored: std::collections::HashMap<String, u64> = stored
+            .into_iter()
+            .map(|(name, seq)| (name, seq.max(0) as u64))
+            .collect();
+        Ok(self
+            .projections
+            .iter()
+            .zip(&self.checkpoints)
+            .any(|(p, cp)| stored.get(p.name()).copied().unwrap_or(0) != *cp))
     }
 
     /// Catch up, then keep following the log until `shutdown` turns true.
@@ -199,6 +224,44 @@ impl Runner {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Each projection's committed checkpoint and saved state, with the projection's
+/// in-memory state set to it, all read in one transaction: another process committing
+/// meanwhile cannot pair a checkpoint with rows of another batch. A projection without a
+/// checkpoint starts from its empty state at seq 0.
+async fn load_committed(
+    pool: &SqlitePool,
+    projections: &mut [Box<dyn Projection>],
+) -> Result<(Vec<u64>, Vec<Vec<u8>>), ProjectionError> {
+    let mut checkpoints = Vec::with_capacity(projections.len());
+    let mut saved = Vec::with_capacity(projections.len());
+    let mut tx = pool.begin().await?;
+    for p in projections.iter_mut() {
+        let row: Option<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT seq, state FROM projection_checkpoints WHERE name = ?")
+                .bind(p.name())
+                .fetch_optional(&mut *tx)
+                .await?;
+        match row {
+            Some((seq, state)) => {
+                p.load_state(&state)?;
+                let tables = p.state_tables();
+                if !tables.is_empty() {
+                    p.restore(&sql::dump_conn(&mut tx, tables).await?)?;
+                }
+                checkpoints.push(seq.max(0) as u64);
+                saved.push(state);
+            }
+            None => {
+                p.load_state(&[])?;
+                checkpoints.push(0);
+                saved.push(p.save_state());
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok((checkpoints, saved))
 }
 
 /// Give a table-backed projection its state back from its committed rows.

@@ -180,6 +180,25 @@ pub fn row_values(r: &sqlx::sqlite::SqliteRow, n: usize) -> Result<Row, Projecti
     Ok(out)
 }
 
+/// Every row of the given tables, read through one connection (inside the caller's
+/// transaction, if any).
+pub async fn dump_conn(
+    conn: &mut SqliteConnection,
+    tables: &[&'static Table],
+) -> Result<MemoryTables, ProjectionError> {
+    let mut out = MemoryTables::default();
+    for t in tables {
+        let sql = format!("SELECT {} FROM {}", t.columns.join(","), t.name);
+        let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
+        let map = out.tables.entry(t.name.to_string()).or_default();
+        for r in &rows {
+            let row = row_values(r, t.columns.len())?;
+            map.insert(t.key_of(&row), row);
+        }
+    }
+    Ok(out)
+}
+
 /// Dump every table of the given projections into memory (for comparisons).
 pub async fn dump(
     pool: &SqlitePool,

@@ -110,6 +110,28 @@ pub async fn nearest(
         .collect())
 }
 
+/// Row ids of the `n` memories in `scope` whose text best matches the FTS5 expression
+/// `fts_match` (see [`fts_query`]), best (bm25) first.
+pub async fn keyword(
+    index: &MemoryIndex,
+    t: &Tables,
+    scope: &Scope,
+    fts_match: &str,
+    n: usize,
+) -> Result<Vec<i64>, ProjectionError> {
+    let mut binds = Vec::new();
+    let filter = scope_sql(scope, &mut binds);
+    let sql = format!(
+        "SELECT rowid FROM {0} WHERE {0} MATCH ?{filter} ORDER BY rank LIMIT ?",
+        t.fts
+    );
+    let mut qy = sqlx::query_scalar::<_, i64>(&sql).bind(fts_match);
+    for b in &binds {
+        qy = qy.bind(b);
+    }
+    Ok(qy.bind(n as i64).fetch_all(index.pool()).await?)
+}
+
 /// The `k` memories in `scope` that best match `query`, best first. The vector ranking is
 /// left out while the index was built by another model than the configured one (until a
 /// rebuild swaps), so recall degrades to keywords instead of comparing foreign vectors.
@@ -141,17 +163,7 @@ pub async fn recall(
 
     let mut keyword_hits: Vec<i64> = Vec::new();
     if let Some(m) = fts_query(query) {
-        let mut binds = Vec::new();
-        let filter = scope_sql(scope, &mut binds);
-        let sql = format!(
-            "SELECT rowid FROM {0} WHERE {0} MATCH ?{filter} ORDER BY rank LIMIT ?",
-            t.fts
-        );
-        let mut qy = sqlx::query_scalar::<_, i64>(&sql).bind(m);
-        for b in &binds {
-            qy = qy.bind(b);
-        }
-        keyword_hits = qy.bind(candidates as i64).fetch_all(pool).await?;
+        keyword_hits = keyword(index, &t, scope, &m, candidates).await?;
     }
 
     let mut fused: HashMap<i64, Hit> = HashMap::new();

@@ -17,7 +17,7 @@ use clawos_kernel::{Config, Gateway};
 use clawos_replay::Home;
 use uuid::Uuid;
 
-use crate::bench::{fill_synthetic, percentile};
+use super::common::{fill_synthetic, percentile};
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
@@ -37,7 +37,7 @@ fn message(n: u64) -> NewEvent {
 }
 
 /// Run the benchmark: a session of about `messages` messages, then `turns` timed turns.
-pub async fn bench_turn(messages: u64, turns: u64, durability: Durability) -> Result<()> {
+pub(super) async fn bench_turn(messages: u64, turns: u64, durability: Durability) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let home = Home::new(dir.path());
     // One synthetic turn is 11 events holding two messages.
@@ -65,10 +65,7 @@ pub async fn bench_turn(messages: u64, turns: u64, durability: Durability) -> Re
     let gw = Gateway::open(home.clone(), config, agents, Arc::new(vault)).await?;
     let open = t.elapsed();
     let session_stream = stream::session("s0");
-    let in_session: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE session_id = 's0'")
-            .fetch_one(gw.read_models())
-            .await?;
+    let in_session = clawos_projections::views::message_count(gw.read_models(), "s0").await?;
 
     let mut turn_times = Vec::new();
     let mut base_times = Vec::new();

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clawos_events::Durability;
 use clawos_replay::{rebuild, state_at, Home};
 
-use crate::bench_gateway::{start, write_config};
+use super::common::{fill_synthetic, start, write_config};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -63,7 +63,7 @@ async fn time_get(
 }
 
 /// Run the benchmark and print its tables.
-pub async fn bench_admin(events: u64, requests: usize) -> Result<()> {
+pub(super) async fn bench_admin(events: u64, requests: usize) -> Result<()> {
     let exe = std::env::current_exe()?;
     let root = std::env::temp_dir().join(format!("clawos-bench-admin-{}", uuid::Uuid::now_v7()));
     let dir = root.join("home");
@@ -72,7 +72,7 @@ pub async fn bench_admin(events: u64, requests: usize) -> Result<()> {
     let t = Instant::now();
     {
         let store = home.open_log(Durability::Normal).await?;
-        crate::bench::fill_synthetic(&store, 1000, events).await?;
+        fill_synthetic(&store, 1000, events).await?;
         let pool = home.open_projections().await?;
         rebuild::rebuild(&store, &pool, None, |_| {}).await?;
         pool.close().await;

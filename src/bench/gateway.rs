@@ -1,95 +1,16 @@
 //! `clawos bench gateway`: start time, message round trips through a real channel process,
 //! and memory, each beside a baseline measured in the same run.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clawos_events::Durability;
 use clawos_replay::{rebuild, Home};
 
-const SECRET: &str = "bench-secret-0123456789";
-
-/// A free loopback port.
-pub(crate) fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// A Gateway process, stopped (SIGTERM) when dropped.
-pub(crate) struct Gateway {
-    pub(crate) child: Child,
-    pub(crate) addr: SocketAddr,
-    hook: Option<SocketAddr>,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        unsafe_kill(self.child.id(), 15);
-        let _ = self.child.wait();
-    }
-}
-
-fn unsafe_kill(pid: u32, signal: i32) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status();
-}
-
-/// `clawos.toml` with the echo agent (and a webhook channel on `hook`).
-pub(crate) fn write_config(
-    home: &Path,
-    durability: Durability,
-    hook: Option<SocketAddr>,
-) -> Result<()> {
-    std::fs::create_dir_all(home)?;
-    let d = match durability {
-        Durability::Full => "full",
-        Durability::Normal => "normal",
-    };
-    let mut cfg = format!(
-        "[gateway]\ndurability = \"{d}\"\ndefault_agent = \"echo\"\n\n[agents.echo]\nkind = \"echo\"\n"
-    );
-    if let Some(h) = hook {
-        cfg.push_str(&format!(
-            "\n[channels.hooks]\nkind = \"webhook\"\nlisten = \"{h}\"\nsecret = \"{SECRET}\"\ndm_policy = \"open\"\n"
-        ));
-    }
-    std::fs::write(home.join("clawos.toml"), cfg)?;
-    Ok(())
-}
-
-/// Start `clawos gateway` in `home`; returns once it listens, with how long that took.
-pub(crate) fn start(
-    exe: &Path,
-    home: &Path,
-    hook: Option<SocketAddr>,
-) -> Result<(Gateway, Duration)> {
-    let port = free_port()?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let t = Instant::now();
-    let child = Command::new(exe)
-        .arg("--home")
-        .arg(home)
-        .arg("gateway")
-        .arg("--listen")
-        .arg(addr.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(addr).is_err() {
-        if Instant::now() > deadline {
-            bail!("gateway did not listen within 30 s");
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let took = t.elapsed();
-    Ok((Gateway { child, addr, hook }, took))
-}
+use super::common::{fill_synthetic, free_port, start, write_config, SECRET};
 
 async fn wait_webhook(client: &reqwest::Client, hook: SocketAddr) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -237,7 +158,7 @@ async fn sustained(
 }
 
 /// Run the Gateway benchmarks.
-pub async fn bench_gateway(messages: u64, rate: u64, big_log: u64) -> Result<()> {
+pub(super) async fn bench_gateway(messages: u64, rate: u64, big_log: u64) -> Result<()> {
     let exe: PathBuf = std::env::current_exe()?;
     let root = std::env::temp_dir().join(format!("clawos-bench-gw-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&root)?;
@@ -271,7 +192,7 @@ pub async fn bench_gateway(messages: u64, rate: u64, big_log: u64) -> Result<()>
         let home = Home::new(&big);
         let store = home.open_log(Durability::Normal).await?;
         let sessions = 1000u64;
-        crate::bench::fill_synthetic(&store, sessions, big_log).await?;
+        fill_synthetic(&store, sessions, big_log).await?;
         let pool = home.open_projections().await?;
         rebuild::rebuild(&store, &pool, None, |_| {}).await?;
         pool.close().await;

@@ -13,7 +13,7 @@ use clawos_projections::index::{self, Embedder, MemoryIndex, Scope};
 use clawos_projections::{projection, Runner};
 use uuid::Uuid;
 
-use crate::bench::percentile;
+use super::common::percentile;
 
 /// Words the synthetic memories are made of.
 const WORDS: &[&str] = &[
@@ -164,7 +164,7 @@ fn ms(d: Duration) -> String {
 }
 
 /// Run the memory benchmark over `memories` memories and `queries` recalls.
-pub async fn bench_memory(memories: u64, queries: u64) -> Result<()> {
+pub(super) async fn bench_memory(memories: u64, queries: u64) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let store = LogStore::open(dir.path().join("clawos.db"), Durability::Normal).await?;
     let pool = clawos_projections::sql::open(&dir.path().join("projections.db")).await?;
@@ -251,13 +251,7 @@ pub async fn bench_memory(memories: u64, queries: u64) -> Result<()> {
         knn.push(started.elapsed());
         let started = Instant::now();
         if let Some(m) = index::recall::fts_query(q) {
-            sqlx::query(&format!(
-                "SELECT rowid FROM {0} WHERE {0} MATCH ? AND identity = 'alice' ORDER BY rank LIMIT 32",
-                t.fts
-            ))
-            .bind(m)
-            .fetch_all(idx.pool())
-            .await?;
+            index::recall::keyword(&idx, &t, &scope, &m, 32).await?;
         }
         fts.push(started.elapsed());
         let started = Instant::now();
