@@ -416,8 +416,8 @@ mod tests {
                     binding_id: format!("b{}", a % 3),
                     agent: pick(&agents, b).into(),
                     scope: BindingScope {
-                        channel: (c % 2 == 0).then(|| pick(&channels, c).into()),
-                        body_regex: (c % 3 == 0).then(|| "^@".into()),
+                        channel: c.is_multiple_of(2).then(|| pick(&channels, c).into()),
+                        body_regex: c.is_multiple_of(3).then(|| "^@".into()),
                         ..Default::default()
                     },
                     priority: i32::from(b % 3),
@@ -436,7 +436,7 @@ mod tests {
                 BranchCreated {
                     branch: pick(&branches, b).into(),
                     at_message: None,
-                    switch_to: c % 2 == 0,
+                    switch_to: c.is_multiple_of(2),
                 }
                 .into(),
             ),

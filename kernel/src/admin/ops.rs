@@ -92,7 +92,7 @@ pub async fn memories(
                 identity: identity.map(str::to_string),
                 agent: None,
             };
-            crate::memory::recall(&gw.memory_index(), &scope, text, limit)
+            crate::memory::recall(gw.memory_index(), &scope, text, limit)
                 .await
                 .map_err(ApiError::internal)?
                 .into_iter()

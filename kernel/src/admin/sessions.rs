@@ -70,7 +70,7 @@ pub async fn fork(
         }
     }
     let (appended, branch) =
-        clawos_replay::fork::fork(&gw.log(), &session, b.at, b.name.as_deref(), b.switch).await?;
+        clawos_replay::fork::fork(gw.log(), &session, b.at, b.name.as_deref(), b.switch).await?;
     gw.projected_through(appended.last_seq).await;
     Ok(Json(json!({"branch": branch, "seq": appended.last_seq})))
 }

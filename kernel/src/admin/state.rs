@@ -106,7 +106,7 @@ pub async fn at(
         "session": session,
     });
     if session.is_some() {
-        let s = state_at(&gw.log(), seq, session)
+        let s = state_at(gw.log(), seq, session)
             .await
             .map_err(ApiError::from)?;
         body["sessions"] = json!(snapshot(&s.tables));
@@ -122,7 +122,7 @@ pub async fn at(
             Some(f) if f.seq() <= seq => cached.insert(f),
             _ => cached.insert(Fold::new()),
         };
-        fold.advance(&gw.log(), seq).await.map_err(ApiError::from)?;
+        fold.advance(gw.log(), seq).await.map_err(ApiError::from)?;
         let tables = fold.tables();
         // Every session with its branches, without transcripts: those are one session at a
         // time (with `session`), or a whole log's worth of text in one answer.
