@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clawos_agents::embed::{HashedEmbedder, MiniLmEmbedder, OpenAiEmbedder};
-use clawos_agents::fake_llm::{fake_embedding, FakeLlm, Step, FAKE_EMBEDDING_DIMS};
 use clawos_agents::provider::{ProviderConfig, ProviderKind};
 use clawos_events::{
     stream, Durability, ExpectedVersion, LogStore, MemoryForgotten, MemoryWritten, NewEvent,
 };
 use clawos_projections::index::{self, Embedder, MemoryIndex, Opened, Scope};
 use clawos_projections::{projection, Runner};
+use clawos_testkit::fake_llm::{fake_embedding, FakeLlm, Step, FAKE_EMBEDDING_DIMS};
 
 use serde::Deserialize;
 use sqlx::SqlitePool;

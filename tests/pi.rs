@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use clawos_agents::fake_llm::{FakeLlm, Step};
 use clawos_events::EventPayload;
+use clawos_testkit::fake_llm::{FakeLlm, Step};
 use common::*;
 use serde_json::{json, Value};
 

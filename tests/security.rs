@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use clawos_agents::fake_llm::{FakeLlm, Step};
 use clawos_events::EventPayload;
+use clawos_testkit::fake_llm::{FakeLlm, Step};
 use gateway_common::*;
 
 /// Run `clawos --home DIR ARGS` with `input` on stdin.

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use clawos_agents::fake_llm::{FakeLlm, Step};
+use clawos_testkit::fake_llm::{FakeLlm, Step};
 use common::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};

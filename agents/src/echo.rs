@@ -1,11 +1,16 @@
-//! An agent that answers with the message it got: a test double for the Gateway's tests
-//! and benchmarks, never a product feature.
+//! [`EchoAgent`]: a diagnostic agent that answers with the message it got.
+//!
+//! It exists so the Gateway's tests and benchmarks (`clawos bench`) can drive whole turns
+//! (ingest, dispatch, reply, delivery) without a model, and so the cost they measure is
+//! the Gateway's own. It is not an agent a user chooses for a conversation: it calls no
+//! model and records no steps.
 
 use async_trait::async_trait;
 
 use crate::{Agent, AgentError, TurnInput, TurnOutput, TurnRecorder};
 
-/// Replies `echo: TEXT` (and `echo: TEXT (n before)` with the history length).
+/// A diagnostic agent for tests and benchmarks: replies `echo: TEXT (n before)`, `n` being
+/// the number of history messages it was given. Records nothing and calls no model.
 pub struct EchoAgent {
     name: String,
 }

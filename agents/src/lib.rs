@@ -5,10 +5,13 @@
 //! - [`pi`]: Pi, the default agent.
 //! - [`skills`]: the tools Pi offers (`fs`, `shell`).
 //! - [`provider`]: LLM providers (OpenAI-compatible, Anthropic), failover.
-//! - [`fake_llm`]: a scripted local server speaking both APIs, for tests.
 //! - [`embed`]: embedders for the memory index (built-in hashed n-grams, OpenAI-compatible,
 //!   all-MiniLM-L6-v2).
-//! - [`echo`]: an echo agent, a test double only.
+//! - [`echo`]: a diagnostic agent that answers with the message it got; the tests and
+//!   benchmarks bind it to measure the Gateway without a model. Not a user's choice.
+//!
+//! The scripted LLM server the tests use lives in the dev-only `clawos-testkit` crate
+//! (`tests/testkit/`), outside the product.
 //!
 //! **Architecture Invariant:** an agent never writes to the log directly. Everything it
 //! does that replay must not redo (LLM output, tool output) goes through its
@@ -16,7 +19,6 @@
 
 pub mod echo;
 pub mod embed;
-pub mod fake_llm;
 pub mod pi;
 pub mod provider;
 pub mod skills;

@@ -3,12 +3,12 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use clawos_agents::fake_llm::{self, FakeLlm, Step};
 use clawos_agents::provider::{
     build, ChatMessage, ChatRequest, ChatResponse, Failover, Provider, ProviderConfig,
     ProviderError, ProviderKind, ToolSpec,
 };
 use clawos_events::ToolCallRequest;
+use clawos_testkit::fake_llm::{self, FakeLlm, Step};
 use serde_json::{json, Value};
 
 const KINDS: [ProviderKind; 2] = [ProviderKind::OpenAi, ProviderKind::Anthropic];
