@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::changes::Changes;
-use crate::projection::{decode_state, encode_state, Projection};
+use crate::fold::{decode_state, encode_state, Projection};
 use crate::value::Table;
 use crate::{row, ProjectionError};
 

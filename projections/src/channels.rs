@@ -6,7 +6,7 @@ use clawos_events::{EventPayload, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::changes::Changes;
-use crate::projection::{decode_state, encode_state, Projection};
+use crate::fold::{decode_state, encode_state, Projection};
 use crate::value::Table;
 use crate::{row, ProjectionError};
 

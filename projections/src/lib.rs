@@ -33,6 +33,7 @@ pub mod channels;
 pub mod cron;
 pub mod deliveries;
 mod error;
+mod fold;
 pub mod hook_cursors;
 pub mod identities;
 pub mod index;
@@ -47,6 +48,6 @@ pub mod views;
 
 pub use changes::{Changes, MemoryTables};
 pub use error::ProjectionError;
-pub use projection::Projection;
+pub use fold::Projection;
 pub use runner::{CatchUp, MemoryRunner, Runner};
 pub use value::{Row, Table, Value};

@@ -4,7 +4,7 @@
 use clawos_events::{EventPayload, RecordedEvent};
 
 use crate::changes::Changes;
-use crate::projection::Projection;
+use crate::fold::Projection;
 use crate::value::Table;
 use crate::{row, ProjectionError};
 

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use clawos_events::{EventPayload, RecordedEvent};
 
 use crate::changes::Changes;
-use crate::projection::Projection;
+use crate::fold::Projection;
 use crate::value::Table;
 use crate::{row, MemoryTables, ProjectionError, Value};
 

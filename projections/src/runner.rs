@@ -6,7 +6,7 @@ use tokio::sync::watch;
 use clawos_events::LogStore;
 
 use crate::changes::{Changes, MemoryTables};
-use crate::projection::Projection;
+use crate::fold::Projection;
 use crate::sql;
 use crate::ProjectionError;
 

@@ -11,7 +11,7 @@ use clawos_events::{EventPayload, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::changes::Changes;
-use crate::projection::{decode_state, Projection};
+use crate::fold::{decode_state, Projection};
 use crate::value::Table;
 use crate::{row, ProjectionError};
 

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::{MasterKey, VaultError};
+use super::error::VaultError;
+use super::key::MasterKey;
 
-/// The environment variable that names the key file (and so chooses the file store).
-pub const ENV_KEY_FILE: &str = "CLAWOS_VAULT_KEY_FILE";
+pub use super::key::ENV_KEY_FILE;
 /// `keychain`, `file` or `auto` (default): which store to use for a new vault.
 pub const ENV_KEY_STORE: &str = "CLAWOS_VAULT_KEYSTORE";
 /// The keychain service name.

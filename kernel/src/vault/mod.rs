@@ -9,14 +9,18 @@
 //! **Fail closed:** a wrong key, a missing key or a tampered row is an error that names
 //! the problem; nothing is decrypted and nothing is overwritten.
 
+mod error;
+mod key;
 pub mod keystore;
 pub mod seal;
+
+pub use error::VaultError;
+pub use key::MasterKey;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clawos_events::{stream, ExpectedVersion, LogStore, NewEvent, SecretDeleted, SecretStored};
-use rand::RngCore;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use zeroize::Zeroizing;
@@ -29,114 +33,6 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/vau
 
 /// The name the admin token is kept under.
 pub const ADMIN_TOKEN: &str = "clawos.admin-token";
-
-/// A 256-bit master key, wiped from memory when dropped.
-pub struct MasterKey(Zeroizing<[u8; 32]>);
-
-impl std::fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(<redacted>)")
-    }
-}
-
-impl MasterKey {
-    /// A fresh random key.
-    pub fn generate() -> Self {
-        let mut k = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(k.as_mut());
-        MasterKey(k)
-    }
-
-    /// Parse 64 hex digits.
-    pub fn from_hex(text: &str) -> Option<Self> {
-        let mut k = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(text.trim(), k.as_mut()).ok()?;
-        Some(MasterKey(k))
-    }
-
-    /// 64 hex digits.
-    pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(self.0.as_ref()))
-    }
-
-    /// The raw bytes.
-    pub fn bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// The check value stored in the vault: tells whether this is its key without
-    /// revealing the key.
-    fn check_value(&self) -> [u8; 32] {
-        *blake3::keyed_hash(self.bytes(), b"clawos vault key check v1").as_bytes()
-    }
-}
-
-/// What went wrong in the vault.
-#[derive(Debug, thiserror::Error)]
-pub enum VaultError {
-    /// The vault database could not be read or written.
-    #[error("vault database: {0}")]
-    Storage(#[from] sqlx::Error),
-    /// The vault database could not be migrated.
-    #[error("vault database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A file could not be read or written.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The keychain answered with an error.
-    #[error("OS keychain: {0}")]
-    Keychain(String),
-    /// A key store holds something unusable.
-    #[error("{0}")]
-    BadKey(String),
-    /// The vault holds secrets but its key is nowhere to be found.
-    #[error(
-        "the vault {vault} was sealed with a key that is not in {source_desc}; restore that key \
-         (or point {} at it). Nothing was decrypted or changed.",
-        keystore::ENV_KEY_FILE
-    )]
-    KeyMissing {
-        /// The vault file.
-        vault: PathBuf,
-        /// Where the key was looked for.
-        source_desc: String,
-    },
-    /// The key found is not the one the vault was sealed with.
-    #[error(
-        "the key in {source_desc} is not the key of the vault {vault}; nothing was decrypted \
-         or changed"
-    )]
-    WrongKey {
-        /// The vault file.
-        vault: PathBuf,
-        /// Where the key came from.
-        source_desc: String,
-    },
-    /// A stored value does not open: it was altered after it was written.
-    #[error("secret `{0}` does not decrypt: its stored ciphertext was altered; set it again")]
-    Tampered(String),
-    /// A secret name is not allowed.
-    #[error("bad secret name `{0}`: use 1 to 128 of A-Z a-z 0-9 . _ -")]
-    BadName(String),
-    /// Appending `SecretStored`/`SecretDeleted` failed.
-    #[error(transparent)]
-    Log(#[from] clawos_events::LogError),
-}
-
-impl VaultError {
-    fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        VaultError::Io {
-            context: context.into(),
-            source,
-        }
-    }
-}
 
 /// One secret as `list` shows it: never its value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

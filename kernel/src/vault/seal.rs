@@ -6,7 +6,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use super::MasterKey;
+use super::key::MasterKey;
 
 /// Length of an XChaCha20 nonce.
 pub const NONCE_LEN: usize = 24;

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
-use super::{int, load_matching, load_rows, opt_text, signed, text};
+use super::rows::{int, load_matching, load_rows, opt_text, signed, text};
 use crate::approvals::APPROVALS;
 use crate::changes::MemoryTables;
 use crate::ProjectionError;

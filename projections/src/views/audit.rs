@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use super::{int, load_rows, opt_text, text};
+use super::rows::{int, load_rows, opt_text, text};
 use crate::audit::{AUDIT_STEPS, AUDIT_TURNS};
 use crate::changes::MemoryTables;
 use crate::value::Value;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use super::{int, opt_text, signed, text};
+use super::rows::{int, opt_text, signed, text};
 use crate::changes::MemoryTables;
 use crate::channels::CHANNELS;
 use crate::ProjectionError;
@@ -52,6 +52,6 @@ pub fn channel_status_in(t: &MemoryTables) -> Vec<ChannelStatusView> {
 /// [`channel_status_in`] over the live tables.
 pub async fn channel_status(pool: &SqlitePool) -> Result<Vec<ChannelStatusView>, ProjectionError> {
     Ok(channel_status_in(
-        &super::load_tables(pool, &[&CHANNELS]).await?,
+        &super::rows::load_tables(pool, &[&CHANNELS]).await?,
     ))
 }

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
-use super::{int, load_matching, load_rows, signed, text};
+use super::rows::{int, load_matching, load_rows, signed, text};
 use crate::changes::MemoryTables;
 use crate::cron::CRON_JOBS;
 use crate::ProjectionError;
@@ -75,7 +75,7 @@ pub fn cron_job_in(t: &MemoryTables, job_id: Uuid) -> Option<CronJobView> {
 /// [`cron_jobs_in`] over the live tables.
 pub async fn cron_jobs(pool: &SqlitePool) -> Result<Vec<CronJobView>, ProjectionError> {
     Ok(cron_jobs_in(
-        &super::load_tables(pool, &[&CRON_JOBS]).await?,
+        &super::rows::load_tables(pool, &[&CRON_JOBS]).await?,
     ))
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::SqlitePool;
 
-use super::{int, text};
+use super::rows::{int, text};
 use crate::changes::MemoryTables;
 use crate::deliveries::{DELIVERIES, DELIVERY_ACKS};
 use crate::ProjectionError;

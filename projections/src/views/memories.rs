@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
-use super::{int, load_matching, load_rows, opt_text, text};
+use super::rows::{int, load_matching, load_rows, opt_text, text};
 use crate::changes::MemoryTables;
 use crate::memories::MEMORIES;
 use crate::value::Value;

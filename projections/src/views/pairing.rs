@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use super::{int, load_matching, load_tables, signed, text};
+use super::rows::{int, load_matching, load_tables, signed, text};
 use crate::changes::MemoryTables;
 use crate::pairing::{PAIRED, PAIRING_REQUESTS};
 use crate::ProjectionError;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::SqlitePool;
 
-use super::{int, text};
+use super::rows::{int, text};
 use crate::audit::AUDIT_TURNS;
 use crate::changes::MemoryTables;
 use crate::sessions::{MESSAGES, SESSIONS};

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 
 use super::pairing::{paired_in, pairing_requests_in, PairingRequestView};
-use super::{int, load_rows, opt_text, signed, text};
+use super::rows::{int, load_rows, opt_text, signed, text};
 use crate::bindings::BINDINGS;
 use crate::changes::MemoryTables;
 use crate::identities::IDENTITY_ADDRESSES;
@@ -156,7 +156,7 @@ pub fn identities_in(t: &MemoryTables) -> Vec<IdentityView> {
 /// Every linked address from the live tables, by identity then address (as
 /// `clawos identity list` prints them).
 pub async fn identities(pool: &SqlitePool) -> Result<Vec<IdentityView>, ProjectionError> {
-    let mut all = identities_in(&super::load_tables(pool, &[&IDENTITY_ADDRESSES]).await?);
+    let mut all = identities_in(&super::rows::load_tables(pool, &[&IDENTITY_ADDRESSES]).await?);
     all.sort_by(|a, b| (&a.identity, &a.address).cmp(&(&b.identity, &b.address)));
     Ok(all)
 }
@@ -166,7 +166,8 @@ pub async fn linked_identity(
     pool: &SqlitePool,
     address: &str,
 ) -> Result<Option<String>, ProjectionError> {
-    let t = super::load_matching(pool, &IDENTITY_ADDRESSES, "address", address.into()).await?;
+    let t =
+        super::rows::load_matching(pool, &IDENTITY_ADDRESSES, "address", address.into()).await?;
     Ok(identities_in(&t).into_iter().next().map(|i| i.identity))
 }
 
@@ -193,5 +194,7 @@ pub fn bindings_in(t: &MemoryTables) -> Vec<BindingSet> {
 
 /// [`bindings_in`] over the live tables.
 pub async fn bindings(pool: &SqlitePool) -> Result<Vec<BindingSet>, ProjectionError> {
-    Ok(bindings_in(&super::load_tables(pool, &[&BINDINGS]).await?))
+    Ok(bindings_in(
+        &super::rows::load_tables(pool, &[&BINDINGS]).await?,
+    ))
 }

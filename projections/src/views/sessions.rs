@@ -8,7 +8,7 @@
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use super::{int, load_matching, load_rows, text};
+use super::rows::{int, load_matching, load_rows, text};
 use crate::changes::MemoryTables;
 use crate::sessions::{BRANCHES, COMPACTIONS, MESSAGES, SESSIONS};
 use crate::value::{Row, Value};
@@ -90,7 +90,7 @@ fn message_of(seq: u64, r: &Row) -> MessageView {
         channel: text(r, 5),
         address: text(r, 6),
         text: text(r, 7),
-        ts_ms: super::signed(r, 8).unwrap_or(0),
+        ts_ms: super::rows::signed(r, 8).unwrap_or(0),
     }
 }
 
@@ -186,7 +186,9 @@ pub async fn load_session(
 
 /// Every live session row.
 pub async fn load_sessions(pool: &SqlitePool) -> Result<Vec<SessionView>, ProjectionError> {
-    Ok(sessions(&super::load_tables(pool, &[&SESSIONS]).await?))
+    Ok(sessions(
+        &super::rows::load_tables(pool, &[&SESSIONS]).await?,
+    ))
 }
 
 /// One live session, if it exists.
