@@ -272,6 +272,32 @@ mod tests {
         }
     }
 
+    /// A code for `address` on channel `webhook`, expiring at `expires_at_ms`.
+    fn requested(address: &str, expires_at_ms: i64) -> (&'static str, EventPayload) {
+        (
+            "pairing",
+            PairingRequested {
+                channel: "webhook".into(),
+                address: address.into(),
+                code_hash: "h".into(),
+                expires_at_ms,
+            }
+            .into(),
+        )
+    }
+
+    /// The decision for `sender` writing on `channel` under the pairing policy at `now_ms`.
+    fn when_pairing(channel: &str, sender: &str, state: &RoutingState, now_ms: i64) -> Decision {
+        decide(
+            channel,
+            &message(sender, "hi"),
+            state,
+            &pairing(),
+            "pi",
+            &fresh(now_ms),
+        )
+    }
+
     fn payloads(events: &[NewEvent]) -> Vec<&EventPayload> {
         events.iter().map(|e| &e.payload).collect()
     }
@@ -483,36 +509,13 @@ mod tests {
 
     #[test]
     fn a_live_code_holds_the_next_message_and_an_expired_one_is_renewed() {
-        let state = given(vec![(
-            "pairing",
-            PairingRequested {
-                channel: "webhook".into(),
-                address: "webhook:eve".into(),
-                code_hash: "h".into(),
-                expires_at_ms: 5_000,
-            }
-            .into(),
-        )]);
+        let state = given(vec![requested("webhook:eve", 5_000)]);
         assert!(matches!(
-            decide(
-                "webhook",
-                &message("webhook:eve", "again"),
-                &state,
-                &pairing(),
-                "pi",
-                &fresh(4_999)
-            ),
+            when_pairing("webhook", "webhook:eve", &state, 4_999),
             Decision::Held(Held::CodeLive)
         ));
         assert!(matches!(
-            decide(
-                "webhook",
-                &message("webhook:eve", "again"),
-                &state,
-                &pairing(),
-                "pi",
-                &fresh(5_000)
-            ),
+            when_pairing("webhook", "webhook:eve", &state, 5_000),
             Decision::Pair { .. }
         ));
     }
@@ -520,16 +523,7 @@ mod tests {
     #[test]
     fn an_approved_sender_is_routed() {
         let state = given(vec![
-            (
-                "pairing",
-                PairingRequested {
-                    channel: "webhook".into(),
-                    address: "webhook:eve".into(),
-                    code_hash: "h".into(),
-                    expires_at_ms: 5_000,
-                }
-                .into(),
-            ),
+            requested("webhook:eve", 5_000),
             (
                 "pairing",
                 PairingApproved {
@@ -540,26 +534,12 @@ mod tests {
             ),
         ]);
         assert!(matches!(
-            decide(
-                "webhook",
-                &message("webhook:eve", "hi"),
-                &state,
-                &pairing(),
-                "pi",
-                &fresh(10_000)
-            ),
+            when_pairing("webhook", "webhook:eve", &state, 10_000),
             Decision::Route(_)
         ));
         // Approval is per channel.
         assert!(matches!(
-            decide(
-                "other",
-                &message("webhook:eve", "hi"),
-                &state,
-                &pairing(),
-                "pi",
-                &fresh(10_000)
-            ),
+            when_pairing("other", "webhook:eve", &state, 10_000),
             Decision::Pair { .. }
         ));
     }
@@ -567,40 +547,15 @@ mod tests {
     #[test]
     fn a_channel_full_of_live_codes_gives_no_more() {
         let events = (0..MAX_PENDING_PAIRINGS)
-            .map(|i| {
-                (
-                    "pairing",
-                    PairingRequested {
-                        channel: "webhook".into(),
-                        address: format!("webhook:s{i}"),
-                        code_hash: "h".into(),
-                        expires_at_ms: 9_000,
-                    }
-                    .into(),
-                )
-            })
+            .map(|i| requested(&format!("webhook:s{i}"), 9_000))
             .collect();
         let state = given(events);
         assert!(matches!(
-            decide(
-                "webhook",
-                &message("webhook:new", "hi"),
-                &state,
-                &pairing(),
-                "pi",
-                &fresh(1_000)
-            ),
+            when_pairing("webhook", "webhook:new", &state, 1_000),
             Decision::Held(Held::TooManyCodes)
         ));
         assert!(matches!(
-            decide(
-                "webhook",
-                &message("webhook:new", "hi"),
-                &state,
-                &pairing(),
-                "pi",
-                &fresh(9_000)
-            ),
+            when_pairing("webhook", "webhook:new", &state, 9_000),
             Decision::Pair { .. }
         ));
     }
