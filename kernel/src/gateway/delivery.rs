@@ -22,6 +22,31 @@ pub fn ack_key(delivery_id: Uuid) -> String {
     format!("ack\u{1f}{delivery_id}")
 }
 
+/// Where the thread key of a reply comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThreadKey {
+    /// The reply says it (`None`: not a reply to a channel's message).
+    Known(Option<String>),
+    /// A reply recorded before schema version 2: the external id of the trigger at this
+    /// seq.
+    FromTrigger(u64),
+}
+
+/// The thread key of reply `m`, recorded with schema version `schema_version`.
+pub fn thread_key(m: &MessageSent, schema_version: u16) -> ThreadKey {
+    match (&m.reply_key, m.in_reply_to) {
+        (Some(key), _) => ThreadKey::Known(Some(key.clone())),
+        (None, Some(trigger)) if schema_version < 2 => ThreadKey::FromTrigger(trigger),
+        (None, _) => ThreadKey::Known(None),
+    }
+}
+
+/// Whether a reply seen in the log goes out on a connection of `channel`: it is for this
+/// channel, the log holds no ack for it, and this connection has not sent it yet.
+pub fn goes_out(m: &MessageSent, channel: &str, acked: bool, sent: &HashSet<Uuid>) -> bool {
+    m.channel == channel && !acked && !sent.contains(&m.delivery_id)
+}
+
 impl Gateway {
     /// Record that `channel` delivered a reply (idempotent).
     pub async fn delivered(&self, channel: &str, delivery_id: Uuid) -> Result<(), KernelError> {
@@ -47,10 +72,9 @@ impl Gateway {
         e: &RecordedEvent,
         m: &MessageSent,
     ) -> Result<Delivery, KernelError> {
-        let in_reply_to = match (&m.reply_key, m.in_reply_to) {
-            (Some(key), _) => Some(key.clone()),
-            (None, Some(t)) if e.schema_version < 2 => self.legacy_reply_key(t).await?,
-            (None, _) => None,
+        let in_reply_to = match thread_key(m, e.schema_version) {
+            ThreadKey::Known(key) => key,
+            ThreadKey::FromTrigger(t) => self.legacy_reply_key(t).await?,
         };
         Ok(Delivery {
             delivery_id: m.delivery_id,
@@ -142,8 +166,11 @@ impl Gateway {
                 .find_dedupe(&ack_key(m.delivery_id))
                 .await?
                 .is_some();
-            if !acked && sent.insert(m.delivery_id) && !self.send(&e, &m, channel, out).await? {
-                return Ok(());
+            if goes_out(&m, channel, acked, &sent) {
+                sent.insert(m.delivery_id);
+                if !self.send(&e, &m, channel, out).await? {
+                    return Ok(());
+                }
             }
         }
     }
@@ -159,5 +186,62 @@ impl Gateway {
         let d = self.delivery_for(e, m).await?;
         self.metrics.message_out(channel);
         Ok(out.send(KernelFrame::Deliver(d)).await.is_ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(channel: &str, reply_key: Option<&str>, in_reply_to: Option<u64>) -> MessageSent {
+        MessageSent {
+            delivery_id: Uuid::from_u128(7),
+            agent: "pi".into(),
+            branch: "main".into(),
+            channel: channel.into(),
+            to: "webhook:ann".into(),
+            chat: None,
+            text: "hi".into(),
+            in_reply_to,
+            reply_key: reply_key.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_reply_goes_out_once_per_connection_unless_acked() {
+        let m = reply("hooks", Some("x1"), Some(3));
+        let mut sent = HashSet::new();
+        assert!(goes_out(&m, "hooks", false, &sent));
+        assert!(
+            !goes_out(&m, "irc", false, &sent),
+            "another channel's reply"
+        );
+        assert!(!goes_out(&m, "hooks", true, &sent), "acked in the log");
+        sent.insert(m.delivery_id);
+        assert!(
+            !goes_out(&m, "hooks", false, &sent),
+            "sent on this connection"
+        );
+    }
+
+    #[test]
+    fn the_thread_key_is_the_replys_own_and_only_v1_replies_read_their_trigger() {
+        assert_eq!(
+            thread_key(&reply("hooks", Some("x1"), Some(3)), 2),
+            ThreadKey::Known(Some("x1".into()))
+        );
+        // A hook or cron answer: no key, and a v2 reply never reads its trigger.
+        assert_eq!(
+            thread_key(&reply("hooks", None, Some(3)), 2),
+            ThreadKey::Known(None)
+        );
+        assert_eq!(
+            thread_key(&reply("hooks", None, Some(3)), 1),
+            ThreadKey::FromTrigger(3)
+        );
+        assert_eq!(
+            thread_key(&reply("hooks", None, None), 1),
+            ThreadKey::Known(None)
+        );
     }
 }
