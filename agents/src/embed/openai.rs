@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use clawos_projections::index::embedder::{normalize, EmbedError, Embedder};
 use serde_json::{json, Value};
 
-use crate::provider::{
-    http_client, join_url, map_reqwest, retry_delay, status_error, ProviderConfig, ProviderError,
-};
+use crate::provider::http::{http_client, join_url, map_reqwest, send};
+use crate::provider::retry::with_retries;
+use crate::provider::{ProviderConfig, ProviderError};
 
 /// Texts per request unless configured otherwise.
 pub const DEFAULT_BATCH: usize = 64;
@@ -64,18 +64,11 @@ impl OpenAiEmbedder {
             .map_err(|e| ProviderError::Connect(e.clone()))?;
         let mut req = client
             .post(self.url())
-            .timeout(self.config.timeout)
             .json(&json!({"model": self.config.model, "input": texts}));
         if let Some(key) = &self.config.api_key {
             req = req.bearer_auth(key);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| map_reqwest(e, self.config.timeout))?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp, self.config.timeout).await);
-        }
+        let resp = send(req, self.config.timeout).await?;
         let body: Value = resp
             .json()
             .await
@@ -114,27 +107,13 @@ impl OpenAiEmbedder {
             .ok_or_else(|| ProviderError::Malformed("fewer embeddings than inputs".into()))
     }
 
-    /// One batch, with retries.
+    /// One batch, with retries; the vectors L2-normalised.
     async fn request(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut done = 0u32;
-        loop {
-            let err = match self.attempt(texts).await {
-                Ok(mut vectors) => {
-                    vectors.iter_mut().for_each(|v| normalize(v));
-                    return Ok(vectors);
-                }
-                Err(err) => err,
-            };
-            let delay = retry_delay(&err, self.config.backoff, done);
-            match delay {
-                Some(delay) if err.retryable() && done < self.config.retries => {
-                    done += 1;
-                    tracing::warn!(error = %err, retry = done, "embeddings call failed, retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                _ => return Err(EmbedError::Remote(err.to_string())),
-            }
-        }
+        let mut vectors = with_retries("openai embeddings", &self.config, || self.attempt(texts))
+            .await
+            .map_err(|err| EmbedError::Remote(err.to_string()))?;
+        vectors.iter_mut().for_each(|v| normalize(v));
+        Ok(vectors)
     }
 }
 

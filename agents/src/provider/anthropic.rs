@@ -10,14 +10,15 @@
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
 use clawos_events::ToolCallRequest;
 use serde_json::{json, Value};
 
-use super::{
-    exchange, http_client, join_url, json_u32, truncate, with_retries, AnswerFold, ChatMessage,
-    ChatRequest, ChatResponse, Provider, ProviderConfig, ProviderError, SseEvent,
-};
+use super::chat::{ChatMessage, ChatRequest, ChatResponse};
+use super::error::{excerpt, ProviderError};
+use super::exchange::{json_u32, push_text, AnswerFold};
+use super::http::join_url;
+use super::http_provider::{Dialect, HttpProvider};
+use super::sse::SseEvent;
 
 /// The provider name.
 pub const NAME: &str = "anthropic";
@@ -27,77 +28,42 @@ pub const API_VERSION: &str = "2023-06-01";
 pub const DEFAULT_MAX_TOKENS: u32 = 1024;
 
 /// An Anthropic Messages provider.
-pub struct Anthropic {
-    config: ProviderConfig,
-    client: Result<reqwest::Client, String>,
-}
+pub type Anthropic = HttpProvider<AnthropicMessages>;
 
-impl Anthropic {
-    /// A provider for `config` (its `kind` is not looked at).
-    pub fn new(config: ProviderConfig) -> Self {
-        let client = http_client(&config);
-        Anthropic { config, client }
+/// The Anthropic Messages dialect (the type parameter of [`Anthropic`]).
+#[derive(Debug)]
+pub enum AnthropicMessages {}
+
+impl Dialect for AnthropicMessages {
+    const NAME: &'static str = NAME;
+    type Fold = StreamState;
+
+    fn url(base_url: &str) -> String {
+        url(base_url)
     }
 
-    /// The provider's configuration.
-    pub fn config(&self) -> &ProviderConfig {
-        &self.config
-    }
-
-    /// Where requests go: `{base_url}/v1/messages` (or `{base_url}/messages` when the base
-    /// URL already ends in `/v1`).
-    pub fn url(&self) -> String {
-        let base = self.config.base_url.trim_end_matches('/');
-        if base.ends_with("/v1") {
-            join_url(base, "/messages")
-        } else {
-            join_url(base, "/v1/messages")
+    /// `anthropic-version: API_VERSION` and `x-api-key: KEY`.
+    fn headers(request: reqwest::RequestBuilder, api_key: Option<&str>) -> reqwest::RequestBuilder {
+        let request = request.header("anthropic-version", API_VERSION);
+        match api_key {
+            Some(key) => request.header("x-api-key", key),
+            None => request,
         }
     }
 
-    async fn attempt<'a>(
-        &'a self,
-        body: &'a Value,
-        on_delta: &'a (dyn Fn(&str) + Send + Sync + 'a),
-    ) -> Result<ChatResponse, ProviderError> {
-        let timeout = self.config.timeout;
-        let client = self
-            .client
-            .as_ref()
-            .map_err(|e| ProviderError::Connect(e.clone()))?;
-        let mut request = client
-            .post(self.url())
-            .header("anthropic-version", API_VERSION)
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .json(body);
-        if let Some(key) = &self.config.api_key {
-            request = request.header("x-api-key", key);
-        }
-        exchange::<StreamState>(request, timeout, &self.config.model, on_delta).await
+    fn request_body(model: &str, req: &ChatRequest) -> Value {
+        request_body(model, req)
     }
 }
 
-#[async_trait]
-impl Provider for Anthropic {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn model(&self) -> &str {
-        &self.config.model
-    }
-
-    fn request_body(&self, req: &ChatRequest) -> Value {
-        request_body(&self.config.model, req)
-    }
-
-    async fn chat(
-        &self,
-        req: &ChatRequest,
-        on_delta: &(dyn for<'d> Fn(&'d str) + Send + Sync),
-    ) -> Result<ChatResponse, ProviderError> {
-        let body = self.request_body(req);
-        with_retries(NAME, &self.config, || self.attempt(&body, on_delta)).await
+/// Where requests go: `{base_url}/v1/messages` (or `{base_url}/messages` when the base
+/// URL already ends in `/v1`).
+pub fn url(base_url: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    if base.ends_with("/v1") {
+        join_url(base, "/messages")
+    } else {
+        join_url(base, "/v1/messages")
     }
 }
 
@@ -200,7 +166,7 @@ enum Block {
 
 /// What the events of one streamed answer have said so far.
 #[derive(Debug, Default)]
-struct StreamState {
+pub(crate) struct StreamState {
     content: String,
     blocks: BTreeMap<u64, Block>,
     prompt_tokens: u32,
@@ -227,7 +193,7 @@ impl AnswerFold for StreamState {
             .ok_or_else(|| {
                 ProviderError::Malformed(format!(
                     "response has no content: {}",
-                    truncate(&body.to_string(), 200)
+                    excerpt(&body.to_string())
                 ))
             })?;
         for (index, block) in content.iter().enumerate() {
@@ -297,12 +263,12 @@ impl StreamState {
         on_delta: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<(), ProviderError> {
         let value: Value = serde_json::from_str(data).map_err(|e| {
-            ProviderError::Malformed(format!("stream event {:?}: {e}", truncate(data, 200)))
+            ProviderError::Malformed(format!("stream event {:?}: {e}", excerpt(data)))
         })?;
         if !value.is_object() {
             return Err(ProviderError::Malformed(format!(
                 "stream event is not an object: {}",
-                truncate(data, 200)
+                excerpt(data)
             )));
         }
         let kind = value.get("type").and_then(Value::as_str).unwrap_or(name);
@@ -343,7 +309,7 @@ impl StreamState {
         let block = match block.get("type").and_then(Value::as_str) {
             Some("text") => {
                 if let Some(text) = block.get("text").and_then(Value::as_str) {
-                    self.push_text(text, on_delta);
+                    push_text(&mut self.content, text, on_delta);
                 }
                 Block::Text
             }
@@ -369,7 +335,7 @@ impl StreamState {
                 let text = delta.get("text").and_then(Value::as_str).ok_or_else(|| {
                     ProviderError::Malformed("text_delta without text".to_string())
                 })?;
-                self.push_text(text, on_delta);
+                push_text(&mut self.content, text, on_delta);
             }
             Some("input_json_delta") => {
                 let partial = delta
@@ -391,13 +357,6 @@ impl StreamState {
             _ => {}
         }
         Ok(())
-    }
-
-    fn push_text(&mut self, text: &str, on_delta: &(dyn Fn(&str) + Send + Sync)) {
-        if !text.is_empty() {
-            self.content.push_str(text);
-            on_delta(text);
-        }
     }
 
     /// Take token counts from a `usage` object; input counts include cached tokens.
@@ -445,10 +404,7 @@ fn api_error(error: &Value) -> ProviderError {
         Some("overloaded_error") => 529,
         _ => 500,
     };
-    ProviderError::Http {
-        status,
-        body: truncate(&error.to_string(), 2000),
-    }
+    ProviderError::http(status, &error.to_string())
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{ChatRequest, ChatResponse, Provider, ProviderError};
+use super::chat::{ChatRequest, ChatResponse, Provider};
+use super::error::ProviderError;
 
 /// A chain of providers. A call goes to the first; when it fails (after its own
 /// retries, whatever the error) the next one is tried, and so on. The first success is

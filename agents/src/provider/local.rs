@@ -33,7 +33,8 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
 
-use super::{ChatMessage, ChatRequest, ChatResponse, Provider, ProviderError};
+use super::chat::{ChatMessage, ChatRequest, ChatResponse, Provider};
+use super::error::ProviderError;
 
 /// Provider name reported in [`ChatResponse::provider`].
 pub const NAME: &str = "local";

@@ -9,84 +9,50 @@
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
 use clawos_events::ToolCallRequest;
 use serde_json::{json, Value};
 
-use super::{
-    exchange, http_client, join_url, json_u32, truncate, with_retries, AnswerFold, ChatMessage,
-    ChatRequest, ChatResponse, Provider, ProviderConfig, ProviderError, SseEvent,
-};
+use super::chat::{ChatMessage, ChatRequest, ChatResponse};
+use super::error::{excerpt, ProviderError};
+use super::exchange::{json_u32, push_text, AnswerFold};
+use super::http::join_url;
+use super::http_provider::{Dialect, HttpProvider};
+use super::sse::SseEvent;
 
 /// The provider name.
 pub const NAME: &str = "openai";
 
 /// An OpenAI-compatible Chat Completions provider.
-pub struct OpenAi {
-    config: ProviderConfig,
-    client: Result<reqwest::Client, String>,
-}
+pub type OpenAi = HttpProvider<OpenAiChat>;
 
-impl OpenAi {
-    /// A provider for `config` (its `kind` is not looked at).
-    pub fn new(config: ProviderConfig) -> Self {
-        let client = http_client(&config);
-        OpenAi { config, client }
+/// The OpenAI-compatible Chat Completions dialect (the type parameter of [`OpenAi`]).
+#[derive(Debug)]
+pub enum OpenAiChat {}
+
+impl Dialect for OpenAiChat {
+    const NAME: &'static str = NAME;
+    type Fold = StreamState;
+
+    fn url(base_url: &str) -> String {
+        url(base_url)
     }
 
-    /// The provider's configuration.
-    pub fn config(&self) -> &ProviderConfig {
-        &self.config
-    }
-
-    /// Where requests go: `{base_url}/chat/completions`.
-    pub fn url(&self) -> String {
-        join_url(&self.config.base_url, "/chat/completions")
-    }
-
-    async fn attempt<'a>(
-        &'a self,
-        body: &'a Value,
-        on_delta: &'a (dyn Fn(&str) + Send + Sync + 'a),
-    ) -> Result<ChatResponse, ProviderError> {
-        let timeout = self.config.timeout;
-        let client = self
-            .client
-            .as_ref()
-            .map_err(|e| ProviderError::Connect(e.clone()))?;
-        let mut request = client
-            .post(self.url())
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .json(body);
-        if let Some(key) = &self.config.api_key {
-            request = request.bearer_auth(key);
+    /// `Authorization: Bearer KEY`.
+    fn headers(request: reqwest::RequestBuilder, api_key: Option<&str>) -> reqwest::RequestBuilder {
+        match api_key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
         }
-        exchange::<StreamState>(request, timeout, &self.config.model, on_delta).await
+    }
+
+    fn request_body(model: &str, req: &ChatRequest) -> Value {
+        request_body(model, req)
     }
 }
 
-#[async_trait]
-impl Provider for OpenAi {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn model(&self) -> &str {
-        &self.config.model
-    }
-
-    fn request_body(&self, req: &ChatRequest) -> Value {
-        request_body(&self.config.model, req)
-    }
-
-    async fn chat(
-        &self,
-        req: &ChatRequest,
-        on_delta: &(dyn for<'d> Fn(&'d str) + Send + Sync),
-    ) -> Result<ChatResponse, ProviderError> {
-        let body = self.request_body(req);
-        with_retries(NAME, &self.config, || self.attempt(&body, on_delta)).await
-    }
+/// Where requests go: `{base_url}/chat/completions`.
+pub fn url(base_url: &str) -> String {
+    join_url(base_url, "/chat/completions")
 }
 
 /// The Chat Completions body for `req` sent to `model`.
@@ -153,7 +119,7 @@ struct PartialCall {
 
 /// What the chunks of one streamed answer have said so far.
 #[derive(Debug, Default)]
-struct StreamState {
+pub(crate) struct StreamState {
     content: String,
     calls: BTreeMap<u64, PartialCall>,
     prompt_tokens: u32,
@@ -179,17 +145,14 @@ impl AnswerFold for StreamState {
         let Some(choice) = first_choice(body) else {
             return Err(ProviderError::Malformed(format!(
                 "response has no choices: {}",
-                truncate(&body.to_string(), 200)
+                excerpt(&body.to_string())
             )));
         };
         let message = choice.get("message").ok_or_else(|| {
             ProviderError::Malformed("response choice has no message".to_string())
         })?;
         if let Some(text) = message.get("content").and_then(Value::as_str) {
-            if !text.is_empty() {
-                self.content.push_str(text);
-                on_delta(text);
-            }
+            push_text(&mut self.content, text, on_delta);
         }
         if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
             for (position, call) in calls.iter().enumerate() {
@@ -262,7 +225,7 @@ impl StreamState {
             return Ok(());
         }
         let chunk: Value = serde_json::from_str(data).map_err(|e| {
-            ProviderError::Malformed(format!("stream chunk {:?}: {e}", truncate(data, 200)))
+            ProviderError::Malformed(format!("stream chunk {:?}: {e}", excerpt(data)))
         })?;
         self.chunk(&chunk, on_delta)
     }
@@ -276,7 +239,7 @@ impl StreamState {
         if !chunk.is_object() {
             return Err(ProviderError::Malformed(format!(
                 "stream chunk is not an object: {}",
-                truncate(&chunk.to_string(), 200)
+                excerpt(&chunk.to_string())
             )));
         }
         if let Some(error) = chunk.get("error") {
@@ -288,10 +251,7 @@ impl StreamState {
         };
         if let Some(delta) = choice.get("delta") {
             if let Some(text) = delta.get("content").and_then(Value::as_str) {
-                if !text.is_empty() {
-                    self.content.push_str(text);
-                    on_delta(text);
-                }
+                push_text(&mut self.content, text, on_delta);
             }
             if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
                 for (position, call) in calls.iter().enumerate() {
@@ -310,7 +270,7 @@ impl StreamState {
         if !call.is_object() {
             return Err(ProviderError::Malformed(format!(
                 "tool call fragment is not an object: {}",
-                truncate(&call.to_string(), 200)
+                excerpt(&call.to_string())
             )));
         }
         let index = call
@@ -375,10 +335,7 @@ fn embedded_error(error: &Value) -> ProviderError {
     if status == 429 {
         return ProviderError::RateLimited { retry_after: None };
     }
-    ProviderError::Http {
-        status,
-        body: truncate(&error.to_string(), 2000),
-    }
+    ProviderError::http(status, &error.to_string())
 }
 
 #[cfg(test)]
@@ -503,7 +460,7 @@ mod tests {
                     output: "out".into(),
                 },
             ],
-            tools: vec![super::super::ToolSpec {
+            tools: vec![crate::provider::ToolSpec {
                 name: "t".into(),
                 description: "d".into(),
                 parameters: json!({"type":"object"}),
