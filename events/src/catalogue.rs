@@ -469,7 +469,7 @@ macro_rules! catalogue {
             /// Encode the payload alone (bincode, standard config).
             pub fn encode(&self) -> Result<Vec<u8>, crate::CodecError> {
                 match self {
-                    $(EventPayload::$kind(p) => crate::codec::encode_body(p),)*
+                    $(EventPayload::$kind(p) => crate::body::encode_body(p),)*
                 }
             }
 
@@ -482,7 +482,7 @@ macro_rules! catalogue {
             ) -> Option<Result<EventPayload, crate::CodecError>> {
                 match kind {
                     $(stringify!($kind) if version == $version => Some(
-                        crate::codec::decode_body::<$kind>(bytes).map(EventPayload::$kind)
+                        crate::body::decode_body::<$kind>(bytes).map(EventPayload::$kind)
                     ),)*
                     _ => None,
                 }

@@ -1,36 +1,16 @@
 //! The versioned payload codec.
 //!
-//! A payload is stored as `(kind, schema_version, bincode bytes)`. Decoding looks the pair
-//! up in the catalogue; a payload written by an older schema version goes through the
-//! upcasters below, which turn the old shape into the current one. A kind or version this
-//! build does not know is a [`CodecError`] value, never a panic and never a silent skip.
+//! A payload is stored as `(kind, schema_version, bincode bytes)` (the bytes: `body.rs`).
+//! Decoding looks the pair up in the catalogue; a payload written by an older schema
+//! version goes through the upcasters below, which turn the old shape into the current
+//! one. A kind or version this build does not know is a [`CodecError`] value, never a
+//! panic and never a silent skip.
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 
+use crate::body::decode_body;
 use crate::catalogue::{Attachment, EventPayload, MessageReceived, MessageSent};
 use crate::CodecError;
-
-fn config() -> bincode::config::Configuration {
-    bincode::config::standard()
-}
-
-/// Encode one payload body with the log's bincode configuration.
-pub(crate) fn encode_body<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))
-}
-
-/// Decode one payload body; trailing bytes are an error (a payload is exactly one value).
-pub(crate) fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, read) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
-        .map_err(|e| CodecError::Malformed(e.to_string()))?;
-    if read != bytes.len() {
-        return Err(CodecError::Malformed(format!(
-            "{} trailing bytes after the payload",
-            bytes.len() - read
-        )));
-    }
-    Ok(value)
-}
 
 /// Decode a stored payload, upcasting older schema versions to the current shape.
 pub fn decode(kind: &str, schema_version: u16, bytes: &[u8]) -> Result<EventPayload, CodecError> {
@@ -138,6 +118,7 @@ fn upcast(kind: &str, schema_version: u16, bytes: &[u8]) -> Result<EventPayload,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::encode_body;
     use crate::catalogue::BindingRemoved;
 
     #[test]

@@ -6,7 +6,9 @@
 //!
 //! # Layout
 //! - [`catalogue`]: one payload struct per event kind, and the [`EventPayload`] enum.
-//! - [`codec`]: bincode encoding behind (kind, schema version) tags, and upcasters.
+//! - `body`: one payload body's bytes (bincode, exactly one value), which the catalogue
+//!   and the codec both use.
+//! - [`codec`]: decoding behind (kind, schema version) tags, and upcasters.
 //! - [`envelope`]: [`NewEvent`], [`RecordedEvent`], [`ExpectedVersion`], stream names.
 //! - [`hash`]: the hash chain.
 //! - [`store`]: [`LogStore`]: open, append, read, stats.
@@ -17,6 +19,7 @@
 //! **Architecture Invariant:** this crate knows nothing of projections, channels, agents
 //! or the kernel. It stores and returns events; it never interprets them.
 
+mod body;
 pub mod catalogue;
 pub mod codec;
 pub mod envelope;
