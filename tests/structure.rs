@@ -778,7 +778,7 @@ fn module_path(base: &Path, file: &Path, root_file: &str) -> ModPath {
 }
 
 /// The full paths a `use` tree imports (`a::{b, c::d as e, self, *}`: `a::b`, `a::c::d`,
-/// `a`, `a`). Paths starting with `::` (other crates) are left out.
+/// `a`, `a::*`). Paths starting with `::` (other crates) are left out.
 fn expand_use(toks: &[Token]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -808,6 +808,7 @@ fn use_tree(toks: &[Token], i: &mut usize, prefix: &[String], out: &mut Vec<Vec<
             }
             "*" => {
                 *i += 1;
+                path.push("*".to_string());
                 out.push(path);
                 return;
             }
@@ -995,7 +996,7 @@ fn use_trees_expand() {
         vec![
             "crate::a",
             "crate::a::B",
-            "crate::b",
+            "crate::b::*",
             "crate::c::d::E",
             "super::f"
         ]
