@@ -14,7 +14,7 @@
 //! - [`store`]: [`LogStore`]: open, append, read, stats.
 //! - `writer`: the single writer task and its group commit.
 //! - [`tail`]: [`Subscription`], following the log from any seq.
-//! - [`verify`]: walking the chain and checking the triggers.
+//! - [`verify`](mod@verify): walking the chain and checking the triggers.
 //!
 //! **Architecture Invariant:** this crate knows nothing of projections, channels, agents
 //! or the kernel. It stores and returns events; it never interprets them.
