@@ -1,4 +1,4 @@
-//! Whole-system tests of the Gateway (DESIGN.md invariants 7, 8 and 10, and the operator
+//! Whole-system tests of the Gateway (ARCHITECTURE.md invariants I7, I8 and I10, and the operator
 //! surface): the real `clawos` binary as the Gateway, its channel child processes, real
 //! sockets (HTTP, the `/bus` WebSocket) and real SQLite files in temp dirs. Processes are
 //! killed with real signals; the log is read back with `LogStore` afterwards.

@@ -1,5 +1,5 @@
-//! Whole-system tests of the event log (DESIGN.md invariants 2, 3, 4, 6 and the inbound
-//! half of 7): real SQLite files in temp dirs, raw connections that try to tamper with
+//! Whole-system tests of the event log (ARCHITECTURE.md invariants I2, I3, I4, I6 and the inbound
+//! half of I7): real SQLite files in temp dirs, raw connections that try to tamper with
 //! them, concurrent appenders, and the real `clawos` binary killed with SIGKILL.
 
 mod common;

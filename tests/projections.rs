@@ -1,4 +1,4 @@
-//! Whole-system tests of projections and replay (DESIGN.md invariants 1, 5, 10 and 11):
+//! Whole-system tests of projections and replay (ARCHITECTURE.md invariants I1, I5, I10 and I11):
 //! incrementally built tables equal rebuilt ones under generated event sequences,
 //! state-at(N) equals the live tables at N, and fork/export/state-at through the CLI.
 

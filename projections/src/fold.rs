@@ -12,7 +12,7 @@ use crate::ProjectionError;
 /// `apply` is a pure function of (its state, the event): it never calls out, never reads
 /// the clock and never reads its own tables. What it needs to remember between events lives
 /// in its state, which the runner saves with the checkpoint in the same transaction as
-/// the rows (DESIGN.md invariant 5).
+/// the rows (ARCHITECTURE.md, I5).
 pub trait Projection: Send + Sync {
     /// Unique name (used by `clawos replay rebuild --projection NAME`).
     fn name(&self) -> &'static str;

@@ -3,7 +3,7 @@
 //! vectors) and an FTS5 table (the words), with its own checkpoint, and serves hybrid
 //! recall. Unlike a [`crate::Projection`] it calls out: the embedding function, a pure
 //! function of (model id, text), cached by that key so a rebuild with the same model calls
-//! nothing (DESIGN.md invariant 5).
+//! nothing (ARCHITECTURE.md, I5).
 //!
 //! # Layout
 //! - [`embedder`]: the [`Embedder`] trait (implementations live in `clawos-agents`).
