@@ -5,13 +5,11 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 
 use super::pairing::{paired_in, pairing_requests_in, PairingRequestView};
-use super::rows::{int, load_rows, opt_text, signed, text};
+use super::rows::{int, opt_text, signed, text};
 use crate::bindings::BINDINGS;
 use crate::changes::MemoryTables;
 use crate::identities::IDENTITY_ADDRESSES;
-use crate::pairing::{PAIRED, PAIRING_REQUESTS};
 use crate::sessions::{BRANCHES, SESSIONS};
-use crate::value::Table;
 use crate::ProjectionError;
 
 /// An address linked to an identity.
@@ -56,16 +54,6 @@ pub struct RoutingSeed {
     /// The latest code of every sender not paired yet (expired ones included).
     pub pairing_requests: Vec<PairingRequestView>,
 }
-
-/// The tables a [`RoutingSeed`] is built from.
-const SEED_TABLES: [&Table; 6] = [
-    &IDENTITY_ADDRESSES,
-    &BINDINGS,
-    &SESSIONS,
-    &BRANCHES,
-    &PAIRED,
-    &PAIRING_REQUESTS,
-];
 
 /// The projections owning [`SEED_TABLES`].
 const SEED_PROJECTIONS: [&str; 4] = ["identities", "bindings", "sessions", "pairing"];
@@ -123,11 +111,50 @@ pub async fn load_routing_seed(pool: &SqlitePool) -> Result<RoutingSeed, Project
 pub async fn load_routing_seed_at(
     pool: &SqlitePool,
 ) -> Result<(RoutingSeed, u64), ProjectionError> {
-    let mut t = MemoryTables::default();
+    // This runs at every Gateway start: typed queries of the columns routing needs, in the
+    // order `RoutingSeed::from_tables` gives (`tests/projections.rs` checks they agree).
+    type BindingRow = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    );
     let mut tx = pool.begin().await?;
-    for table in SEED_TABLES {
-        load_rows(&mut *tx, &mut t, table, "", &[]).await?;
-    }
+    let identities: Vec<(String, String)> = sqlx::query_as(
+        "SELECT address, coalesce(identity, '') FROM identity_addresses ORDER BY address",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let bindings: Vec<BindingRow> = sqlx::query_as(
+        "SELECT binding_id, coalesce(agent, ''), identity, chat, channel, sender_domain, \
+         body_regex, priority FROM bindings ORDER BY binding_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let sessions: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT session_id, coalesce(identity, ''), coalesce(agent, ''), \
+         coalesce(active_branch, '') FROM sessions ORDER BY started_seq, session_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let branches: Vec<(String, String)> =
+        sqlx::query_as("SELECT session_id, name FROM branches ORDER BY session_id, name")
+            .fetch_all(&mut *tx)
+            .await?;
+    let paired: Vec<(String, String)> =
+        sqlx::query_as("SELECT channel, address FROM paired ORDER BY channel, address")
+            .fetch_all(&mut *tx)
+            .await?;
+    let requests: Vec<(String, String, Option<String>, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT channel, address, code_hash, expires_at_ms, requested_seq \
+             FROM pairing_requests ORDER BY channel, address",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let mut position = u64::MAX;
     for name in SEED_PROJECTIONS {
         let seq: Option<i64> =
@@ -138,7 +165,54 @@ pub async fn load_routing_seed_at(
         position = position.min(seq.unwrap_or(0).max(0) as u64);
     }
     tx.commit().await?;
-    Ok((RoutingSeed::from_tables(&t), position))
+    let seed = RoutingSeed {
+        identities,
+        bindings: bindings
+            .into_iter()
+            .map(
+                |(binding_id, agent, identity, chat, channel, sender_domain, body_regex, p)| {
+                    BindingSet {
+                        binding_id,
+                        agent,
+                        scope: BindingScope {
+                            identity,
+                            chat,
+                            channel,
+                            sender_domain,
+                            body_regex,
+                        },
+                        priority: p.unwrap_or(0).clamp(i32::MIN.into(), i32::MAX.into()) as i32,
+                    }
+                },
+            )
+            .collect(),
+        sessions: sessions
+            .into_iter()
+            .map(
+                |(session_id, identity, agent, active_branch)| SessionRoute {
+                    session_id,
+                    identity,
+                    agent,
+                    active_branch,
+                },
+            )
+            .collect(),
+        branches,
+        paired,
+        pairing_requests: requests
+            .into_iter()
+            .map(
+                |(channel, address, code_hash, expires, requested)| PairingRequestView {
+                    channel,
+                    address,
+                    code_hash: code_hash.unwrap_or_default(),
+                    expires_at_ms: expires.unwrap_or(0),
+                    requested_seq: requested.unwrap_or(0) as u64,
+                },
+            )
+            .collect(),
+    };
+    Ok((seed, position))
 }
 
 /// Every linked address, by address.
