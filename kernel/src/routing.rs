@@ -139,6 +139,9 @@ impl RoutingState {
         }
         for s in seed.sessions {
             state
+                .branches
+                .insert((s.session_id.clone(), MAIN.to_string()));
+            state
                 .active_branch
                 .insert(s.session_id.clone(), s.active_branch);
             state.sessions.insert((s.identity, s.agent), s.session_id);

@@ -9,7 +9,7 @@ use super::rows::{int, opt_text, signed, text};
 use crate::bindings::BINDINGS;
 use crate::changes::MemoryTables;
 use crate::identities::IDENTITY_ADDRESSES;
-use crate::sessions::{BRANCHES, SESSIONS};
+use crate::sessions::{BRANCHES, MAIN_BRANCH, SESSIONS};
 use crate::ProjectionError;
 
 /// An address linked to an identity.
@@ -47,7 +47,8 @@ pub struct RoutingSeed {
     /// Every session, by `started_seq` (so of two sessions of one identity and agent, the
     /// later one comes last and wins).
     pub sessions: Vec<SessionRoute>,
-    /// (session id, branch name) of every branch: a switch is valid only to one of them.
+    /// (session id, branch name) of every branch but `main`, which every session has: a
+    /// switch is valid only to one of a session's branches.
     pub branches: Vec<(String, String)>,
     /// (channel, address) of every paired sender.
     pub paired: Vec<(String, String)>,
@@ -89,6 +90,7 @@ impl RoutingSeed {
                 .rows(BRANCHES.name)
                 .iter()
                 .map(|r| (text(r, 0), text(r, 1)))
+                .filter(|(_, name)| name != MAIN_BRANCH)
                 .collect(),
             paired: paired_in(t)
                 .into_iter()
@@ -141,10 +143,12 @@ pub async fn load_routing_seed_at(
     )
     .fetch_all(&mut *tx)
     .await?;
-    let branches: Vec<(String, String)> =
-        sqlx::query_as("SELECT session_id, name FROM branches ORDER BY session_id, name")
-            .fetch_all(&mut *tx)
-            .await?;
+    let branches: Vec<(String, String)> = sqlx::query_as(
+        "SELECT session_id, name FROM branches WHERE name != 'main' \
+             ORDER BY session_id, name",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let paired: Vec<(String, String)> =
         sqlx::query_as("SELECT channel, address FROM paired ORDER BY channel, address")
             .fetch_all(&mut *tx)
