@@ -118,20 +118,7 @@ impl Runner {
             }
             let mut conn = self.pool.acquire().await?;
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            // Another process driving the same file (the Gateway and a CLI command both
-            // catch up) may have committed past these checkpoints, or a rebuild reset
-            // them: this batch would then write rows of an older state over newer ones.
-            // Drop it, take the committed state, and go on from there.
-            if self.moved_elsewhere(&mut tx).await? {
-                tx.rollback().await?;
-                drop(conn);
-                changes = Changes::default();
-                self.reload().await?;
-                report.position = self.position();
-                pages = store.pages(self.position() + 1, None, BATCH);
-                continue;
-            }
-            report.rows += changes.len() as u64;
+            let rows = changes.len() as u64;
             sql::flush(&mut tx, &mut changes).await?;
             let states: Vec<Option<Vec<u8>>> = self
                 .projections
@@ -139,13 +126,27 @@ impl Runner {
                 .zip(&self.checkpoints)
                 .map(|(p, cp)| (last > *cp).then(|| p.save_state()))
                 .collect();
-            let moved: Vec<(&str, u64, &[u8])> = self
+            let moves: Vec<(&str, u64, u64, &[u8])> = self
                 .projections
                 .iter()
+                .zip(&self.checkpoints)
                 .zip(&states)
-                .filter_map(|(p, state)| Some((p.name(), last, state.as_deref()?)))
+                .filter_map(|((p, cp), state)| Some((p.name(), *cp, last, state.as_deref()?)))
                 .collect();
-            sql::save_checkpoints(&mut tx, &moved).await?;
+            // Another process driving the same file (the Gateway and a CLI command both
+            // catch up) may have committed past these checkpoints, or a rebuild reset
+            // them: this batch would then have written rows of an older state over newer
+            // ones. The checkpoints move only from the ones this batch folded from, or the
+            // batch is rolled back and the committed state taken instead.
+            if !sql::advance_checkpoints(&mut tx, &moves).await? {
+                tx.rollback().await?;
+                drop(conn);
+                self.reload().await?;
+                report.position = self.position();
+                pages = store.pages(self.position() + 1, None, BATCH);
+                continue;
+            }
+            report.rows += rows;
             tx.commit().await?;
             for ((state, cp), saved) in states
                 .into_iter()
@@ -162,26 +163,6 @@ impl Runner {
             progress(last);
         }
         Ok(report)
-    }
-
-    /// Whether the committed checkpoints differ from the ones this runner folded from.
-    async fn moved_elsewhere(
-        &self,
-        conn: &mut sqlx::SqliteConnection,
-    ) -> Result<bool, ProjectionError> {
-        let stored: Vec<(String, i64)> =
-            sqlx::query_as("SELECT name, seq FROM projection_checkpoints")
-                .fetch_all(&mut *conn)
-                .await?;
-        let stored: std::collections::HashMap<String, u64> = stored
-            .into_iter()
-            .map(|(name, seq)| (name, seq.max(0) as u64))
-            .collect();
-        Ok(self
-            .projections
-            .iter()
-            .zip(&self.checkpoints)
-            .any(|(p, cp)| stored.get(p.name()).copied().unwrap_or(0) != *cp))
     }
 
     /// Catch up, then keep following the log until `shutdown` turns true.

@@ -228,23 +228,38 @@ pub async fn load_checkpoint(
     Ok(row.map(|(s, b)| (s as u64, b)))
 }
 
-/// Store checkpoints (projection name, seq, state) inside the caller's transaction, in
-/// one statement.
-pub async fn save_checkpoints(
+/// Move checkpoints, all or nothing: each `(name, expected, seq, state)` moves from
+/// `expected` (0: no checkpoint yet) to `seq`. Returns false, having written no
+/// checkpoint, when any stored checkpoint is not the expected one: another process (the
+/// Gateway and a CLI command both drive this file) committed past it, or a rebuild reset
+/// it, and the caller's batch must be rolled back. One statement, so the check costs the
+/// batch no extra round trip.
+pub async fn advance_checkpoints(
     conn: &mut SqliteConnection,
-    checkpoints: &[(&str, u64, &[u8])],
-) -> Result<(), ProjectionError> {
-    if checkpoints.is_empty() {
-        return Ok(());
+    moves: &[(&str, u64, u64, &[u8])],
+) -> Result<bool, ProjectionError> {
+    if moves.is_empty() {
+        return Ok(true);
     }
+    // A row passes when its stored checkpoint is the expected one (absent counts as 0):
+    // an existing one is then updated, a missing one inserted. A row that does not pass
+    // writes nothing, so fewer rows change than were asked for.
     let sql = format!(
-        "INSERT OR REPLACE INTO projection_checkpoints (name, seq, state) VALUES {}",
-        vec!["(?, ?, ?)"; checkpoints.len()].join(", ")
+        "INSERT INTO projection_checkpoints (name, seq, state) \
+         SELECT v.column1, v.column2, v.column3 FROM (VALUES {}) AS v \
+         LEFT JOIN projection_checkpoints AS c ON c.name = v.column1 \
+         WHERE coalesce(c.seq, 0) = v.column4 \
+         ON CONFLICT(name) DO UPDATE SET seq = excluded.seq, state = excluded.state",
+        vec!["(?, ?, ?, ?)"; moves.len()].join(", ")
     );
     let mut q = sqlx::query(&sql);
-    for (name, seq, state) in checkpoints {
-        q = q.bind(*name).bind(*seq as i64).bind(*state);
+    for (name, expected, seq, state) in moves {
+        q = q
+            .bind(*name)
+            .bind(*seq as i64)
+            .bind(*state)
+            .bind(*expected as i64);
     }
-    q.execute(&mut *conn).await?;
-    Ok(())
+    let changed = q.execute(&mut *conn).await?.rows_affected();
+    Ok(changed == moves.len() as u64)
 }

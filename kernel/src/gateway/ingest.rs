@@ -10,6 +10,7 @@ use clawos_events::{inbound_dedupe_key, stream, ExpectedVersion, LogError, NewEv
 
 use super::decide::{decide, Admission, Decision, Fresh, Held};
 use super::Gateway;
+use crate::config::DmPolicy;
 use crate::routing;
 use crate::KernelError;
 
@@ -60,7 +61,12 @@ impl Gateway {
             let mut routing = self.routing.lock().await;
             // The pairing stream's version is read before the state is brought to the
             // head, so a pairing decision appends only if nothing moved since it looked.
-            let pairing_version = self.log.stream_version(stream::PAIRING).await?;
+            // Only a channel under the pairing policy can decide to pair.
+            let pairing_version = if admission.policy == DmPolicy::Pairing {
+                self.log.stream_version(stream::PAIRING).await?
+            } else {
+                0
+            };
             routing::catch_up(&self.log, &mut routing).await?;
             let decision = decide(
                 channel,
