@@ -222,8 +222,13 @@ pub async fn session_owner(
     pool: &SqlitePool,
     session_id: &str,
 ) -> Result<Option<(String, String)>, ProjectionError> {
-    let t = load_matching(pool, &SESSIONS, "session_id", session_id.into()).await?;
-    Ok(session_owner_in(&t, session_id))
+    // On every turn's path: the two columns, typed.
+    Ok(sqlx::query_as(
+        "SELECT coalesce(identity, ''), coalesce(agent, '') FROM sessions WHERE session_id = ?",
+    )
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// A message with the session it belongs to.
@@ -322,8 +327,18 @@ pub async fn latest_compaction(
     session_id: &str,
     ancestors: &[u64],
 ) -> Result<Option<(u64, String)>, ProjectionError> {
-    let t = load_matching(pool, &COMPACTIONS, "session_id", session_id.into()).await?;
-    Ok(latest_compaction_in(&t, session_id, ancestors))
+    // On every turn's path: the two columns, typed, newest first (key order of the
+    // rows `latest_compaction_in` walks backwards).
+    let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT covers_through, summary FROM compactions WHERE session_id = ? ORDER BY seq DESC",
+    )
+    .bind(session_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(c, s)| (c.max(0) as u64, s.unwrap_or_default()))
+        .find(|(c, _)| ancestors.contains(c)))
 }
 
 /// The ancestors of message `seq` (itself included), oldest first, at most `limit` of
