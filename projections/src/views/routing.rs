@@ -125,6 +125,8 @@ pub async fn load_routing_seed_at(
         Option<String>,
         Option<i64>,
     );
+    /// A `pairing_requests` row: channel, address, code hash, expiry, seq.
+    type RequestRow = (String, String, Option<String>, Option<i64>, Option<i64>);
     let mut tx = pool.begin().await?;
     let identities: Vec<(String, String)> = sqlx::query_as(
         "SELECT address, coalesce(identity, '') FROM identity_addresses ORDER BY address",
@@ -153,7 +155,7 @@ pub async fn load_routing_seed_at(
         sqlx::query_as("SELECT channel, address FROM paired ORDER BY channel, address")
             .fetch_all(&mut *tx)
             .await?;
-    let requests: Vec<(String, String, Option<String>, Option<i64>, Option<i64>)> = sqlx::query_as(
+    let requests: Vec<RequestRow> = sqlx::query_as(
         "SELECT channel, address, code_hash, expires_at_ms, requested_seq \
              FROM pairing_requests ORDER BY channel, address",
     )
