@@ -286,6 +286,18 @@ mod tests {
         )
     }
 
+    /// The decision for `text` from `sender` on an open `channel`.
+    fn when_open(channel: &str, sender: &str, text: &str, state: &RoutingState) -> Decision {
+        decide(
+            channel,
+            &message(sender, text),
+            state,
+            &Admission::OPEN,
+            "pi",
+            &fresh(0),
+        )
+    }
+
     /// The decision for `sender` writing on `channel` under the pairing policy at `now_ms`.
     fn when_pairing(channel: &str, sender: &str, state: &RoutingState, now_ms: i64) -> Decision {
         decide(
@@ -314,14 +326,7 @@ mod tests {
     #[test]
     fn a_first_message_opens_a_session_with_the_default_agent() {
         let state = given(vec![]);
-        let Decision::Route(r) = decide(
-            "terminal",
-            &message("terminal:alice", "hi"),
-            &state,
-            &Admission::OPEN,
-            "pi",
-            &fresh(0),
-        ) else {
+        let Decision::Route(r) = when_open("terminal", "terminal:alice", "hi", &state) else {
             panic!("not routed")
         };
         assert_eq!(
@@ -370,14 +375,7 @@ mod tests {
                 .into(),
             ),
         ]);
-        let Decision::Route(r) = decide(
-            "webhook",
-            &message("webhook:al", "still me"),
-            &state,
-            &Admission::OPEN,
-            "pi",
-            &fresh(0),
-        ) else {
+        let Decision::Route(r) = when_open("webhook", "webhook:al", "still me", &state) else {
             panic!("not routed")
         };
         assert_eq!((r.session.as_str(), r.new_session), ("s1", false));
@@ -405,14 +403,7 @@ mod tests {
                 .into(),
             ),
         ]);
-        let Decision::Route(r) = decide(
-            "irc",
-            &message("irc:bob@libera", "@code fix it"),
-            &state,
-            &Admission::OPEN,
-            "pi",
-            &fresh(0),
-        ) else {
+        let Decision::Route(r) = when_open("irc", "irc:bob@libera", "@code fix it", &state) else {
             panic!("not routed")
         };
         assert_eq!(
@@ -423,13 +414,11 @@ mod tests {
 
     #[test]
     fn a_chat_command_is_recorded_as_a_command() {
-        let Decision::Route(r) = decide(
+        let Decision::Route(r) = when_open(
             "terminal",
-            &message("terminal:alice", " /branch idea "),
+            "terminal:alice",
+            " /branch idea ",
             &given(vec![]),
-            &Admission::OPEN,
-            "pi",
-            &fresh(0),
         ) else {
             panic!("not routed")
         };
