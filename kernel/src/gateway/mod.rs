@@ -158,11 +158,6 @@ impl Gateway {
         &self.memory
     }
 
-    /// Wait until the memory index has applied `seq`, at most `within`.
-    pub async fn memory_indexed_through(&self, seq: u64, within: std::time::Duration) {
-        let _ = tokio::time::timeout(within, self.memory_projected.through(seq)).await;
-    }
-
     /// Counters for `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
