@@ -55,6 +55,7 @@ pub mod schedule;
 pub mod server;
 pub mod supervisor;
 pub mod tokens;
+pub mod validated;
 pub mod vault;
 pub mod ws;
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use clawos_events::{stream, BranchCreated, ExpectedVersion, LogError, MessageReceived, NewEvent};
+use clawos_events::{stream, BranchCreated, MessageReceived, NewEvent};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -114,63 +114,51 @@ pub async fn replay(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(not_here)?;
-    let session_stream = stream::session(&session);
-    let mut attempt = 0;
-    let (branch, appended) = loop {
-        // The branch name is chosen against the session at this version and appended only
-        // if the session did not move meanwhile.
-        let version = gw
-            .log()
-            .stream_version(&session_stream)
-            .await
-            .map_err(ApiError::internal)?;
-        gw.projected_through(gw.log().head()).await;
-        let taken: Vec<String> = views::load_branches(gw.read_models(), &session)
-            .await
-            .map_err(ApiError::internal)?
-            .into_iter()
-            .map(|b| b.name)
-            .collect();
-        let branch = (1..)
-            .map(|n| match n {
-                1 => format!("replay-{at}"),
-                n => format!("replay-{at}-{n}"),
-            })
-            .find(|name| !taken.contains(name))
-            .unwrap_or_else(|| format!("replay-{at}"));
-        let events = vec![
-            NewEvent::new(BranchCreated {
-                branch: branch.clone(),
-                at_message: parent,
-                switch_to: false,
-            })
-            .caused_by(original.id),
-            NewEvent::new(MessageReceived {
-                channel: REPLAY_CHANNEL.to_string(),
-                external_id: format!("replay-{}", uuid::Uuid::now_v7()),
-                sender: address.clone(),
-                chat: None,
-                text: text.clone(),
-                attachments: vec![],
-                branch: branch.clone(),
-                sent_at_ms: now_ms(),
-            })
-            .caused_by(original.id),
-        ];
-        match gw
-            .log()
-            .append(&session_stream, ExpectedVersion::Exact(version), events)
-            .await
-        {
-            Ok(a) => break (branch, a),
-            Err(LogError::Conflict { .. }) if attempt < 8 => attempt += 1,
-            Err(LogError::Conflict { .. }) => {
-                return Err(ApiError::Conflict(format!(
-                    "session {session} kept changing; try again"
-                )))
-            }
-            Err(e) => return Err(ApiError::internal(e)),
-        }
+    // The branch name is chosen against the session at its version and appended only if
+    // the session did not move meanwhile.
+    let (pool, sid, original, address, text) =
+        (gw.read_models(), &session, &original, &address, &text);
+    let decided = gw
+        .decide_and_append(&stream::session(&session), move || async move {
+            let taken: Vec<String> = views::load_branches(pool, sid)
+                .await?
+                .into_iter()
+                .map(|b| b.name)
+                .collect();
+            let branch = (1..)
+                .map(|n| match n {
+                    1 => format!("replay-{at}"),
+                    n => format!("replay-{at}-{n}"),
+                })
+                .find(|name| !taken.contains(name))
+                .unwrap_or_else(|| format!("replay-{at}"));
+            let events = vec![
+                NewEvent::new(BranchCreated {
+                    branch: branch.clone(),
+                    at_message: parent,
+                    switch_to: false,
+                })
+                .caused_by(original.id),
+                NewEvent::new(MessageReceived {
+                    channel: REPLAY_CHANNEL.to_string(),
+                    external_id: format!("replay-{}", uuid::Uuid::now_v7()),
+                    sender: address.clone(),
+                    chat: None,
+                    text: text.clone(),
+                    attachments: vec![],
+                    branch: branch.clone(),
+                    sent_at_ms: now_ms(),
+                })
+                .caused_by(original.id),
+            ];
+            Ok::<_, crate::KernelError>((events, branch))
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    let Some((branch, Some(appended))) = decided else {
+        return Err(ApiError::Conflict(format!(
+            "session {session} kept changing; try again"
+        )));
     };
     gw.dispatch(&session, &agent, appended.last_seq);
     Ok(Json(json!({

@@ -203,4 +203,18 @@ impl Gateway {
     pub fn projected(&self) -> u64 {
         self.projected.position()
     }
+
+    /// Decide from the read models and append to `stream` only if it did not move since
+    /// (see [`crate::validated::decide_and_append`]).
+    pub async fn decide_and_append<T, E, F>(
+        &self,
+        stream: &str,
+        decide: impl FnMut() -> F,
+    ) -> Result<Option<(T, Option<clawos_events::Appended>)>, E>
+    where
+        E: From<clawos_events::LogError>,
+        F: std::future::Future<Output = Result<(Vec<clawos_events::NewEvent>, T), E>>,
+    {
+        crate::validated::decide_and_append(&self.log, &self.projected, stream, decide).await
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use clawos_agents::{AgentError, TurnRecorder};
-use clawos_events::{stream, EventPayload, ExpectedVersion, LogError, LogStore, NewEvent};
+use clawos_events::{stream, EventPayload, ExpectedVersion, LogStore, NewEvent};
 use clawos_projections::index::MemoryIndex;
 use clawos_projections::views;
 use sqlx::SqlitePool;
@@ -18,9 +18,6 @@ use crate::follower::Projected;
 
 /// Longest a recall waits for the memory index to catch up with the log.
 pub const MEMORY_INDEX_WAIT: Duration = Duration::from_secs(5);
-
-/// How many times a session command is validated again after its stream moved under it.
-const COMMAND_ATTEMPTS: usize = 8;
 
 /// A fragment of a reply while it streams (not recorded; the final text is).
 #[derive(Debug, Clone)]
@@ -271,36 +268,32 @@ impl TurnRecorder for SessionRecorder {
                 "`{command}` is not a session command"
             )));
         }
-        let stream = self.stream();
-        for _ in 0..COMMAND_ATTEMPTS {
-            // The command is validated against the read models at (at least) this
-            // version of the session, and appended only if the session is still there.
-            let version = self.log.stream_version(&stream).await.map_err(storage)?;
-            self.wait_projected().await;
-            let outcome = crate::commands::run(&self.read_models, &self.session, command, None)
-                .await
-                .map_err(storage)?;
-            if outcome.events.is_empty() {
-                return Ok(outcome.answer);
-            }
-            let events = outcome
-                .events
-                .into_iter()
-                .map(|e| e.caused_by(self.cause).correlated(self.turn))
-                .collect();
-            match self
-                .log
-                .append(&stream, ExpectedVersion::Exact(version), events)
-                .await
-            {
-                Ok(_) => return Ok(outcome.answer),
-                Err(LogError::Conflict { .. }) => continue,
-                Err(e) => return Err(storage(e)),
-            }
+        // The command is validated against the read models at (at least) the session's
+        // version, and appended only if the session is still there.
+        let this = self;
+        let decided = crate::validated::decide_and_append(
+            &self.log,
+            &self.projected,
+            &self.stream(),
+            move || async move {
+                let outcome =
+                    crate::commands::run(&this.read_models, &this.session, command, None).await?;
+                let events = outcome
+                    .events
+                    .into_iter()
+                    .map(|e| e.caused_by(this.cause).correlated(this.turn))
+                    .collect();
+                Ok::<_, crate::KernelError>((events, outcome.answer))
+            },
+        )
+        .await
+        .map_err(storage)?;
+        match decided {
+            Some((answer, _)) => Ok(answer),
+            None => Err(AgentError::Record(format!(
+                "`{command}`: the session kept changing; try again"
+            ))),
         }
-        Err(AgentError::Record(format!(
-            "`{command}`: the session kept changing; try again"
-        )))
     }
 
     fn delta(&self, text: &str) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use clawos_agents::{ContextMessage, TurnInput};
 use clawos_events::{
     stream, AgentTurnFailed, AgentTurnFinished, AgentTurnStarted, CommandReceived, EventPayload,
-    ExpectedVersion, LogError, MessageReceived, MessageSent, NewEvent, RecordedEvent,
+    ExpectedVersion, MessageReceived, MessageSent, NewEvent, RecordedEvent,
 };
 use clawos_projections::views;
 use tokio::sync::mpsc;
@@ -23,9 +23,6 @@ pub const CONTEXT_MESSAGES: u32 = 200;
 
 /// Longest an agent turn may run before it is failed.
 pub const TURN_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// How many times a chat command is validated again after its session moved under it.
-const COMMAND_ATTEMPTS: usize = 8;
 
 /// The reply key of an answer to a message with this external id (none for hooks and
 /// cron, whose triggers have no external id).
@@ -233,39 +230,35 @@ impl Gateway {
         c: CommandReceived,
     ) -> Result<(), KernelError> {
         let agent = self.agents.get(agent_name).map(|a| a.as_ref());
-        let session_stream = stream::session(session);
-        for _ in 0..COMMAND_ATTEMPTS {
-            let version = self.log.stream_version(&session_stream).await?;
-            self.projected_through(self.log.head()).await;
-            let outcome = crate::commands::run(&self.read_models, session, &c.text, agent).await?;
-            let mut events: Vec<NewEvent> = outcome
-                .events
-                .into_iter()
-                .map(|e| e.caused_by(trigger.id))
-                .collect();
-            events.push(
-                NewEvent::new(MessageSent {
-                    delivery_id: Uuid::now_v7(),
-                    agent: "clawos".into(),
-                    branch: String::new(),
-                    channel: c.channel.clone(),
-                    to: c.sender.clone(),
-                    chat: c.chat.clone(),
-                    text: outcome.answer,
-                    in_reply_to: Some(trigger.seq),
-                    reply_key: reply_key(&c.external_id),
-                })
-                .caused_by(trigger.id),
-            );
-            match self
-                .log
-                .append(&session_stream, ExpectedVersion::Exact(version), events)
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(LogError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
+        let read_models = &self.read_models;
+        let c = &c;
+        let decided = self
+            .decide_and_append(&stream::session(session), move || async move {
+                let outcome = crate::commands::run(read_models, session, &c.text, agent).await?;
+                let mut events: Vec<NewEvent> = outcome
+                    .events
+                    .into_iter()
+                    .map(|e| e.caused_by(trigger.id))
+                    .collect();
+                events.push(
+                    NewEvent::new(MessageSent {
+                        delivery_id: Uuid::now_v7(),
+                        agent: "clawos".into(),
+                        branch: String::new(),
+                        channel: c.channel.clone(),
+                        to: c.sender.clone(),
+                        chat: c.chat.clone(),
+                        text: outcome.answer,
+                        in_reply_to: Some(trigger.seq),
+                        reply_key: reply_key(&c.external_id),
+                    })
+                    .caused_by(trigger.id),
+                );
+                Ok::<_, KernelError>((events, ()))
+            })
+            .await?;
+        if decided.is_some() {
+            return Ok(());
         }
         Err(KernelError::Contended(format!(
             "command `{}` in session {session}: the session kept changing",
