@@ -28,13 +28,6 @@ fn tool(name: &str, arguments: Value) -> Step {
     }
 }
 
-async fn started(config: &str, port: u16) -> Harness {
-    let mut h = Harness::new(config);
-    h.start("127.0.0.1:0").await;
-    wait_webhook(&h.http, port, Duration::from_secs(30)).await;
-    h
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripted_conversation_with_tools_is_logged_and_replays_without_a_provider() {
     let fake = FakeLlm::start(vec![
@@ -47,7 +40,7 @@ async fn scripted_conversation_with_tools_is_logged_and_replays_without_a_provid
         Step::Text("Your note says: buy milk".into()),
     ]);
     let port = free_port();
-    let mut h = started(
+    let mut h = started_with_webhook(
         &pi_config("openai", &fake.base_url_openai(), "", port),
         port,
     )
@@ -222,7 +215,7 @@ async fn a_failing_provider_fails_over_and_a_hanging_one_times_out_cleanly() {
         "[[agents.pi.failover]]\nprovider = \"anthropic\"\nbase_url = \"{}\"\nmodel = \"claude-test\"\n",
         good.base_url_anthropic()
     );
-    let mut h = started(
+    let mut h = started_with_webhook(
         &pi_config("openai", &broken.base_url_openai(), &extra, port),
         port,
     )
@@ -239,7 +232,7 @@ async fn a_failing_provider_fails_over_and_a_hanging_one_times_out_cleanly() {
     // and the reply and the failure are committed together.
     let hang = FakeLlm::start(vec![Step::Hang]);
     let port = free_port();
-    let mut h = started(
+    let mut h = started_with_webhook(
         &pi_config("openai", &hang.base_url_openai(), "", port),
         port,
     )
@@ -292,7 +285,7 @@ async fn skills_refuse_escapes_and_disallowed_commands_and_the_refusals_are_logg
     ]);
     let port = free_port();
     let extra = "shell = \"allowlist\"\nshell_allow = [\"echo\"]\n";
-    let mut h = started(
+    let mut h = started_with_webhook(
         &pi_config("openai", &fake.base_url_openai(), extra, port),
         port,
     )
@@ -344,7 +337,7 @@ async fn skills_refuse_escapes_and_disallowed_commands_and_the_refusals_are_logg
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_commands_branch_switch_fork_and_compact_shape_the_context() {
     let port = free_port();
-    let mut h = started(
+    let mut h = started_with_webhook(
         &format!(
             "{}{}",
             echo_config("normal"),
@@ -493,7 +486,7 @@ async fn inbound_hooks_start_turns_and_outbound_hooks_get_events() {
         echo_config("normal"),
         webhook_section("hooks", port)
     );
-    let mut h = started(&config, port).await;
+    let mut h = started_with_webhook(&config, port).await;
     let a = post(&h.http, port, "x1", "alice@example.com", "hi", 20_000)
         .await
         .unwrap();
@@ -652,7 +645,7 @@ async fn cron_fires_on_time_and_once_after_a_restart_that_spanned_its_due_time()
         echo_config("normal"),
         webhook_section("hooks", port)
     );
-    let mut h = started(&config, port).await;
+    let mut h = started_with_webhook(&config, port).await;
     post(&h.http, port, "k1", "alice@example.com", "hi", 20_000)
         .await
         .unwrap();
@@ -778,7 +771,7 @@ async fn memory_cron_and_session_skills_record_events_and_stay_in_scope() {
         Step::Text("Done.".into()),
     ]);
     let port = free_port();
-    let mut h = started(
+    let mut h = started_with_webhook(
         &pi_config("openai", &fake.base_url_openai(), "", port),
         port,
     )
@@ -888,7 +881,7 @@ async fn shell_ask_policy_waits_for_a_person_and_records_request_and_answer() {
     ]);
     let port = free_port();
     let extra = "shell = \"ask\"\nshell_allow = [\"true\"]\n";
-    let mut h = started(
+    let mut h = started_with_webhook(
         &pi_config("openai", &fake.base_url_openai(), extra, port),
         port,
     )

@@ -28,19 +28,21 @@ fn config(port: u16, dm_policy: &str) -> String {
     )
 }
 
-async fn started(config: &str, port: u16) -> Harness {
-    let mut h = Harness::new(config);
-    h.start("127.0.0.1:0").await;
-    wait_webhook(&h.http, port, secs(30)).await;
-    h
-}
-
 /// Stop the Gateway with SIGTERM and start a new one on the same state folder.
 async fn restart(h: &mut Harness, port: u16) {
     let status = h.stop().await;
     assert!(status.success(), "the Gateway exited with {status}");
     h.start("127.0.0.1:0").await;
     wait_webhook(&h.http, port, secs(30)).await;
+}
+
+/// Assert that a CLI command succeeded, showing its stderr when it did not.
+fn succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Post a message and wait for the answer in the webhook's response.
@@ -83,7 +85,7 @@ fn pairing_requests(log: &[Ev], address: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paired_sender_stays_paired_after_a_restart() {
     let port = free_port();
-    let mut h = started(&config(port, "pairing"), port).await;
+    let mut h = started_with_webhook(&config(port, "pairing"), port).await;
 
     // The code reaches the sender in the webhook's own response.
     let r = ask(&h, port, "p1", "eve@example.com", "hello?").await;
@@ -94,11 +96,7 @@ async fn a_paired_sender_stays_paired_after_a_restart() {
         .map(|rest| rest.chars().take(8).collect())
         .unwrap_or_else(|| panic!("no code in the reply: {notice}"));
     let out = h.cli(&["pairing", "approve", &code]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let before = ask(&h, port, "p2", "eve@example.com", "now?").await;
     assert!(before.reply().unwrap_or_default().starts_with("echo: now?"));
 
@@ -129,15 +127,11 @@ async fn a_paired_sender_stays_paired_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binding_routes_the_same_after_a_restart() {
     let port = free_port();
-    let mut h = started(&config(port, "open"), port).await;
+    let mut h = started_with_webhook(&config(port, "open"), port).await;
     let out = h
         .cli(&["bind", "add", "--agent", "other", "--regex", "^@other "])
         .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let bound = ask(&h, port, "b1", "ann@example.com", "@other hi").await;
     let plain = ask(&h, port, "b2", "ann@example.com", "hi").await;
     let log = h.log().await;
@@ -162,7 +156,7 @@ async fn a_binding_routes_the_same_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identity_link_holds_after_a_restart() {
     let port = free_port();
-    let mut h = started(&config(port, "open"), port).await;
+    let mut h = started_with_webhook(&config(port, "open"), port).await;
     let first = ask(&h, port, "i1", "ann@example.com", "hi from mail").await;
     let out = h
         .cli(&[
@@ -172,11 +166,7 @@ async fn an_identity_link_holds_after_a_restart() {
             "webhook:ann@phone.example",
         ])
         .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let linked = ask(&h, port, "i2", "ann@phone.example", "hi from phone").await;
     let log = h.log().await;
     let (_, session, _) = answered(&log, first.seq());
@@ -196,7 +186,7 @@ async fn an_identity_link_holds_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_branch_switch_holds_after_a_restart() {
     let port = free_port();
-    let mut h = started(&config(port, "open"), port).await;
+    let mut h = started_with_webhook(&config(port, "open"), port).await;
     ask(&h, port, "s1", "ann@example.com", "on main").await;
     let switched = ask(&h, port, "s2", "ann@example.com", "/branch idea").await;
     assert!(
@@ -227,7 +217,7 @@ fn fired(log: &[Ev], job: &str) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cron_changes_hold_after_a_restart() {
     let port = free_port();
-    let mut h = started(&config(port, "open"), port).await;
+    let mut h = started_with_webhook(&config(port, "open"), port).await;
     let first = ask(&h, port, "c1", "ann@example.com", "hi").await;
     let session = answered(&h.log().await, first.seq())
         .1
@@ -249,11 +239,7 @@ async fn cron_changes_hold_after_a_restart() {
                     prompt,
                 ])
                 .await;
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            succeeded(&out);
         }
     };
     add("kept").await;
@@ -285,11 +271,7 @@ async fn cron_changes_hold_after_a_restart() {
     })
     .await;
     let out = h.cli(&["cron", "rm", &removed]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     restart(&mut h, port).await;
     let restarted_at = h.log().await.last().map(|e| e.seq).unwrap_or(0);

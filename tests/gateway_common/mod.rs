@@ -655,6 +655,15 @@ pub async fn post(
     Ok(Posted { status, body })
 }
 
+/// A Gateway started on a fresh state folder with `config`, once the webhook channel it
+/// configures on `port` answers.
+pub async fn started_with_webhook(config: &str, port: u16) -> Harness {
+    let mut h = Harness::new(config);
+    h.start("127.0.0.1:0").await;
+    wait_webhook(&h.http, port, Duration::from_secs(30)).await;
+    h
+}
+
 /// Wait until the webhook channel on `port` answers HTTP (a `GET` of an unknown reply
 /// gives 404 once it listens).
 pub async fn wait_webhook(http: &reqwest::Client, port: u16, within: Duration) {
