@@ -183,8 +183,12 @@ pub async fn status(home: &Home) -> Result<()> {
                 } else {
                     ""
                 };
+                let link = c["link"]
+                    .as_str()
+                    .map(|l| format!(", link {l}"))
+                    .unwrap_or_default();
                 println!(
-                    "channel {:<12} {:<8} {:<4} pid {:<8} restarts {}{}{}",
+                    "channel {:<12} {:<8} {:<4} pid {:<8} restarts {}{}{}{}",
                     c["channel"].as_str().unwrap_or("?"),
                     c["kind"].as_str().unwrap_or("?"),
                     c["state"].as_str().unwrap_or("?"),
@@ -194,6 +198,7 @@ pub async fn status(home: &Home) -> Result<()> {
                         .as_str()
                         .map(|e| format!(", last exit: {e}"))
                         .unwrap_or_default(),
+                    link,
                     warn
                 );
             }

@@ -73,6 +73,7 @@ pub struct InboundAck {
 enum Command {
     Inbound(Inbound, oneshot::Sender<InboundAck>),
     Delivered(Uuid),
+    Link { up: bool, detail: String },
 }
 
 /// A handle to send through the bus. Cheap to clone.
@@ -91,6 +92,31 @@ impl BusHandle {
             .await
             .map_err(|_| ChannelError::Closed)?;
         rx.await.map_err(|_| ChannelError::Closed)
+    }
+
+    /// Queue an inbound message without waiting for the kernel: it is sent in the order
+    /// queued and re-sent until acked; the receiver resolves on the ack.
+    pub async fn post_inbound(
+        &self,
+        inbound: Inbound,
+    ) -> Result<oneshot::Receiver<InboundAck>, ChannelError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Inbound(inbound, tx))
+            .await
+            .map_err(|_| ChannelError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Tell the kernel the link to the outside service came up or went down, and why.
+    pub async fn link(&self, up: bool, detail: impl Into<String>) -> Result<(), ChannelError> {
+        self.commands
+            .send(Command::Link {
+                up,
+                detail: detail.into(),
+            })
+            .await
+            .map_err(|_| ChannelError::Closed)
     }
 
     /// Tell the kernel a reply was delivered.
@@ -210,6 +236,7 @@ async fn session(
                         ChannelFrame::Inbound(inbound)
                     }
                     Command::Delivered(id) => ChannelFrame::Delivered { delivery_id: id },
+                    Command::Link { up, detail } => ChannelFrame::Link { up, detail },
                 };
                 if tx.send(send(&frame)).await.is_err() {
                     return Ok(SessionEnd::Disconnected);

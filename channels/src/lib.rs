@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`protocol`]: frames, codec, size cap, environment variable names.
 //! - [`client`]: connect, hello, re-send until acked, heartbeats, deliveries.
+//! - [`platform`]: what every adapter of an outside service shares: capabilities,
+//!   rendering, splitting, pacing, reconnects, link reports.
 //! - [`terminal`]: a chat prompt on stdin/stdout.
 //! - [`webhook`]: HTTP POST in, the reply in the response.
 //!
@@ -11,6 +13,7 @@
 //! else: no log, no projections, no agents. It can crash without harming anyone.
 
 pub mod client;
+pub mod platform;
 pub mod protocol;
 pub mod terminal;
 pub mod webhook;

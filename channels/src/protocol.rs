@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The protocol version both sides must speak.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest frame either side accepts.
 pub const MAX_FRAME_BYTES: usize = 256 * 1024;
@@ -77,6 +77,13 @@ pub enum ChannelFrame {
     Delivered {
         /// The delivery id.
         delivery_id: Uuid,
+    },
+    /// The link to the outside service came up or went down (shown by `clawos status`).
+    Link {
+        /// It is up.
+        up: bool,
+        /// What happened, for a person (`connected to irc.example:6697`, `SASL refused`).
+        detail: String,
     },
     /// Liveness.
     Heartbeat {

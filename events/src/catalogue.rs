@@ -319,6 +319,18 @@ pub struct ChannelExited {
     pub reason: String,
 }
 
+/// A channel's link to its outside service came up or went down (an IRC server, a
+/// homeserver, an IMAP account), as the channel process reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelLinkChanged {
+    /// Channel instance name.
+    pub channel: String,
+    /// The link is up.
+    pub up: bool,
+    /// What happened, for a person (`connected`, `authentication refused: ...`).
+    pub detail: String,
+}
+
 /// A cron job was scheduled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CronScheduled {
@@ -519,6 +531,7 @@ catalogue! {
     MemoryForgotten = 1,
     ChannelStarted = 1,
     ChannelExited = 1,
+    ChannelLinkChanged = 1,
     CronScheduled = 1,
     CronFired = 1,
     CronCancelled = 1,

@@ -12,6 +12,7 @@ use axum::response::Response;
 use clawos_channels::protocol::{
     decode, encode, ChannelFrame, ErrorCode, KernelFrame, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
+use clawos_events::{stream, ChannelLinkChanged, ExpectedVersion, NewEvent};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
@@ -125,6 +126,7 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
     ));
 
     // 3. Frames from the channel.
+    let mut last_link: Option<(bool, String)> = None;
     while let Some(msg) = source.next().await {
         let bytes = match msg {
             Ok(Message::Binary(b)) => b,
@@ -156,6 +158,14 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
                     }),
                 }
             }
+            Ok(ChannelFrame::Link { up, detail }) => {
+                // Only changes are recorded: a link retrying with the same error says so once.
+                if last_link.as_ref() != Some(&(up, detail.clone())) {
+                    record_link(&gw, &channel, up, &detail).await;
+                    last_link = Some((up, detail));
+                }
+                None
+            }
             Ok(ChannelFrame::Delivered { delivery_id }) => {
                 if ack_tx.send(delivery_id).await.is_err() {
                     break;
@@ -175,6 +185,21 @@ async fn connection(gw: Arc<Gateway>, mut socket: WebSocket) {
     drop(out_tx);
     let _ = writer.await;
     tracing::info!(%channel, "channel disconnected");
+}
+
+async fn record_link(gw: &Gateway, channel: &str, up: bool, detail: &str) {
+    let event = NewEvent::new(ChannelLinkChanged {
+        channel: channel.to_string(),
+        up,
+        detail: detail.chars().take(500).collect(),
+    });
+    if let Err(e) = gw
+        .log()
+        .append(&stream::channel(channel), ExpectedVersion::Any, vec![event])
+        .await
+    {
+        tracing::error!(%channel, error = %e, "cannot record the channel's link state");
+    }
 }
 
 async fn record_acks(

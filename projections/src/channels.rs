@@ -1,4 +1,5 @@
-//! Channel status: up or down, how often it started and exited, the last exit.
+//! Channel status: up or down, how often it started and exited, the last exit, and the
+//! link to the outside service as the channel last reported it.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use crate::fold::{decode_state, encode_state, Projection};
 use crate::value::Table;
 use crate::{row, ProjectionError};
 
-/// `channels(channel, kind, state, pid, starts, exits, last_exit, changed_seq)`.
+/// `channels(channel, kind, state, pid, starts, exits, last_exit, changed_seq, link)`.
 pub const CHANNELS: Table = Table {
     name: "channels",
     columns: &[
@@ -22,6 +23,7 @@ pub const CHANNELS: Table = Table {
         "exits",
         "last_exit",
         "changed_seq",
+        "link",
     ],
     key_len: 1,
 };
@@ -35,6 +37,7 @@ struct ChannelState {
     exits: u64,
     last_exit: Option<String>,
     changed: u64,
+    link: Option<String>,
 }
 
 /// The channel status projection.
@@ -51,7 +54,10 @@ impl Projection for Channels {
         &[&CHANNELS]
     }
     fn wants(&self, kind: &str) -> bool {
-        matches!(kind, "ChannelStarted" | "ChannelExited")
+        matches!(
+            kind,
+            "ChannelStarted" | "ChannelExited" | "ChannelLinkChanged"
+        )
     }
     fn apply(&mut self, event: &RecordedEvent, payload: &EventPayload, out: &mut Changes) {
         let name = match payload {
@@ -78,6 +84,13 @@ impl Projection for Channels {
                 c.changed = event.seq;
                 &x.channel
             }
+            EventPayload::ChannelLinkChanged(l) => {
+                let c = self.channels.entry(l.channel.clone()).or_default();
+                let state = if l.up { "up" } else { "down" };
+                c.link = Some(format!("{state}: {}", l.detail));
+                c.changed = event.seq;
+                &l.channel
+            }
             _ => return,
         };
         if let Some(c) = self.channels.get(name) {
@@ -91,7 +104,8 @@ impl Projection for Channels {
                     c.starts,
                     c.exits,
                     c.last_exit.as_deref(),
-                    c.changed
+                    c.changed,
+                    c.link.as_deref()
                 ],
             );
         }

@@ -27,6 +27,9 @@ pub struct ChannelStatusView {
     pub restarts: u64,
     /// How it last exited (`exit code 1: ...`, `signal 9: ...`).
     pub last_exit: Option<String>,
+    /// The link to the outside service as the channel last reported it (`up: connected`,
+    /// `down: authentication refused: ...`); `None` for channels without one.
+    pub link: Option<String>,
 }
 
 /// Every channel, by name.
@@ -44,6 +47,7 @@ pub fn channel_status_in(t: &MemoryTables) -> Vec<ChannelStatusView> {
                 exits: int(r, 5).unwrap_or(0),
                 restarts: starts.saturating_sub(1),
                 last_exit: opt_text(r, 6),
+                link: opt_text(r, 8),
             }
         })
         .collect()

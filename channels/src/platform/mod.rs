@@ -1,0 +1,153 @@
+//! The channel platform: what every adapter gets for free.
+//!
+//! An adapter only knows its outside service: it connects, yields the messages people
+//! send, and sends one message. It declares what the service can do in [`Capabilities`].
+//! The platform ([`runner::run`]) does the rest: the bus (hello, acks, heartbeats),
+//! Markdown rendered to the service's text format ([`format`]), long replies split at
+//! paragraph, sentence and code-block boundaries ([`split`]), outbound pacing by the
+//! service's documented limits and reconnects with backoff and jitter ([`pace`]), and the
+//! link state reported to the Gateway so `clawos status` shows why a channel is down.
+
+pub mod format;
+pub mod pace;
+pub mod runner;
+pub mod split;
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+
+use crate::protocol::Inbound;
+
+/// How a service shows formatted text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFormat {
+    /// No markup: Markdown is reduced to its text.
+    Plain,
+    /// Markdown, passed through.
+    Markdown,
+    /// HTML (e.g. Matrix `formatted_body`).
+    Html,
+    /// mIRC control codes (bold `\x02`, italics `\x1d`, monospace `\x11`).
+    Irc,
+}
+
+/// How a service counts message length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LengthUnit {
+    /// UTF-8 bytes (IRC lines, SMTP).
+    Bytes,
+    /// Unicode scalar values.
+    Chars,
+}
+
+/// Outbound limits a service documents: a burst, then a steady rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Messages that may go at once.
+    pub burst: u32,
+    /// Then one message per this interval.
+    pub every: Duration,
+}
+
+/// What a service can do, declared by its adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Longest message, in [`Capabilities::length_unit`].
+    pub max_message_len: usize,
+    /// How the length is counted.
+    pub length_unit: LengthUnit,
+    /// The text format it shows.
+    pub text_format: TextFormat,
+    /// A message may hold line breaks (IRC: no, each line is its own message).
+    pub multiline: bool,
+    /// Replies can be threaded on the message they answer.
+    pub threads: bool,
+    /// A sent message can be edited (replies then stream in as edits).
+    pub edits: bool,
+    /// Shortest time between two edits of one message.
+    pub edit_interval: Duration,
+    /// A typing indicator can be shown.
+    pub typing: bool,
+    /// Reactions can be sent.
+    pub reactions: bool,
+    /// Files and images come in.
+    pub attachments_in: bool,
+    /// Files and images go out.
+    pub attachments_out: bool,
+    /// Group chats exist.
+    pub groups: bool,
+    /// Outbound pacing.
+    pub rate_limit: RateLimit,
+}
+
+/// One message for the adapter to send: already rendered and within the length limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Recipient address (`kind:local@domain`), for a direct message.
+    pub to: String,
+    /// Group or chat, `None` for a direct message.
+    pub chat: Option<String>,
+    /// The text, in the service's format.
+    pub text: String,
+    /// The service's id of the message this answers, for channels with threads.
+    pub in_reply_to: Option<String>,
+}
+
+/// Errors of an adapter, each telling the platform what to do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdapterError {
+    /// The service refused our credentials: reported, retried with the longest backoff.
+    #[error("authentication refused: {0}")]
+    AuthRefused(String),
+    /// The service could not be reached or the link dropped: reconnect with backoff.
+    #[error("link down: {0}")]
+    Link(String),
+    /// The service said something we cannot understand: reconnect with backoff.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The service refused this one message (no such recipient, too large): it is
+    /// reported and not sent again.
+    #[error("message refused: {0}")]
+    Refused(String),
+    /// The adapter's settings are wrong: reported, retried with the longest backoff so a
+    /// fixed configuration is picked up after a restart.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl AdapterError {
+    /// Whether retrying soon cannot help (the person must act).
+    pub fn needs_a_person(&self) -> bool {
+        matches!(self, AdapterError::AuthRefused(_) | AdapterError::Config(_))
+    }
+}
+
+/// The messages people send, as the adapter yields them. It ends (or yields an error)
+/// when the link drops.
+pub type InboundStream = BoxStream<'static, Result<Inbound, AdapterError>>;
+
+/// The sending half of a live link.
+pub trait Outbox: Send + Sync + 'static {
+    /// Send one message; returns the service's id for it, when it gives one.
+    fn send(
+        &self,
+        message: &Outgoing,
+    ) -> impl Future<Output = Result<Option<String>, AdapterError>> + Send;
+}
+
+/// A channel adapter: one outside service.
+pub trait Adapter: Send + 'static {
+    /// Its sending half.
+    type Outbox: Outbox;
+
+    /// What the service can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Open a link: log in, join, and return the sending half and the inbound stream.
+    /// Called again after the link drops.
+    fn connect(
+        &mut self,
+    ) -> impl Future<Output = Result<(Self::Outbox, InboundStream), AdapterError>> + Send;
+}

@@ -1,0 +1,273 @@
+//! The platform's main loop for one adapter: the bus on one side, the service on the
+//! other.
+//!
+//! - Inbound messages are queued to the bus in the order the service gave them (the bus
+//!   client re-sends each until the kernel acks it).
+//! - A delivery is rendered, split and paced, then sent part by part; it is acked to the
+//!   kernel only after its last part went out. A link that drops mid-delivery resumes at
+//!   the part that failed, so no part is sent twice by this process.
+//! - A failed connect or a dropped link is reported over the bus (`clawos status` shows
+//!   it) and retried with backoff and jitter; a refusal only a person can fix (bad
+//!   password) is retried slowly rather than in a loop.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::format::render;
+use super::pace::{reconnect_delays, Pacer, NEEDS_A_PERSON_DELAY};
+use super::split::split;
+use super::{Adapter, AdapterError, Capabilities, Outbox, Outgoing, TextFormat};
+use crate::client::{connect, BusHandle, ChannelIdentity, Incoming};
+use crate::protocol::Delivery;
+use crate::ChannelError;
+
+/// A delivery being sent: its parts and how many went out.
+struct Sending {
+    delivery: Delivery,
+    parts: Vec<Outgoing>,
+    sent: usize,
+}
+
+/// Render and split a reply into the messages the service will get.
+pub fn prepare(delivery: &Delivery, caps: &Capabilities) -> Vec<Outgoing> {
+    let texts: Vec<String> = match caps.text_format {
+        // Markup survives splitting only when split first: each part renders alone.
+        TextFormat::Markdown | TextFormat::Html => {
+            split(&delivery.text, caps.max_message_len, caps.length_unit)
+                .into_iter()
+                .map(|p| render(&p, caps.text_format))
+                .collect()
+        }
+        TextFormat::Plain | TextFormat::Irc => {
+            let text = render(&delivery.text, caps.text_format);
+            if caps.multiline {
+                split(&text, caps.max_message_len, caps.length_unit)
+            } else {
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .flat_map(|l| split(l, caps.max_message_len, caps.length_unit))
+                    .collect()
+            }
+        }
+    };
+    texts
+        .into_iter()
+        .map(|text| Outgoing {
+            to: delivery.to.clone(),
+            chat: delivery.chat.clone(),
+            text,
+            in_reply_to: if caps.threads {
+                delivery.in_reply_to.clone()
+            } else {
+                None
+            },
+        })
+        .collect()
+}
+
+/// Run `adapter` until the bus client stops (a refused hello) or the kernel goes away.
+pub async fn run<A: Adapter>(
+    identity: ChannelIdentity,
+    mut adapter: A,
+) -> Result<(), ChannelError> {
+    let caps = adapter.capabilities();
+    let (bus, mut incoming, client) = connect(identity);
+    let pacer = Pacer::new(caps.rate_limit);
+    let mut backlog: VecDeque<Sending> = VecDeque::new();
+    let mut delays = reconnect_delays();
+    loop {
+        if client.is_finished() {
+            return client.await.unwrap_or(Err(ChannelError::Closed));
+        }
+        let down = match adapter.connect().await {
+            Ok((outbox, inbound)) => {
+                let _ = bus.link(true, "connected").await;
+                delays = reconnect_delays();
+                match serve(
+                    &bus,
+                    &caps,
+                    &pacer,
+                    &outbox,
+                    inbound,
+                    &mut incoming,
+                    &mut backlog,
+                )
+                .await
+                {
+                    Served::BusClosed => {
+                        return client.await.unwrap_or(Err(ChannelError::Closed));
+                    }
+                    Served::LinkDown(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        let delay = if down.needs_a_person() {
+            NEEDS_A_PERSON_DELAY
+        } else {
+            delays.next().unwrap_or(super::pace::RECONNECT_CAP)
+        };
+        tracing::warn!(error = %down, "link down; reconnecting in {delay:?}");
+        let _ = bus
+            .link(
+                false,
+                format!("{down}; retrying in {}s", delay.as_secs_f32().ceil()),
+            )
+            .await;
+        // Deliveries keep arriving while the link is down; queue them.
+        let wait = tokio::time::sleep(delay);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                d = incoming.recv() => match d {
+                    Some(Incoming::Deliver(d)) => queue(&mut backlog, d, &caps),
+                    Some(Incoming::Partial { .. }) => {}
+                    None => return client.await.unwrap_or(Err(ChannelError::Closed)),
+                },
+            }
+        }
+    }
+}
+
+enum Served {
+    BusClosed,
+    LinkDown(AdapterError),
+}
+
+fn queue(backlog: &mut VecDeque<Sending>, delivery: Delivery, caps: &Capabilities) {
+    // The kernel re-sends unacked deliveries after a bus reconnect: one copy is enough.
+    if backlog
+        .iter()
+        .any(|s| s.delivery.delivery_id == delivery.delivery_id)
+    {
+        return;
+    }
+    let parts = prepare(&delivery, caps);
+    backlog.push_back(Sending {
+        delivery,
+        parts,
+        sent: 0,
+    });
+}
+
+async fn serve<O: Outbox>(
+    bus: &BusHandle,
+    caps: &Capabilities,
+    pacer: &Pacer,
+    outbox: &O,
+    mut inbound: super::InboundStream,
+    incoming: &mut tokio::sync::mpsc::Receiver<Incoming>,
+    backlog: &mut VecDeque<Sending>,
+) -> Served {
+    loop {
+        // Send what is queued first, one part at a time, reading new work between parts.
+        if let Some(front) = backlog.front_mut() {
+            if front.sent < front.parts.len() {
+                pacer.ready().await;
+                match outbox.send(&front.parts[front.sent]).await {
+                    Ok(_) => front.sent += 1,
+                    Err(AdapterError::Refused(why)) => {
+                        tracing::warn!(delivery = %front.delivery.delivery_id, %why,
+                            "the service refused a reply; it is not sent again");
+                        front.sent = front.parts.len();
+                    }
+                    Err(e) => return Served::LinkDown(e),
+                }
+            }
+            if front.sent >= front.parts.len() {
+                let id = front.delivery.delivery_id;
+                backlog.pop_front();
+                if bus.delivered(id).await.is_err() {
+                    return Served::BusClosed;
+                }
+            }
+        }
+        let idle = backlog.is_empty();
+        tokio::select! {
+            biased;
+            m = inbound.next() => match m {
+                Some(Ok(m)) => {
+                    if bus.post_inbound(m).await.is_err() {
+                        return Served::BusClosed;
+                    }
+                }
+                Some(Err(e)) => return Served::LinkDown(e),
+                None => return Served::LinkDown(AdapterError::Link("the service closed the connection".into())),
+            },
+            d = incoming.recv() => match d {
+                Some(Incoming::Deliver(d)) => queue(backlog, d, caps),
+                Some(Incoming::Partial { .. }) => {}
+                None => return Served::BusClosed,
+            },
+            // With work queued, go back to sending at once.
+            _ = tokio::time::sleep(Duration::ZERO), if !idle => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::{LengthUnit, RateLimit};
+    use uuid::Uuid;
+
+    fn caps(format: TextFormat, multiline: bool, max: usize) -> Capabilities {
+        Capabilities {
+            max_message_len: max,
+            length_unit: LengthUnit::Bytes,
+            text_format: format,
+            multiline,
+            threads: false,
+            edits: false,
+            edit_interval: Duration::from_secs(1),
+            typing: false,
+            reactions: false,
+            attachments_in: false,
+            attachments_out: false,
+            groups: true,
+            rate_limit: RateLimit {
+                burst: 5,
+                every: Duration::from_secs(1),
+            },
+        }
+    }
+
+    fn delivery(text: &str) -> Delivery {
+        Delivery {
+            delivery_id: Uuid::nil(),
+            to: "irc:alice@test".into(),
+            chat: Some("#room".into()),
+            text: text.into(),
+            in_reply_to: Some("m1".into()),
+            seq: 7,
+        }
+    }
+
+    #[test]
+    fn a_single_line_service_gets_one_message_per_line() {
+        let parts = prepare(
+            &delivery("**Hi** there.\n\n- a\n- b"),
+            &caps(TextFormat::Irc, false, 400),
+        );
+        let texts: Vec<&str> = parts.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(texts, vec!["\u{2}Hi\u{2} there.", "- a", "- b"]);
+        assert!(parts
+            .iter()
+            .all(|p| p.chat.as_deref() == Some("#room") && p.in_reply_to.is_none()));
+    }
+
+    #[test]
+    fn markdown_services_get_split_markdown_with_threads() {
+        let mut c = caps(TextFormat::Markdown, true, 30);
+        c.threads = true;
+        let parts = prepare(
+            &delivery("First sentence goes here. Second sentence goes here."),
+            &c,
+        );
+        assert_eq!(parts.len(), 2);
+        assert!(parts.iter().all(|p| p.in_reply_to.as_deref() == Some("m1")));
+    }
+}
