@@ -17,6 +17,8 @@ pub enum ChannelKind {
     Terminal,
     /// HTTP POST in, replies in the response.
     Webhook,
+    /// An IRC network: channels and private messages.
+    Irc,
 }
 
 /// `clawos config ...`
@@ -109,8 +111,25 @@ pub async fn channel(kind: ChannelKind) -> Result<()> {
                 .map_err(|_| anyhow!("{} is not set", clawos_channels::webhook::ENV_SECRET))?;
             clawos_channels::webhook::run(id, listen, secret).await?;
         }
+        ChannelKind::Irc => {
+            let id = ChannelIdentity::from_env("irc")?;
+            let settings: clawos_channels::irc::IrcSettings = channel_settings()?;
+            settings
+                .validate()
+                .map_err(|e| anyhow!("IRC settings: {e}"))?;
+            let password = std::env::var(clawos_channels::protocol::ENV_CHANNEL_SECRET).ok();
+            let adapter = clawos_channels::irc::IrcAdapter::new(settings, password);
+            clawos_channels::platform::runner::run(id, adapter).await?;
+        }
     }
     Ok(())
+}
+
+/// The channel kind's settings the Gateway put in the environment.
+fn channel_settings<T: serde::de::DeserializeOwned>() -> Result<T> {
+    let var = clawos_channels::protocol::ENV_CHANNEL_SETTINGS;
+    let json = std::env::var(var).map_err(|_| anyhow!("{var} is not set"))?;
+    serde_json::from_str(&json).with_context(|| format!("{var} does not hold valid settings"))
 }
 
 /// `clawos config ...`

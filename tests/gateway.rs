@@ -909,6 +909,7 @@ async fn bus_refuses_bad_hellos_and_oversize_frames_and_keeps_serving() {
         text: "no hello".into(),
         attachments: vec![],
         sent_at_ms: 1,
+        mentioned: true,
     });
     refused(
         &url,

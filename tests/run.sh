@@ -6,15 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the whole-system tests use: D-Bus and gnome-keyring for the keychain
-# test (tests/security.rs), Chromium and chromedriver for the admin UI (tests/admin.rs).
-debian_packages=(dbus gnome-keyring chromium chromium-driver)
+# test (tests/security.rs), Chromium and chromedriver for the admin UI (tests/admin.rs),
+# InspIRCd and Anope (NickServ, SASL) as the IRC network of tests/channels.rs.
+debian_packages=(dbus gnome-keyring chromium chromium-driver inspircd anope openssl)
 missing=()
 for p in "${debian_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && apt-get install -y -qq "${missing[@]}" \
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" \
             || { echo "tests/run.sh: cannot install Debian packages: ${missing[*]}" >&2; exit 1; }
     else
         echo "tests/run.sh: missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})" >&2

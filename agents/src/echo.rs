@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use crate::{Agent, AgentError, TurnInput, TurnOutput, TurnRecorder};
 
 /// A diagnostic agent for tests and benchmarks: replies `echo: TEXT (n before)`, `n` being
-/// the number of history messages it was given. Records nothing and calls no model.
+/// the number of history messages it was given. `repeat N: TEXT` (N up to 100) echoes
+/// TEXT N times, for replies longer than a service lets a person send. Records nothing
+/// and calls no model.
 pub struct EchoAgent {
     name: String,
 }
@@ -33,8 +35,35 @@ impl Agent for EchoAgent {
         _: &dyn TurnRecorder,
     ) -> Result<TurnOutput, AgentError> {
         Ok(TurnOutput {
-            reply: format!("echo: {} ({} before)", input.message, input.history.len()),
+            reply: format!(
+                "echo: {} ({} before)",
+                repeated(&input.message),
+                input.history.len()
+            ),
             steps: 0,
         })
+    }
+}
+
+/// `repeat N: TEXT` as TEXT N times (joined by spaces); anything else as it is.
+fn repeated(message: &str) -> String {
+    let parsed = message.strip_prefix("repeat ").and_then(|rest| {
+        let (n, text) = rest.split_once(": ")?;
+        let n: usize = n.parse().ok().filter(|n| (1..=100).contains(n))?;
+        Some(vec![text; n].join(" "))
+    });
+    parsed.unwrap_or_else(|| message.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repeated;
+
+    #[test]
+    fn repeat_makes_long_replies_from_short_messages() {
+        assert_eq!(repeated("repeat 3: ab."), "ab. ab. ab.");
+        assert_eq!(repeated("repeat 0: ab"), "repeat 0: ab");
+        assert_eq!(repeated("repeat 101: ab"), "repeat 101: ab");
+        assert_eq!(repeated("hello"), "hello");
     }
 }

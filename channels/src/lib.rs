@@ -13,6 +13,7 @@
 //! else: no log, no projections, no agents. It can crash without harming anyone.
 
 pub mod client;
+pub mod irc;
 pub mod platform;
 pub mod protocol;
 pub mod terminal;

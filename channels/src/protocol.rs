@@ -22,6 +22,11 @@ pub const ENV_BUS_URL: &str = "CLAWOS_BUS_URL";
 pub const ENV_CHANNEL_NAME: &str = "CLAWOS_CHANNEL_NAME";
 /// Environment variable carrying the per-process token (never on the command line).
 pub const ENV_CHANNEL_TOKEN: &str = "CLAWOS_CHANNEL_TOKEN";
+/// Environment variable carrying the channel kind's own settings, as JSON.
+pub const ENV_CHANNEL_SETTINGS: &str = "CLAWOS_CHANNEL_SETTINGS";
+/// Environment variable carrying the channel's secret (a password or token from the
+/// vault); never on the command line, never in the log.
+pub const ENV_CHANNEL_SECRET: &str = "CLAWOS_CHANNEL_SECRET";
 
 /// A message a person sent, as the channel saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +43,10 @@ pub struct Inbound {
     pub attachments: Vec<Attachment>,
     /// When it was sent (unix ms).
     pub sent_at_ms: i64,
+    /// It addresses the agent: a direct message, a mention of the bot's name, or a reply
+    /// to one of its messages. In a group, the group policy decides whether an
+    /// unaddressed message gets an answer.
+    pub mentioned: bool,
 }
 
 /// A reply for the channel to deliver.
@@ -236,7 +245,7 @@ mod tests {
         fn mutated_valid_frames_never_panic(text in ".{0,200}", flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
             let mut b = encode(&ChannelFrame::Inbound(Inbound {
                 external_id: "x".into(), sender: "terminal:a".into(), chat: None, text,
-                attachments: vec![], sent_at_ms: 1 }));
+                attachments: vec![], sent_at_ms: 1, mentioned: true }));
             for (i, v) in flips { let n = b.len(); b[i % n] = v; }
             let _ = decode::<ChannelFrame>(&b);
         }

@@ -97,6 +97,7 @@ pub async fn run(identity: ChannelIdentity, prompt: bool) -> Result<(), ChannelE
                     chat: None,
                     text: text.to_string(),
                     attachments: vec![],
+                    mentioned: true,
                     sent_at_ms: now_ms(),
                 }).await?;
             }

@@ -46,6 +46,9 @@ pub struct PostMessage {
     pub chat: Option<String>,
     /// Text.
     pub text: String,
+    /// In a group chat: whether the message addresses the agent (default true; false
+    /// lets the group policy decide, and a `mention` policy only logs it as context).
+    pub mentioned: Option<bool>,
     /// How long to wait for the reply in milliseconds (default 30000, 0 = don't wait).
     pub wait_ms: Option<u64>,
     /// Where to POST the reply (`{"id", "reply"}`, signed with `X-Clawos-Signature`)
@@ -176,6 +179,7 @@ async fn post_message(State(app): State<AppState>, headers: HeaderMap, body: Byt
             chat: msg.chat,
             text: msg.text,
             attachments: vec![],
+            mentioned: msg.mentioned.unwrap_or(true),
             sent_at_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)

@@ -43,6 +43,10 @@ pub struct MessageReceived {
     pub branch: String,
     /// When the channel saw it (unix milliseconds, channel clock).
     pub sent_at_ms: i64,
+    /// It asks for an answer: a direct message, or a group message that addresses the
+    /// agent under the group's policy. An unaddressed group message is kept as the
+    /// group's context and gets no turn. Schema version 3; `true` when upcast.
+    pub addressed: bool,
 }
 
 /// An agent's reply, to be delivered through a channel.
@@ -510,7 +514,7 @@ macro_rules! catalogue {
 }
 
 catalogue! {
-    MessageReceived = 2,
+    MessageReceived = 3,
     MessageSent = 2,
     DeliveryAcked = 1,
     IdentityLinked = 1,

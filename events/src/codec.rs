@@ -39,9 +39,9 @@ pub struct MessageReceivedV1 {
     pub sent_at_ms: i64,
 }
 
-impl From<MessageReceivedV1> for MessageReceived {
+impl From<MessageReceivedV1> for MessageReceivedV2 {
     fn from(v1: MessageReceivedV1) -> Self {
-        MessageReceived {
+        MessageReceivedV2 {
             channel: v1.channel,
             external_id: v1.external_id,
             sender: v1.sender,
@@ -50,6 +50,45 @@ impl From<MessageReceivedV1> for MessageReceived {
             attachments: Vec::<Attachment>::new(),
             branch: v1.branch,
             sent_at_ms: v1.sent_at_ms,
+        }
+    }
+}
+
+/// `MessageReceived` as written by schema version 2, before group messages could be
+/// kept as context only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageReceivedV2 {
+    /// See [`MessageReceived::channel`].
+    pub channel: String,
+    /// See [`MessageReceived::external_id`].
+    pub external_id: String,
+    /// See [`MessageReceived::sender`].
+    pub sender: String,
+    /// See [`MessageReceived::chat`].
+    pub chat: Option<String>,
+    /// See [`MessageReceived::text`].
+    pub text: String,
+    /// See [`MessageReceived::attachments`].
+    pub attachments: Vec<Attachment>,
+    /// See [`MessageReceived::branch`].
+    pub branch: String,
+    /// See [`MessageReceived::sent_at_ms`].
+    pub sent_at_ms: i64,
+}
+
+impl From<MessageReceivedV2> for MessageReceived {
+    fn from(v2: MessageReceivedV2) -> Self {
+        MessageReceived {
+            channel: v2.channel,
+            external_id: v2.external_id,
+            sender: v2.sender,
+            chat: v2.chat,
+            text: v2.text,
+            attachments: v2.attachments,
+            branch: v2.branch,
+            sent_at_ms: v2.sent_at_ms,
+            // Before group policies, every message asked for an answer.
+            addressed: true,
         }
     }
 }
@@ -96,7 +135,13 @@ fn upcast(kind: &str, schema_version: u16, bytes: &[u8]) -> Result<EventPayload,
     match (kind, schema_version) {
         ("MessageReceived", 1) => {
             let v1: MessageReceivedV1 = decode_body(bytes)?;
-            Ok(EventPayload::MessageReceived(v1.into()))
+            Ok(EventPayload::MessageReceived(
+                MessageReceivedV2::from(v1).into(),
+            ))
+        }
+        ("MessageReceived", 2) => {
+            let v2: MessageReceivedV2 = decode_body(bytes)?;
+            Ok(EventPayload::MessageReceived(v2.into()))
         }
         ("MessageSent", 1) => {
             let v1: MessageSentV1 = decode_body(bytes)?;
@@ -146,9 +191,33 @@ mod tests {
             EventPayload::MessageReceived(m) => {
                 assert_eq!(m.text, "hi");
                 assert!(m.attachments.is_empty());
+                assert!(m.addressed);
             }
             other => panic!("wrong kind {other:?}"),
         }
+    }
+
+    #[test]
+    fn v2_message_received_is_upcast_as_addressed() {
+        let v2 = MessageReceivedV2 {
+            channel: "irc".into(),
+            external_id: "x2".into(),
+            sender: "irc:alice@net".into(),
+            chat: Some("#room".into()),
+            text: "hi all".into(),
+            attachments: vec![],
+            branch: "main".into(),
+            sent_at_ms: 5,
+        };
+        let bytes = encode_body(&v2).unwrap();
+        match decode("MessageReceived", 2, &bytes).unwrap() {
+            EventPayload::MessageReceived(m) => {
+                assert_eq!(m.chat.as_deref(), Some("#room"));
+                assert!(m.addressed, "every message before v3 asked for an answer");
+            }
+            other => panic!("wrong kind {other:?}"),
+        }
+        assert!(decode("MessageReceived", 3, &bytes).is_err());
     }
 
     #[test]

@@ -297,6 +297,7 @@ mod tests {
                 attachments: vec![],
                 branch: "main".into(),
                 sent_at_ms: 0,
+                addressed: true,
             }
             .into()
         };

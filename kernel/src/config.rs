@@ -206,11 +206,32 @@ pub enum DmPolicy {
     Pairing,
 }
 
-/// `[channels.NAME]`.
+/// When the agent answers in a group chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupPolicy {
+    /// Only when addressed: its name mentioned, a reply to it, or a keyword (default).
+    #[default]
+    Mention,
+    /// Every message.
+    Always,
+    /// Never: messages are only kept as the group's context.
+    Never,
+}
+
+/// `[channels.NAME.groups."CHAT"]`: one group's own settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// This group's policy (default: the channel's `group_policy`).
+    pub policy: Option<GroupPolicy>,
+}
+
+/// `[channels.NAME]`. Keys other than the common ones below are the kind's own settings
+/// (e.g. `server` and `nick` for IRC), checked against that kind's settings type.
+#[derive(Debug, Clone, Deserialize)]
 pub struct ChannelConfig {
-    /// `terminal` or `webhook`.
+    /// One of [`CHANNEL_KINDS`].
     pub kind: String,
     /// Webhook: address to listen on.
     pub listen: Option<SocketAddr>,
@@ -226,9 +247,29 @@ pub struct ChannelConfig {
     /// Addresses allowed under `allowlist`.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// When the agent answers in group chats: `mention` (default), `always` or `never`.
+    pub group_policy: Option<GroupPolicy>,
+    /// Words that address the agent in a group as a mention does (case-insensitive).
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// Per-group settings, by chat (`"#clawos"`, a room id).
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupConfig>,
+    /// The kind's own settings, passed to the channel process as JSON.
+    #[serde(flatten)]
+    pub settings: toml::Table,
 }
 
 impl ChannelConfig {
+    /// The group policy in force for `chat`: its own, else the channel's, else `mention`.
+    pub fn group_policy_for(&self, chat: &str) -> GroupPolicy {
+        self.groups
+            .get(chat)
+            .and_then(|g| g.policy)
+            .or(self.group_policy)
+            .unwrap_or_default()
+    }
+
     /// The policy in force: the configured one, else `open` for the terminal (the local
     /// user) and `pairing` for every other kind.
     pub fn policy(&self) -> DmPolicy {
@@ -241,7 +282,7 @@ impl ChannelConfig {
 }
 
 /// The kinds of channel this build has.
-pub const CHANNEL_KINDS: &[&str] = &["terminal", "webhook"];
+pub const CHANNEL_KINDS: &[&str] = &["terminal", "webhook", "irc"];
 /// The kinds of agent a person chooses from.
 pub const AGENT_KINDS: &[&str] = &["pi"];
 /// `echo`: a diagnostic agent that answers with the message it got, with no model. The
@@ -298,7 +339,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, KernelError> {
         let config: Config =
             toml::from_str(text).map_err(|e| KernelError::Config(format!("clawos.toml: {e}")))?;
-        config.validate()?;
+        config.validate_in(Some(text))?;
         Ok(config)
     }
 
@@ -311,6 +352,11 @@ impl Config {
 
     /// Check what serde cannot: kinds, durability, webhook settings, agent references.
     pub fn validate(&self) -> Result<(), KernelError> {
+        self.validate_in(None)
+    }
+
+    /// [`Config::validate`], naming the line of a bad channel key when the text is known.
+    fn validate_in(&self, text: Option<&str>) -> Result<(), KernelError> {
         let bad = |m: String| Err(KernelError::Config(format!("clawos.toml: {m}")));
         if !["full", "normal"].contains(&self.gateway.durability.as_str()) {
             return bad(format!(
@@ -399,6 +445,13 @@ impl Config {
                     "channel name `{name}`: use letters, digits, `-` and `_` only"
                 ));
             }
+            if let Err((key, why)) = check_settings(&c.kind, &c.settings) {
+                let line = key
+                    .and_then(|k| text.and_then(|t| line_of_key(t, name, &k)))
+                    .map(|n| format!(" (line {n})"))
+                    .unwrap_or_default();
+                return bad(format!("channels.{name}: {why}{line}"));
+            }
             if c.kind == "webhook" {
                 if c.listen.is_none() {
                     return bad(format!("channels.{name}: a webhook channel needs `listen`"));
@@ -428,9 +481,84 @@ impl Config {
     }
 }
 
+/// Check a channel's kind-specific settings against the kind's settings type; on error,
+/// the offending key when there is one, and why.
+fn check_settings(kind: &str, settings: &toml::Table) -> Result<(), (Option<String>, String)> {
+    match kind {
+        "irc" => {
+            let irc: clawos_channels::irc::IrcSettings = toml::Value::Table(settings.clone())
+                .try_into()
+                .map_err(|e| {
+                    let why = e.to_string().trim().to_string();
+                    let key = why
+                        .split_once("unknown field `")
+                        .and_then(|(_, rest)| rest.split_once('`'))
+                        .map(|(k, _)| k.to_string());
+                    (key, why)
+                })?;
+            irc.validate().map_err(|why| (None, why))
+        }
+        _ => match settings.keys().next() {
+            Some(key) => Err((
+                Some(key.clone()),
+                format!("unknown key `{key}` for a {kind} channel"),
+            )),
+            None => Ok(()),
+        },
+    }
+}
+
+/// The line (1-based) of `key = ...` in the `[channels.NAME]` section of `text`.
+fn line_of_key(text: &str, channel: &str, key: &str) -> Option<usize> {
+    let mut in_section = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            let header = t.trim_matches(['[', ']']).trim();
+            in_section = header == format!("channels.{channel}")
+                || header == format!("channels.\"{channel}\"");
+            continue;
+        }
+        let lhs = t.split('=').next().unwrap_or("").trim();
+        if in_section && t.contains('=') && lhs == key {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const IRC: &str = "[channels.libera]\nkind = \"irc\"\nserver = \"irc.libera.chat:6697\"\n\
+                       nick = \"clawbot\"\nchannels = [\"#clawos\"]\ngroup_policy = \"always\"\n\
+                       keywords = [\"pi\"]\n[channels.libera.groups.\"#quiet\"]\npolicy = \"never\"\n";
+
+    #[test]
+    fn an_irc_channel_keeps_its_settings_and_group_policies() {
+        let c = Config::parse(IRC).unwrap();
+        let libera = &c.channels["libera"];
+        assert_eq!(libera.settings["nick"].as_str(), Some("clawbot"));
+        assert!(!libera.settings.contains_key("group_policy"));
+        assert_eq!(libera.group_policy_for("#clawos"), GroupPolicy::Always);
+        assert_eq!(libera.group_policy_for("#quiet"), GroupPolicy::Never);
+        assert_eq!(libera.keywords, vec!["pi".to_string()]);
+    }
+
+    #[test]
+    fn a_bad_irc_key_is_named_with_its_line() {
+        let text = IRC.replace("nick = ", "nik = ");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown field `nik`") && err.contains("(line 4)"),
+            "{err}"
+        );
+        let err = Config::parse(&IRC.replace("#clawos", "clawos"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an IRC channel"), "{err}");
+    }
 
     #[test]
     fn default_config_is_valid() {

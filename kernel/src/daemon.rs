@@ -135,7 +135,20 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
             None => c.secret.clone(),
         };
         if let Some(s) = secret {
-            env.push((clawos_channels::webhook::ENV_SECRET.to_string(), s));
+            let var = if c.kind == "webhook" {
+                clawos_channels::webhook::ENV_SECRET
+            } else {
+                clawos_channels::protocol::ENV_CHANNEL_SECRET
+            };
+            env.push((var.to_string(), s));
+        }
+        if !c.settings.is_empty() {
+            let json = serde_json::to_string(&c.settings)
+                .map_err(|e| KernelError::Config(format!("channels.{name}: {e}")))?;
+            env.push((
+                clawos_channels::protocol::ENV_CHANNEL_SETTINGS.to_string(),
+                json,
+            ));
         }
         let spec = supervisor::ChannelSpec {
             name: name.clone(),

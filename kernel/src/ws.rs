@@ -254,6 +254,7 @@ async fn chat_send(
                 text: message.to_string(),
                 attachments: vec![],
                 sent_at_ms: 0,
+                mentioned: true,
             },
         )
         .await;

@@ -216,7 +216,14 @@ impl Projection for Sessions {
                 self.sessions.insert(id.to_string(), state);
             }
             EventPayload::MessageReceived(m) => self.add_message(
-                event, id, &m.branch, "user", &m.channel, &m.sender, &m.text, out,
+                event,
+                id,
+                &m.branch,
+                if m.addressed { "user" } else { "context" },
+                &m.channel,
+                &m.sender,
+                &m.text,
+                out,
             ),
             EventPayload::CronFired(f) => {
                 let Some(branch) = self.sessions.get(id).map(|s| s.active.clone()) else {

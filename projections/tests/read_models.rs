@@ -103,6 +103,7 @@ fn receive(session: &str, channel: &str, sender: &str, text: &str, branch: &str)
             attachments: vec![],
             branch: branch.into(),
             sent_at_ms: 0,
+            addressed: true,
         },
     )
 }

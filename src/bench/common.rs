@@ -33,6 +33,7 @@ pub(super) fn synthetic_turn(session: &str, n: u64, first_seq: u64) -> Vec<NewEv
             attachments: vec![],
             branch: "main".into(),
             sent_at_ms: n as i64,
+            addressed: true,
         }),
         NewEvent::new(AgentTurnStarted {
             turn_id: turn,

@@ -33,6 +33,7 @@ fn message(n: u64) -> NewEvent {
         attachments: vec![],
         branch: "main".into(),
         sent_at_ms: n as i64,
+        addressed: true,
     })
 }
 

@@ -284,6 +284,7 @@ pub fn received(
         attachments: vec![],
         branch: branch.into(),
         sent_at_ms: 1_000,
+        addressed: true,
     }
 }
 

@@ -148,6 +148,7 @@ pub async fn replay(
                     attachments: vec![],
                     branch: branch.clone(),
                     sent_at_ms: now_ms(),
+                    addressed: true,
                 })
                 .caused_by(original.id),
             ];

@@ -11,7 +11,7 @@ use clawos_events::{
 };
 use uuid::Uuid;
 
-use crate::config::DmPolicy;
+use crate::config::{DmPolicy, GroupConfig, GroupPolicy};
 use crate::routing::{MessageFacts, RoutingState};
 
 /// Most live pairing codes one channel holds at a time: a flood of unknown senders gets
@@ -27,6 +27,8 @@ pub struct Admission<'a> {
     pub allow: &'a [String],
     /// How long a pairing code lives.
     pub pairing_ttl: Duration,
+    /// When a group message gets an answer.
+    pub groups: Groups<'a>,
 }
 
 impl Admission<'_> {
@@ -35,7 +37,54 @@ impl Admission<'_> {
         policy: DmPolicy::Open,
         allow: &[],
         pairing_ttl: Duration::from_secs(3600),
+        groups: Groups::DEFAULT,
     };
+}
+
+/// A channel's group rules: when a message in a group addresses the agent.
+#[derive(Debug, Clone, Copy)]
+pub struct Groups<'a> {
+    /// The channel's `group_policy`.
+    pub policy: GroupPolicy,
+    /// Per-group overrides.
+    pub per_group: Option<&'a std::collections::BTreeMap<String, GroupConfig>>,
+    /// Words that address the agent as a mention does.
+    pub keywords: &'a [String],
+}
+
+impl Groups<'_> {
+    /// `mention` everywhere, no keywords.
+    pub const DEFAULT: Groups<'static> = Groups {
+        policy: GroupPolicy::Mention,
+        per_group: None,
+        keywords: &[],
+    };
+
+    /// Whether `m`, posted in group `chat`, asks for an answer.
+    pub fn addressed(&self, chat: &str, m: &Inbound) -> bool {
+        let policy = self
+            .per_group
+            .and_then(|g| g.get(chat))
+            .and_then(|g| g.policy)
+            .unwrap_or(self.policy);
+        match policy {
+            GroupPolicy::Always => true,
+            GroupPolicy::Never => false,
+            GroupPolicy::Mention => {
+                let text = m.text.to_lowercase();
+                m.mentioned
+                    || self
+                        .keywords
+                        .iter()
+                        .any(|k| !k.is_empty() && text.contains(&k.to_lowercase()))
+            }
+        }
+    }
+}
+
+/// The identity that owns a group's session: the group itself, on its channel.
+pub fn group_identity(channel: &str, chat: &str) -> String {
+    format!("group:{channel}/{chat}")
 }
 
 /// What was drawn for this message outside the decision: the time and fresh ids.
@@ -102,6 +151,8 @@ pub struct Route {
     pub events: Vec<NewEvent>,
     /// The session did not exist.
     pub new_session: bool,
+    /// The message asks for an answer (a turn); otherwise it is only context.
+    pub answer: bool,
 }
 
 /// Decide what happens to `m`, which arrived on `channel`.
@@ -135,10 +186,19 @@ pub fn decide(
         },
         default_agent,
     );
-    let (session, mut events) = state.session_for(&identity, &agent, &fresh.session_id);
+    // A group's conversation is the group's own session; a person's direct messages are
+    // theirs.
+    let (owner, answer) = match &m.chat {
+        None => (identity, true),
+        Some(chat) => (
+            group_identity(channel, chat),
+            admission.groups.addressed(chat, m),
+        ),
+    };
+    let (session, mut events) = state.session_for(&owner, &agent, &fresh.session_id);
     let new_session = !events.is_empty();
     let key = inbound_dedupe_key(channel, &m.external_id);
-    let inbound = if crate::commands::is_command(&m.text) {
+    let inbound = if answer && crate::commands::is_command(&m.text) {
         NewEvent::new(CommandReceived {
             channel: channel.to_string(),
             external_id: m.external_id.clone(),
@@ -156,6 +216,7 @@ pub fn decide(
             attachments: m.attachments.clone(),
             branch: state.branch_of(&session).to_string(),
             sent_at_ms: m.sent_at_ms,
+            addressed: answer,
         })
     };
     events.push(inbound.dedupe(key));
@@ -164,6 +225,7 @@ pub fn decide(
         agent,
         events,
         new_session,
+        answer,
     })
 }
 
@@ -252,6 +314,7 @@ mod tests {
             text: text.into(),
             attachments: vec![],
             sent_at_ms: 0,
+            mentioned: true,
         }
     }
 
@@ -269,6 +332,7 @@ mod tests {
             policy: DmPolicy::Pairing,
             allow: &[],
             pairing_ttl: Duration::from_secs(600),
+            groups: Groups::DEFAULT,
         }
     }
 
@@ -321,6 +385,73 @@ mod tests {
             agent: agent.into(),
         }
         .into()
+    }
+
+    /// `text` from alice in `#room` on channel `irc`, mentioned or not, under `groups`.
+    fn in_group(text: &str, mentioned: bool, groups: Groups<'_>, state: &RoutingState) -> Route {
+        let mut m = message("irc:alice@net", text);
+        m.chat = Some("#room".into());
+        m.mentioned = mentioned;
+        let admission = Admission {
+            groups,
+            ..Admission::OPEN
+        };
+        match decide("irc", &m, state, &admission, "pi", &fresh(0)) {
+            Decision::Route(r) => r,
+            other => panic!("not routed: {other:?}"),
+        }
+    }
+
+    fn addressed(r: &Route) -> bool {
+        r.events
+            .iter()
+            .any(|e| matches!(&e.payload, EventPayload::MessageReceived(m) if m.addressed))
+    }
+
+    #[test]
+    fn a_group_has_its_own_session_and_answers_only_when_addressed() {
+        let state = given(vec![(
+            "session:s1",
+            session_started("s1", "irc:alice@net", "pi"),
+        )]);
+        // Not alice's direct session: the group's own.
+        let r = in_group("hello all", false, Groups::DEFAULT, &state);
+        assert_eq!((r.session.as_str(), r.new_session), ("s-new", true));
+        assert!(matches!(&payloads(&r.events)[0],
+            EventPayload::SessionStarted(s) if s.identity == group_identity("irc", "#room")));
+        assert!(!r.answer && !addressed(&r), "unaddressed: context only");
+        let r = in_group("hello all", true, Groups::DEFAULT, &state);
+        assert!(r.answer && addressed(&r), "a mention gets an answer");
+        let keywords = vec!["Pi".to_string()];
+        let by_keyword = Groups {
+            keywords: &keywords,
+            ..Groups::DEFAULT
+        };
+        assert!(in_group("what does pi think", false, by_keyword, &state).answer);
+        let always = Groups {
+            policy: GroupPolicy::Always,
+            ..Groups::DEFAULT
+        };
+        assert!(in_group("hello", false, always, &state).answer);
+        let mut quiet = std::collections::BTreeMap::new();
+        quiet.insert(
+            "#room".to_string(),
+            GroupConfig {
+                policy: Some(GroupPolicy::Never),
+            },
+        );
+        let never_here = Groups {
+            policy: GroupPolicy::Always,
+            per_group: Some(&quiet),
+            keywords: &[],
+        };
+        assert!(!in_group("clawbot: hi", true, never_here, &state).answer);
+        // A command in a group that is not addressed is only context, not a command.
+        let r = in_group("/branch x", false, Groups::DEFAULT, &state);
+        assert!(matches!(
+            payloads(&r.events)[1],
+            EventPayload::MessageReceived(_)
+        ));
     }
 
     #[test]
@@ -435,6 +566,7 @@ mod tests {
             policy: DmPolicy::Allowlist,
             allow: &allow,
             pairing_ttl: Duration::from_secs(1),
+            groups: Groups::DEFAULT,
         };
         let state = given(vec![(
             "identity:terminal:alice",

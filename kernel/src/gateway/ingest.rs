@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use clawos_channels::protocol::Inbound;
 use clawos_events::{inbound_dedupe_key, stream, ExpectedVersion, LogError, NewEvent};
 
-use super::decide::{decide, Admission, Decision, Fresh, Held};
+use super::decide::{decide, Admission, Decision, Fresh, Groups, Held};
 use super::Gateway;
 use crate::config::DmPolicy;
 use crate::routing;
@@ -54,6 +54,11 @@ impl Gateway {
                 policy: c.policy(),
                 allow: &c.allow,
                 pairing_ttl: Duration::from_secs(self.config.gateway.pairing_ttl_secs),
+                groups: Groups {
+                    policy: c.group_policy.unwrap_or_default(),
+                    per_group: Some(&c.groups),
+                    keywords: &c.keywords,
+                },
             },
             None => Admission::OPEN,
         };
@@ -125,7 +130,9 @@ impl Gateway {
                         });
                     }
                     self.metrics.message_in(channel);
-                    self.dispatch(&route.session, &route.agent, appended.last_seq);
+                    if route.answer {
+                        self.dispatch(&route.session, &route.agent, appended.last_seq);
+                    }
                     return Ok(Ingested {
                         seq: appended.last_seq,
                         duplicate: false,

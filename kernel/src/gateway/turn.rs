@@ -18,6 +18,13 @@ use super::recorder::SessionRecorder;
 use super::{Gateway, QueuedTurn};
 use crate::KernelError;
 
+/// How a person is named to the agent in a group: the local part of their address
+/// (`irc:alice@libera` is `alice`).
+pub fn speaker(address: &str) -> &str {
+    let local = address.split_once(':').map(|(_, l)| l).unwrap_or(address);
+    local.split('@').next().unwrap_or(local)
+}
+
 /// Most messages of history given to an agent turn.
 pub const CONTEXT_MESSAGES: u32 = 200;
 
@@ -82,12 +89,22 @@ impl Gateway {
         let seqs: Vec<u64> = ancestors.iter().map(|a| a.seq).collect();
         let compaction = views::latest_compaction(&self.read_models, session, &seqs).await?;
         let covered = compaction.as_ref().map(|(c, _)| *c).unwrap_or(0);
+        // In a group, every person's message is attributed, so the agent knows who said
+        // what (its own replies are not).
+        let group = m.chat.is_some();
+        let attributed = |role: &str, address: &str, text: String| {
+            if group && role != "assistant" {
+                format!("[{}] {text}", speaker(address))
+            } else {
+                text
+            }
+        };
         let history = ancestors
             .into_iter()
             .filter(|msg| msg.seq < trigger_seq && msg.seq > covered)
             .map(|msg| ContextMessage {
+                text: attributed(&msg.role, &msg.address, msg.text),
                 role: msg.role,
-                text: msg.text,
             })
             .collect();
         let context_built = started.elapsed();
@@ -131,7 +148,7 @@ impl Gateway {
             session_id: session.to_string(),
             branch: m.branch.clone(),
             trigger_seq,
-            message: m.text.clone(),
+            message: attributed("user", &m.sender, m.text.clone()),
             history,
             summary: compaction.map(|(_, text)| text),
         };
@@ -216,6 +233,7 @@ impl Gateway {
             attachments: vec![],
             branch: branch.unwrap_or_else(|| "main".into()),
             sent_at_ms: 0,
+            addressed: true,
         })
     }
 

@@ -55,7 +55,7 @@ pub struct MessageView {
     pub parent_seq: Option<u64>,
     /// Branch it was written on.
     pub branch: String,
-    /// `user` or `assistant`.
+    /// `user`, `assistant`, or `context` (a group message that asked for no answer).
     pub role: String,
     /// Channel.
     pub channel: String,

@@ -1,0 +1,273 @@
+//! The channel conformance suite: what "a channel works" means, run by every adapter
+//! against its real server (or, for hosted services, its strict stand-in).
+//!
+//! Each check drives the real `clawos` Gateway with the echo agent and a person on the
+//! service, and asserts on what the person hears and on the log.
+
+use std::time::Duration;
+
+use clawos_events::EventPayload;
+
+use crate::gateway_common::{echo_config, signal, summary, Ev, Harness};
+
+/// A message the person heard from the bot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heard {
+    /// The group it was said in, `None` for a direct message.
+    pub group: Option<String>,
+    /// The text.
+    pub text: String,
+}
+
+/// A person on the service.
+#[allow(async_fn_in_trait)]
+pub trait Person {
+    /// Their clawos address (`irc:alice@net`).
+    fn address(&self) -> String;
+    /// Join a group and wait until the bot is in it.
+    async fn join(&mut self, group: &str, bot: &str);
+    /// Say something in a group, or to the bot directly.
+    async fn say(&mut self, group: Option<&str>, bot: &str, text: &str);
+    /// The next thing the bot says to them (or in a group they are in), if any in time.
+    async fn hear(&mut self, bot: &str, within: Duration) -> Option<Heard>;
+    /// Wait until the bot is reachable again (after a restart).
+    async fn wait_for_bot(&mut self, group: Option<&str>, bot: &str, within: Duration);
+}
+
+/// A service with a running server.
+#[allow(async_fn_in_trait)]
+pub trait Peer {
+    /// Its people.
+    type P: Person;
+    /// The channel kind.
+    fn kind(&self) -> &'static str;
+    /// `[channels.NAME]` for the bot, in these groups, open to every sender.
+    fn channel_section(&self, name: &str, groups: &[&str]) -> String;
+    /// The bot's name on the service.
+    fn bot(&self) -> &str;
+    /// The adapter's declared maximum message length.
+    fn max_len(&self) -> usize;
+    /// A new person.
+    async fn person(&self, name: &str) -> Self::P;
+    /// Stop the server.
+    fn stop_server(&mut self);
+    /// Start it again (same address, same data).
+    fn start_server(&mut self);
+}
+
+/// The group the suite talks in.
+pub const GROUP: &str = "#clawos-suite";
+/// The channel instance name in the suite's configuration.
+pub const NAME: &str = "chan";
+const WITHIN: Duration = Duration::from_secs(30);
+
+fn link_events(log: &[Ev], channel: &str) -> Vec<(u64, bool, String)> {
+    log.iter()
+        .filter_map(|e| match &e.payload {
+            EventPayload::ChannelLinkChanged(l) if l.channel == channel => {
+                Some((e.seq, l.up, l.detail.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn starts(log: &[Ev], channel: &str) -> usize {
+    log.iter()
+        .filter(|e| matches!(&e.payload, EventPayload::ChannelStarted(s) if s.channel == channel))
+        .count()
+}
+
+fn received<'a>(log: &'a [Ev], text: &str) -> Vec<&'a Ev> {
+    log.iter()
+        .filter(|e| matches!(&e.payload, EventPayload::MessageReceived(m) if m.text == text))
+        .collect()
+}
+
+fn replies_to(log: &[Ev], seq: u64) -> usize {
+    log.iter()
+        .filter(
+            |e| matches!(&e.payload, EventPayload::MessageSent(s) if s.in_reply_to == Some(seq)),
+        )
+        .count()
+}
+
+async fn link_up_after(gw: &Harness, channel: &str, after: u64) -> u64 {
+    let log = gw
+        .wait_log("the channel's link to come up", WITHIN, |log| {
+            link_events(log, channel)
+                .iter()
+                .any(|(s, up, _)| *up && *s > after)
+        })
+        .await;
+    log.last().map(|e| e.seq).unwrap_or(0)
+}
+
+async fn round_trip<P: Person>(person: &mut P, group: Option<&str>, bot: &str, text: &str) {
+    person.say(group, bot, text).await;
+    let heard = person
+        .hear(bot, WITHIN)
+        .await
+        .unwrap_or_else(|| panic!("no answer to `{text}` within {WITHIN:?}"));
+    assert!(
+        heard.text.starts_with(&format!("echo: {text}")),
+        "answer to `{text}`: {heard:?}"
+    );
+    assert_eq!(heard.group.as_deref(), group, "answered in the wrong place");
+}
+
+/// Run the whole suite against `peer`. Each step says what it checks when it fails.
+pub async fn run<S: Peer>(peer: &mut S) {
+    let bot = peer.bot().to_string();
+    let config = format!(
+        "{}{}",
+        echo_config("normal"),
+        peer.channel_section(NAME, &[GROUP])
+    );
+    let mut gw = Harness::new(&config);
+    gw.start("127.0.0.1:0").await;
+    link_up_after(&gw, NAME, 0).await;
+
+    // 1. A direct message, there and back.
+    let mut alice = peer.person("alice").await;
+    alice.wait_for_bot(None, &bot, WITHIN).await;
+    round_trip(&mut alice, None, &bot, "hello from alice").await;
+    let log = gw.log().await;
+    let m = received(&log, "hello from alice");
+    assert_eq!(m.len(), 1, "the message is logged once:\n{}", summary(&log));
+    match &m[0].payload {
+        EventPayload::MessageReceived(r) => {
+            assert_eq!(r.sender, alice.address());
+            assert_eq!(r.chat, None);
+        }
+        _ => unreachable!(),
+    }
+
+    // 2. A group: unaddressed messages are kept as context, a mention gets an answer.
+    alice.join(GROUP, &bot).await;
+    alice
+        .say(Some(GROUP), &bot, "just chatting among ourselves")
+        .await;
+    assert_eq!(
+        alice.hear(&bot, Duration::from_secs(3)).await,
+        None,
+        "the bot answered an unaddressed group message"
+    );
+    let mention = format!("{bot}: are you there");
+    alice.say(Some(GROUP), &bot, &mention).await;
+    let heard = alice
+        .hear(&bot, WITHIN)
+        .await
+        .expect("an answer to the mention");
+    assert_eq!(heard.group.as_deref(), Some(GROUP));
+    assert!(heard.text.contains("are you there"), "{heard:?}");
+    let log = gw.log().await;
+    let context = received(&log, "just chatting among ourselves");
+    assert_eq!(
+        context.len(),
+        1,
+        "the unaddressed message is logged as context"
+    );
+    assert_eq!(replies_to(&log, context[0].seq), 0, "and not answered");
+
+    // 3. A reply longer than the service's limit arrives split, in order, each part
+    //    within the limit.
+    let max = peer.max_len();
+    let sentence = "This sentence is part of a long reply that must be split.";
+    let times = max * 3 / sentence.len() + 1;
+    let long = vec![sentence; times].join(" ");
+    alice
+        .say(None, &bot, &format!("repeat {times}: {sentence}"))
+        .await;
+    let mut parts = Vec::new();
+    let mut got = String::new();
+    while !got.contains("before)") {
+        let h = alice
+            .hear(&bot, WITHIN)
+            .await
+            .unwrap_or_else(|| panic!("the long reply stopped after {} parts: {got}", parts.len()));
+        assert!(
+            h.text.len() <= max,
+            "a part over {max} bytes: {}",
+            h.text.len()
+        );
+        got.push_str(&h.text);
+        got.push(' ');
+        parts.push(h.text);
+    }
+    assert!(
+        parts.len() >= 3,
+        "expected at least 3 parts, got {}",
+        parts.len()
+    );
+    let squash = |s: &str| s.split_whitespace().collect::<String>();
+    assert!(
+        squash(&got).starts_with(&squash(&format!("echo: {long}"))),
+        "the parts, joined, are the reply in order"
+    );
+
+    // 4. The channel process SIGKILLed mid-conversation: restarted, and the reply pending
+    //    at the kill is delivered exactly once.
+    let log = gw.log().await;
+    let head = log.last().map(|e| e.seq).unwrap_or(0);
+    let starts_before = starts(&log, NAME);
+    let pid = gw
+        .channel_processes()
+        .into_iter()
+        .find(|c| c.name == NAME)
+        .expect("the channel process")
+        .pid;
+    alice.say(None, &bot, "said just before the kill").await;
+    gw.wait_log("the message before the kill", WITHIN, |log| {
+        !received(log, "said just before the kill").is_empty()
+    })
+    .await;
+    assert!(signal(pid, "KILL"), "kill -9 the channel process");
+    gw.wait_log("the channel restarted", WITHIN, |log| {
+        starts(log, NAME) > starts_before
+    })
+    .await;
+    link_up_after(&gw, NAME, head).await;
+    alice.wait_for_bot(None, &bot, WITHIN).await;
+    let mut answers = 0;
+    while let Some(h) = alice.hear(&bot, Duration::from_secs(5)).await {
+        if h.text.starts_with("echo: said just before the kill") {
+            answers += 1;
+        }
+    }
+    assert_eq!(
+        answers, 1,
+        "the reply pending at the kill is delivered exactly once"
+    );
+    round_trip(&mut alice, None, &bot, "after the kill").await;
+
+    // 5. The server restarted: the same process reconnects with backoff.
+    let log = gw.log().await;
+    let head = log.last().map(|e| e.seq).unwrap_or(0);
+    let starts_before = starts(&log, NAME);
+    drop(alice);
+    peer.stop_server();
+    gw.wait_log("the link reported down", WITHIN, |log| {
+        link_events(log, NAME)
+            .iter()
+            .any(|(s, up, _)| !*up && *s > head)
+    })
+    .await;
+    peer.start_server();
+    link_up_after(&gw, NAME, head).await;
+    let mut bob = peer.person("bob").await;
+    bob.wait_for_bot(None, &bot, WITHIN).await;
+    round_trip(&mut bob, None, &bot, "after the server restart").await;
+    let log = gw.log().await;
+    assert_eq!(
+        starts(&log, NAME),
+        starts_before,
+        "the channel reconnected in its own process, not by a restart"
+    );
+    let status = gw.cli(&["status"]).await;
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("link up: connected"),
+        "clawos status shows the link:\n{status}"
+    );
+}

@@ -1,0 +1,6 @@
+//! Helpers of the channel tests: the conformance suite and each service's test peer.
+
+#![allow(dead_code)]
+
+pub mod conformance;
+pub mod irc_peer;
