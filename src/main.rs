@@ -148,9 +148,17 @@ fn main() -> Result<()> {
         default_sigpipe();
     }
     let home = cli.home.map(Home::new).unwrap_or_else(Home::from_env);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // A channel process waits on two sockets: one thread is all it needs, and it keeps
+    // the process small (BENCHMARKS.md, idle RSS of a channel).
+    let runtime = if matches!(cli.command, Command::Channel(_)) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
     runtime.block_on(async move {
         match cli.command {
             Command::Up {

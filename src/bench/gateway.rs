@@ -12,7 +12,7 @@ use clawos_replay::{rebuild, Home};
 
 use super::common::{fill_synthetic, free_port, start, write_config, SECRET};
 
-async fn wait_webhook(client: &reqwest::Client, hook: SocketAddr) -> Result<()> {
+pub(super) async fn wait_webhook(client: &reqwest::Client, hook: SocketAddr) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = client
@@ -36,7 +36,7 @@ async fn wait_webhook(client: &reqwest::Client, hook: SocketAddr) -> Result<()> 
     }
 }
 
-async fn post(client: &reqwest::Client, hook: SocketAddr, n: u64) -> Result<Duration> {
+pub(super) async fn post(client: &reqwest::Client, hook: SocketAddr, n: u64) -> Result<Duration> {
     let t = Instant::now();
     let v: serde_json::Value = client
         .post(format!("http://{hook}/message"))
@@ -52,18 +52,18 @@ async fn post(client: &reqwest::Client, hook: SocketAddr, n: u64) -> Result<Dura
     Ok(t.elapsed())
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
+pub(super) fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
     sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
 }
 
-fn ms(d: Duration) -> String {
+pub(super) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(super) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

@@ -4,6 +4,7 @@
 //! Gateway process to measure) is in `common`, which is all they import.
 
 mod admin;
+mod channels;
 mod common;
 mod gateway;
 mod local;
@@ -62,6 +63,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 30)]
         requests: usize,
     },
+    /// The IRC channel process beside the webhook one: ready time, idle memory, round
+    /// trips (needs an IRC server: `tests/peers/irc/start.sh`).
+    Channels {
+        /// The IRC server, plaintext (`127.0.0.1:PORT`).
+        #[arg(long)]
+        irc: std::net::SocketAddr,
+        /// Round trips per channel.
+        #[arg(long, default_value_t = 300)]
+        messages: usize,
+    },
     /// Start time, round trips through a webhook channel process, memory.
     Gateway {
         /// Messages per round-trip run.
@@ -107,5 +118,6 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         } => turn::bench_turn(messages, turns, durability).await,
         BenchCommand::Memory { memories, queries } => memory::bench_memory(memories, queries).await,
         BenchCommand::Admin { events, requests } => admin::bench_admin(events, requests).await,
+        BenchCommand::Channels { irc, messages } => channels::bench_channels(irc, messages).await,
     }
 }

@@ -82,6 +82,11 @@ pub struct IrcSettings {
     pub account: Option<String>,
     /// The domain of sender addresses (default: the server's host name).
     pub network: Option<String>,
+    /// Lines that may go at once (default 5, RFC 1459 §8.10).
+    pub burst: Option<u32>,
+    /// Then one line per this many milliseconds (default 2000). A private server
+    /// without flood limits may allow less.
+    pub pace_ms: Option<u64>,
 }
 
 impl IrcSettings {
@@ -206,8 +211,8 @@ impl Adapter for IrcAdapter {
             groups: true,
             // RFC 1459 §8.10: a burst of about 5 lines, then one every 2 seconds.
             rate_limit: RateLimit {
-                burst: 5,
-                every: Duration::from_secs(2),
+                burst: self.settings.burst.unwrap_or(5),
+                every: Duration::from_millis(self.settings.pace_ms.unwrap_or(2000)),
             },
         }
     }
@@ -430,6 +435,8 @@ mod tests {
             auth: IrcAuth::None,
             account: None,
             network: None,
+            burst: None,
+            pace_ms: None,
         };
         assert!(s.validate().is_ok());
         assert_eq!(s.network(), "irc.test");
