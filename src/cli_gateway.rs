@@ -237,6 +237,7 @@ pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
                 c.agents.len(),
                 c.channels.len()
             );
+            problems += doctor_channels(&c).await;
             let pi_only = c.agents.values().all(|a| a.kind == "pi");
             if pi_only {
                 println!("agent pi: no LLM provider configured; Pi answers every message with setup instructions. Add a provider under [agents.pi] in clawos.toml.");
@@ -272,6 +273,33 @@ pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
         bail!("{problems} problem(s) found");
     }
     Ok(())
+}
+
+/// The channel part of `clawos doctor`: each channel with a server can reach it. Returns
+/// the number of problems.
+async fn doctor_channels(config: &Config) -> usize {
+    let mut problems = 0;
+    for (name, c) in &config.channels {
+        if c.kind != "irc" {
+            continue;
+        }
+        let settings: Result<clawos_channels::irc::IrcSettings, _> =
+            toml::Value::Table(c.settings.clone()).try_into();
+        let Ok(settings) = settings else { continue };
+        let how = if settings.tls { "TLS" } else { "plain TCP" };
+        match clawos_channels::irc::link::probe(&settings, std::time::Duration::from_secs(5)).await
+        {
+            Ok(()) => println!("channel {name} (irc): reaches {} ({how})", settings.server),
+            Err(e) => {
+                problems += 1;
+                println!(
+                    "channel {name} (irc): cannot reach {} ({how}): {e}",
+                    settings.server
+                );
+            }
+        }
+    }
+    problems
 }
 
 /// The vault part of `clawos doctor`: where the key lives (and why, when it is the file

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli_approvals;
+mod cli_channels;
 mod cli_chat;
 mod cli_cron;
 mod cli_gateway;
@@ -73,6 +74,9 @@ enum Command {
     /// Bindings: which agent gets which messages.
     #[command(subcommand)]
     Bind(cli_routing::BindCommand),
+    /// Channels: add one, asking for its settings.
+    #[command(subcommand)]
+    Channels(cli_channels::ChannelsCommand),
     /// Identities: one person across channels.
     #[command(subcommand)]
     Identity(cli_routing::IdentityCommand),
@@ -175,6 +179,7 @@ fn main() -> Result<()> {
             Command::Status => cli_gateway::status(&home).await,
             Command::Doctor => cli_gateway::doctor(&home, cli.durability).await,
             Command::Bind(c) => cli_routing::bind(&home, cli.durability, c).await,
+            Command::Channels(c) => cli_channels::run(&home, cli.durability, c).await,
             Command::Identity(c) => cli_routing::identity(&home, cli.durability, c).await,
             Command::Admin(c) => cli_gateway::admin(&home, cli.durability, c).await,
             Command::Secrets(c) => cli_secrets::run(&home, cli.durability, c).await,

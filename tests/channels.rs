@@ -26,6 +26,67 @@ async fn irc_against_inspircd_and_anope() {
     conformance::run(&mut peer).await;
     logins(&peer.net).await;
     two_groups_two_agents(&peer.net).await;
+    channels_add_then_doctor(&peer.net).await;
+}
+
+/// `clawos channels add irc` with answers on stdin: a valid section in clawos.toml, the
+/// password in the vault (not in the file), and `clawos doctor` reaching the server; a
+/// server that is not there is a problem doctor names.
+async fn channels_add_then_doctor(net: &IrcNetwork) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let home = tempfile::tempdir().expect("temp dir");
+    let add = |name: &str, server: String| {
+        let mut child = Command::new(bin())
+            .arg("--home")
+            .arg(home.path())
+            .args(["channels", "add", "irc", "--name", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn clawos channels add");
+        let answers = format!("{server}\nno\naddbot\n#added\nsasl\nsecret-pass-123\n");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(answers.as_bytes())
+            .expect("answers");
+        let out = child.wait_with_output().expect("channels add");
+        assert!(
+            out.status.success(),
+            "channels add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    add("added", format!("127.0.0.1:{}", net.plain_port));
+    let toml = std::fs::read_to_string(home.path().join("clawos.toml")).expect("clawos.toml");
+    assert!(
+        toml.contains("[channels.added]") && toml.contains("secret_name = \"added\""),
+        "{toml}"
+    );
+    assert!(
+        !toml.contains("secret-pass-123"),
+        "the password stays out of clawos.toml"
+    );
+    let secret = cli_in(home.path(), &["secrets", "get", "added"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&secret.stdout).trim(),
+        "secret-pass-123"
+    );
+    let doctor = cli_in(home.path(), &["doctor"]).await;
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(text.contains("channel added (irc): reaches"), "{text}");
+
+    add("gone", format!("127.0.0.1:{}", free_port()));
+    let doctor = cli_in(home.path(), &["doctor"]).await;
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        !doctor.status.success(),
+        "an unreachable server is a problem"
+    );
+    assert!(text.contains("channel gone (irc): cannot reach"), "{text}");
 }
 
 /// Bindings by group: `#alpha` goes to agent `ada`, `#beta` to `bob`, each group with its

@@ -115,6 +115,20 @@ async fn open(settings: &IrcSettings) -> Result<Box<dyn Io>, AdapterError> {
     Ok(Box::new(tls))
 }
 
+/// Whether the server can be reached (TCP, and the TLS handshake when configured) within
+/// `within`: what `clawos doctor` checks.
+pub async fn probe(settings: &IrcSettings, within: Duration) -> Result<(), AdapterError> {
+    tokio::time::timeout(within, open(settings))
+        .await
+        .map_err(|_| {
+            AdapterError::Link(format!(
+                "{} did not answer within {within:?}",
+                settings.server
+            ))
+        })?
+        .map(|_| ())
+}
+
 /// Connect and register, within [`REGISTER_TIMEOUT`].
 pub async fn connect(
     settings: &IrcSettings,

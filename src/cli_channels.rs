@@ -1,0 +1,136 @@
+//! `clawos channels add KIND`: a walk through a channel's settings. The answers become a
+//! `[channels.NAME]` section of `clawos.toml` (checked before it is written) and the
+//! password goes into the vault, never into the file.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use clawos_events::Durability;
+use clawos_kernel::config::{Config, DEFAULT_CONFIG};
+use clawos_replay::Home;
+
+/// `clawos channels ...`
+#[derive(Subcommand)]
+pub enum ChannelsCommand {
+    /// Add a channel, asking for its settings (`irc`).
+    Add {
+        /// The kind of channel.
+        kind: String,
+        /// Its name in clawos.toml (default: the kind).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// Asks questions on stdin (a prompt on stderr when it is a terminal).
+struct Asker<R: BufRead> {
+    input: R,
+    interactive: bool,
+}
+
+impl<R: BufRead> Asker<R> {
+    fn ask(&mut self, question: &str, default: Option<&str>) -> Result<String> {
+        if self.interactive {
+            match default {
+                Some(d) => eprint!("{question} [{d}]: "),
+                None => eprint!("{question}: "),
+            }
+            std::io::stderr().flush()?;
+        }
+        let mut line = String::new();
+        if self.input.read_line(&mut line)? == 0 && default.is_none() {
+            bail!("no answer to `{question}` (end of input)");
+        }
+        let answer = line.trim().to_string();
+        Ok(if answer.is_empty() {
+            default.unwrap_or_default().to_string()
+        } else {
+            answer
+        })
+    }
+
+    fn secret(&mut self, question: &str) -> Result<String> {
+        if self.interactive {
+            return Ok(rpassword::prompt_password(format!("{question}: "))?);
+        }
+        self.ask(question, None)
+    }
+}
+
+fn quoted(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// The IRC questions; returns the section and the password, if any.
+fn ask_irc<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
+    let server = a.ask("IRC server (host:port)", Some("irc.libera.chat:6697"))?;
+    let tls = a.ask("use TLS? (yes/no)", Some("yes"))?;
+    let tls = !matches!(tls.to_lowercase().as_str(), "no" | "n" | "false");
+    let nick = a.ask("the bot's nick", Some("clawbot"))?;
+    let channels = a.ask("channels to join, comma-separated (e.g. #clawos)", Some(""))?;
+    let channels: Vec<String> = channels
+        .split(',')
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .map(|c| quoted(&c))
+        .collect();
+    let auth = a.ask("log in with sasl, nickserv or none", Some("sasl"))?;
+    let mut section = format!(
+        "\n[channels.{name}]\nkind = \"irc\"\nserver = {}\ntls = {tls}\nnick = {}\nchannels = [{}]\nauth = {}\n",
+        quoted(&server),
+        quoted(&nick),
+        channels.join(", "),
+        quoted(&auth)
+    );
+    let password = if auth == "none" {
+        None
+    } else {
+        section.push_str(&format!("secret_name = {}\n", quoted(name)));
+        Some(a.secret("the account's password (kept in the vault)")?)
+    };
+    section.push_str("# Who may talk in private: \"pairing\" (default), \"allowlist\" or \"open\".\ndm_policy = \"pairing\"\n# In channels: answer when \"mention\"ed (default), \"always\" or \"never\".\ngroup_policy = \"mention\"\n");
+    Ok((section, password))
+}
+
+/// `clawos channels add KIND`.
+pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> Result<()> {
+    let ChannelsCommand::Add { kind, name } = cmd;
+    let name = name.unwrap_or_else(|| kind.clone());
+    let path = home.dir().join("clawos.toml");
+    let current = if path.exists() {
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?
+    } else {
+        DEFAULT_CONFIG.to_string()
+    };
+    if Config::parse(&current)?.channels.contains_key(&name) {
+        bail!("clawos.toml already has a channel named {name}; choose another with --name");
+    }
+    let stdin = std::io::stdin();
+    let mut asker = Asker {
+        interactive: stdin.is_terminal(),
+        input: stdin.lock(),
+    };
+    let (section, password) = match kind.as_str() {
+        "irc" => ask_irc(&mut asker, &name)?,
+        other => bail!("`clawos channels add` knows irc; `{other}` is configured by hand in clawos.toml (see README)"),
+    };
+    let updated = format!("{}\n{section}", current.trim_end());
+    Config::parse(&updated).context("the answers do not make a valid channel")?;
+    if let Some(p) = password {
+        clawos_kernel::vault::check_name(&name)?;
+        let vault = crate::cli_secrets::open_vault(home).await?;
+        let log = home.open_log(durability).await?;
+        vault.set_recorded(&log, &name, p.as_bytes()).await?;
+        log.close().await;
+        vault.close().await;
+        println!("stored the password in the vault as `{name}`");
+    }
+    std::fs::create_dir_all(home.dir())?;
+    std::fs::write(&path, updated).with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "added [channels.{name}] to {}; `clawos doctor` checks it can reach its server, and it starts with the Gateway",
+        path.display()
+    );
+    Ok(())
+}
