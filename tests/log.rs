@@ -959,7 +959,7 @@ async fn v1_message_received_is_upcast_and_projected() {
         other => panic!("{other:?}"),
     }
     let new = store.get(3).await.unwrap().unwrap();
-    assert_eq!(new.schema_version, 2);
+    assert_eq!(new.schema_version, 3);
     assert_eq!(
         new.decode().unwrap(),
         EventPayload::MessageReceived(current)

@@ -177,6 +177,17 @@ fn channel_up(channel: &str, pid: u32) -> Given {
     )
 }
 
+fn channel_link(channel: &str, up: bool, detail: &str) -> Given {
+    on(
+        stream::channel(channel),
+        ChannelLinkChanged {
+            channel: channel.into(),
+            up,
+            detail: detail.into(),
+        },
+    )
+}
+
 fn channel_down(channel: &str, code: Option<i32>, signal: Option<i32>) -> Given {
     on(
         stream::channel(channel),
@@ -704,7 +715,8 @@ fn channels_rows() {
                 1i64,
                 0i64,
                 null(),
-                1i64
+                1i64,
+                null()
             ]],
         },
         Case {
@@ -722,7 +734,8 @@ fn channels_rows() {
                 1i64,
                 1i64,
                 "exit code 3: gone",
-                2i64
+                2i64,
+                null()
             ]],
         },
         Case {
@@ -741,7 +754,28 @@ fn channels_rows() {
                 2i64,
                 1i64,
                 "signal 9: gone",
-                3i64
+                3i64,
+                null()
+            ]],
+        },
+        Case {
+            name: "the link to the service is the last one reported",
+            given: vec![
+                channel_up("hooks", 42),
+                channel_link("hooks", false, "authentication refused: bad password"),
+                channel_link("hooks", true, "connected"),
+            ],
+            table: "channels",
+            rows: vec![row![
+                "hooks",
+                "webhook",
+                "up",
+                42i64,
+                1i64,
+                0i64,
+                null(),
+                3i64,
+                "up: connected"
             ]],
         },
     ]);

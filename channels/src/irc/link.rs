@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::{AnyDelimiterCodec, Framed};
 
-use super::{IrcAuth, IrcSettings};
+use super::settings::{IrcAuth, IrcSettings};
 use crate::platform::AdapterError;
 
 /// Longest line accepted from a server: 512 bytes of message plus 8191 of IRCv3 tags.

@@ -7,12 +7,11 @@
 //! line (with the server's prefix) stays within the protocol's 512 bytes.
 
 pub mod link;
+pub mod settings;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -22,110 +21,13 @@ use crate::platform::{
 };
 use crate::protocol::Inbound;
 use link::{next_message, send_line, Lines};
+pub use settings::{IrcAuth, IrcSettings};
 
 /// Longest text of one PRIVMSG: 512 bytes minus CRLF, the relayed prefix
 /// (`:nick!user@host`, up to ~100 bytes on real networks) and `PRIVMSG #target :`.
 pub const MAX_TEXT_BYTES: usize = 350;
 /// A PING when the server said nothing for this long; the link is dropped after twice it.
 pub const KEEPALIVE: Duration = Duration::from_secs(90);
-
-/// How the bot logs in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IrcAuth {
-    /// No account.
-    #[default]
-    None,
-    /// SASL PLAIN during registration (refused login stops the link).
-    Sasl,
-    /// `PRIVMSG NickServ :IDENTIFY` after registration.
-    NickServ,
-}
-
-impl IrcAuth {
-    /// The setting's value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IrcAuth::None => "none",
-            IrcAuth::Sasl => "sasl",
-            IrcAuth::NickServ => "nickserv",
-        }
-    }
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// `[channels.NAME]` settings of an IRC channel (the password is the vault secret named
-/// by `secret_name`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IrcSettings {
-    /// `host:port`, e.g. `irc.libera.chat:6697`.
-    pub server: String,
-    /// TLS (default true).
-    #[serde(default = "yes")]
-    pub tls: bool,
-    /// A PEM file of certificate authorities to trust besides the public ones (a
-    /// self-hosted server's own CA).
-    pub tls_ca_file: Option<PathBuf>,
-    /// The bot's nick.
-    pub nick: String,
-    /// Channels to join, e.g. `["#clawos"]`.
-    #[serde(default)]
-    pub channels: Vec<String>,
-    /// `none` (default), `sasl` or `nickserv`.
-    #[serde(default)]
-    pub auth: IrcAuth,
-    /// Account name for SASL or NickServ (default: the nick).
-    pub account: Option<String>,
-    /// The domain of sender addresses (default: the server's host name).
-    pub network: Option<String>,
-    /// Lines that may go at once (default 5, RFC 1459 §8.10).
-    pub burst: Option<u32>,
-    /// Then one line per this many milliseconds (default 2000). A private server
-    /// without flood limits may allow less.
-    pub pace_ms: Option<u64>,
-}
-
-impl IrcSettings {
-    /// Check what serde cannot.
-    pub fn validate(&self) -> Result<(), String> {
-        self.host_port().map_err(|e| e.to_string())?;
-        if self.nick.is_empty() || self.nick.contains([' ', ',', '*', '?', '!', '@']) {
-            return Err(format!("nick `{}` is not a valid IRC nick", self.nick));
-        }
-        for c in &self.channels {
-            if !c.starts_with(['#', '&']) || c.contains([' ', ',', '\u{7}']) {
-                return Err(format!(
-                    "`{c}` is not an IRC channel name (e.g. \"#clawos\")"
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The host and port of `server`.
-    pub fn host_port(&self) -> Result<(&str, u16), AdapterError> {
-        let (host, port) = self.server.rsplit_once(':').ok_or_else(|| {
-            AdapterError::Config(format!("server `{}`: expected host:port", self.server))
-        })?;
-        let port = port
-            .parse()
-            .map_err(|_| AdapterError::Config(format!("server `{}`: bad port", self.server)))?;
-        Ok((host, port))
-    }
-
-    /// The domain part of addresses.
-    pub fn network(&self) -> String {
-        self.network.clone().unwrap_or_else(|| {
-            self.host_port()
-                .map(|(h, _)| h.to_string())
-                .unwrap_or_else(|_| "irc".into())
-        })
-    }
-}
 
 /// The IRC adapter.
 pub struct IrcAdapter {
@@ -196,24 +98,14 @@ impl Adapter for IrcAdapter {
     type Outbox = IrcOutbox;
 
     fn capabilities(&self) -> Capabilities {
+        // RFC 1459 §8.10: a burst of about 5 lines, then one every 2 seconds.
+        let pacing = RateLimit {
+            burst: self.settings.burst.unwrap_or(5),
+            every: Duration::from_millis(self.settings.pace_ms.unwrap_or(2000)),
+        };
         Capabilities {
-            max_message_len: MAX_TEXT_BYTES,
-            length_unit: LengthUnit::Bytes,
-            text_format: TextFormat::Irc,
             multiline: false,
-            threads: false,
-            edits: false,
-            edit_interval: Duration::from_secs(1),
-            typing: false,
-            reactions: false,
-            attachments_in: false,
-            attachments_out: false,
-            groups: true,
-            // RFC 1459 §8.10: a burst of about 5 lines, then one every 2 seconds.
-            rate_limit: RateLimit {
-                burst: self.settings.burst.unwrap_or(5),
-                every: Duration::from_millis(self.settings.pace_ms.unwrap_or(2000)),
-            },
+            ..Capabilities::text(MAX_TEXT_BYTES, LengthUnit::Bytes, TextFormat::Irc, pacing)
         }
     }
 

@@ -82,6 +82,33 @@ pub struct Capabilities {
     pub rate_limit: RateLimit,
 }
 
+impl Capabilities {
+    /// A service of text alone: multiline messages within `max_message_len`, groups,
+    /// and nothing else (no threads, edits, typing, reactions or attachments).
+    pub fn text(
+        max_message_len: usize,
+        length_unit: LengthUnit,
+        text_format: TextFormat,
+        rate_limit: RateLimit,
+    ) -> Self {
+        Capabilities {
+            max_message_len,
+            length_unit,
+            text_format,
+            multiline: true,
+            threads: false,
+            edits: false,
+            edit_interval: Duration::from_secs(1),
+            typing: false,
+            reactions: false,
+            attachments_in: false,
+            attachments_out: false,
+            groups: true,
+            rate_limit,
+        }
+    }
+}
+
 /// One message for the adapter to send: already rendered and within the length limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {

@@ -215,23 +215,13 @@ mod tests {
     use uuid::Uuid;
 
     fn caps(format: TextFormat, multiline: bool, max: usize) -> Capabilities {
+        let pacing = RateLimit {
+            burst: 5,
+            every: Duration::from_secs(1),
+        };
         Capabilities {
-            max_message_len: max,
-            length_unit: LengthUnit::Bytes,
-            text_format: format,
             multiline,
-            threads: false,
-            edits: false,
-            edit_interval: Duration::from_secs(1),
-            typing: false,
-            reactions: false,
-            attachments_in: false,
-            attachments_out: false,
-            groups: true,
-            rate_limit: RateLimit {
-                burst: 5,
-                every: Duration::from_secs(1),
-            },
+            ..Capabilities::text(max, LengthUnit::Bytes, format, pacing)
         }
     }
 
