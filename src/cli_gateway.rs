@@ -283,9 +283,11 @@ async fn doctor_channels(config: &Config) -> usize {
         if c.kind != "irc" {
             continue;
         }
-        let settings: Result<clawos_channels::irc::IrcSettings, _> =
-            toml::Value::Table(c.settings.clone()).try_into();
-        let Ok(settings) = settings else { continue };
+        let Ok(settings) =
+            clawos_kernel::config::settings_as::<clawos_channels::irc::IrcSettings>(&c.settings)
+        else {
+            continue;
+        };
         let how = if settings.tls { "TLS" } else { "plain TCP" };
         match clawos_channels::irc::link::probe(&settings, std::time::Duration::from_secs(5)).await
         {

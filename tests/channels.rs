@@ -219,16 +219,9 @@ async fn logins(net: &IrcNetwork) {
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let log_after = gw.log().await;
-    let starts = |log: &[Ev]| {
-        log.iter()
-            .filter(
-                |e| matches!(&e.payload, EventPayload::ChannelStarted(s) if s.channel == "refused"),
-            )
-            .count()
-    };
-    assert_eq!(starts(&log), 1);
+    assert_eq!(conformance::starts(&log, "refused"), 1);
     assert_eq!(
-        starts(&log_after),
+        conformance::starts(&log_after, "refused"),
         1,
         "the refused channel was not restarted in a loop"
     );
@@ -298,12 +291,9 @@ async fn irc_a_misbehaving_server_gets_a_clear_error_and_a_reconnect() {
         .expect("the adapter reconnected")
         .expect("server task");
     assert_eq!(connections, 2);
-    let started = log
-        .iter()
-        .filter(|e| matches!(&e.payload, EventPayload::ChannelStarted(s) if s.channel == "odd"))
-        .count();
     assert_eq!(
-        started, 1,
+        conformance::starts(&log, "odd"),
+        1,
         "no process restart: the adapter reconnects by itself"
     );
 }

@@ -481,21 +481,26 @@ impl Config {
     }
 }
 
+/// A channel's kind-specific settings read as the kind's settings type.
+pub fn settings_as<T: serde::de::DeserializeOwned>(
+    settings: &toml::Table,
+) -> Result<T, toml::de::Error> {
+    toml::Value::Table(settings.clone()).try_into()
+}
+
 /// Check a channel's kind-specific settings against the kind's settings type; on error,
 /// the offending key when there is one, and why.
 fn check_settings(kind: &str, settings: &toml::Table) -> Result<(), (Option<String>, String)> {
     match kind {
         "irc" => {
-            let irc: clawos_channels::irc::IrcSettings = toml::Value::Table(settings.clone())
-                .try_into()
-                .map_err(|e| {
-                    let why = e.to_string().trim().to_string();
-                    let key = why
-                        .split_once("unknown field `")
-                        .and_then(|(_, rest)| rest.split_once('`'))
-                        .map(|(k, _)| k.to_string());
-                    (key, why)
-                })?;
+            let irc: clawos_channels::irc::IrcSettings = settings_as(settings).map_err(|e| {
+                let why = e.to_string().trim().to_string();
+                let key = why
+                    .split_once("unknown field `")
+                    .and_then(|(_, rest)| rest.split_once('`'))
+                    .map(|(k, _)| k.to_string());
+                (key, why)
+            })?;
             irc.validate().map_err(|why| (None, why))
         }
         _ => match settings.keys().next() {

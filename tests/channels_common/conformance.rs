@@ -72,7 +72,8 @@ fn link_events(log: &[Ev], channel: &str) -> Vec<(u64, bool, String)> {
         .collect()
 }
 
-fn starts(log: &[Ev], channel: &str) -> usize {
+/// How often `channel`'s process was started, by the log.
+pub fn starts(log: &[Ev], channel: &str) -> usize {
     log.iter()
         .filter(|e| matches!(&e.payload, EventPayload::ChannelStarted(s) if s.channel == channel))
         .count()

@@ -65,6 +65,14 @@ pub async fn next_message(lines: &mut Lines) -> Result<Option<Message>, AdapterE
     }
 }
 
+/// The answer to `PING a [b]`.
+pub fn pong(a: &str, b: Option<&str>) -> String {
+    match b {
+        Some(b) => format!("PONG {a} {b}"),
+        None => format!("PONG :{a}"),
+    }
+}
+
 /// Write one raw line (CR, LF and NUL are removed from it first).
 pub async fn send_line(lines: &mut Lines, line: &str) -> Result<(), AdapterError> {
     let clean: String = line
@@ -181,13 +189,7 @@ async fn register(
             ));
         };
         match &m.command {
-            Command::PING(a, b) => {
-                let pong = match b {
-                    Some(b) => format!("PONG {a} {b}"),
-                    None => format!("PONG :{a}"),
-                };
-                send_line(&mut lines, &pong).await?;
-            }
+            Command::PING(a, b) => send_line(&mut lines, &pong(a, b.as_deref())).await?,
             Command::CAP(_, CapSubCommand::LS, more, list) => {
                 // `CAP * LS * :caps` continues; `CAP * LS :caps` ends the list.
                 let (caps, continues) = match (more, list) {

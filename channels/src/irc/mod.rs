@@ -141,13 +141,12 @@ fn now_ms() -> i64 {
 /// turns PRIVMSGs into inbound messages. It ends when the link drops, after putting the
 /// reason on the inbound stream.
 async fn drive(
-    lines: Lines,
+    mut lines: Lines,
     mut outgoing: mpsc::Receiver<String>,
     inbound: mpsc::Sender<Result<Inbound, AdapterError>>,
     nick: String,
     network: String,
 ) {
-    let mut lines = lines;
     let mut quiet = tokio::time::interval(KEEPALIVE);
     quiet.reset();
     let mut pinged = false;
@@ -208,10 +207,7 @@ enum Handled {
 fn handle(m: &irc_proto::Message, nick: &str, network: &str) -> Handled {
     use irc_proto::Command;
     match &m.command {
-        Command::PING(a, b) => Handled::Reply(match b {
-            Some(b) => format!("PONG {a} {b}"),
-            None => format!("PONG :{a}"),
-        }),
+        Command::PING(a, b) => Handled::Reply(link::pong(a, b.as_deref())),
         Command::ERROR(why) => Handled::Closed(format!("the server closed the link: {why}")),
         Command::PRIVMSG(target, text) => {
             let Some(from) = m.source_nickname() else {
