@@ -8,6 +8,7 @@ mod cli_chat;
 mod cli_cron;
 mod cli_gateway;
 mod cli_log;
+mod cli_media;
 mod cli_memory;
 mod cli_models;
 mod cli_pairing;
@@ -101,6 +102,9 @@ enum Command {
     /// Long-term memories: add, search, list, forget; rebuild and inspect the index.
     #[command(subcommand)]
     Memory(cli_memory::MemoryCommand),
+    /// Attachment bytes: list what the log references, check none is missing, gc.
+    #[command(subcommand)]
+    Media(cli_media::MediaCommand),
     /// Rebuild, verify, time-travel, fork and export from the log.
     #[command(subcommand)]
     Replay(cli_replay::ReplayCommand),
@@ -188,6 +192,7 @@ fn main() -> Result<()> {
             Command::Cron(c) => cli_cron::cron(&home, cli.durability, c).await,
             Command::Pairing(c) => cli_pairing::pairing(&home, cli.durability, c).await,
             Command::Memory(c) => cli_memory::run(&home, cli.durability, c).await,
+            Command::Media(c) => cli_media::run(&home, cli.durability, c).await,
             Command::Replay(c) => cli_replay::run(&home, cli.durability, c).await,
             Command::Log(c) => cli_log::run(&home, cli.durability, c).await,
             Command::Audit { session, json } => {

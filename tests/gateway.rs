@@ -314,6 +314,135 @@ async fn webhook_end_to_end_dedupe_hmac_and_event_order() {
     }
 }
 
+// ---- 1b. attachments through the media store ------------------------------------------
+
+/// The media store (ARCHITECTURE.md I18): a file posted to the webhook is kept by its blake3
+/// hash, the log carries the hash and never the bytes, the echo agent's reply carries the
+/// same file back with equal bytes, a file above the cap is refused with a clear error and
+/// logs nothing, `clawos media gc` removes only blobs no event references, and
+/// `clawos media check` reports a referenced blob that went missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_attachments_go_both_ways_through_the_media_store() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let port = free_port();
+    let config =
+        echo_config("normal") + &webhook_section("hooks", port) + "[media]\nmax_bytes = 65536\n";
+    let h = started_with_webhook(&config, port).await;
+    let image: Vec<u8> = (0..40_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let hash = blake3::hash(&image).to_hex().to_string();
+    let send = |id: &str, bytes: &[u8]| {
+        json!({"id": id, "from": "ann@example.com", "text": "a picture", "wait_ms": 20000,
+               "attachments": [{"name": "cat.png", "mime": "image/png",
+                                "data_base64": b64.encode(bytes)}]})
+    };
+    let url = format!("http://127.0.0.1:{port}/message");
+    let r = h
+        .http
+        .post(&url)
+        .bearer_auth(SECRET)
+        .json(&send("img1", &image))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 200);
+    let body: serde_json::Value = r.json().await.expect("JSON");
+    let files = body["reply_attachments"]
+        .as_array()
+        .expect("reply_attachments");
+    assert_eq!(files.len(), 1, "{body}");
+    assert_eq!(files[0]["name"], "cat.png");
+    assert_eq!(files[0]["blake3"], hash.as_str());
+    let back = b64
+        .decode(files[0]["data_base64"].as_str().unwrap_or(""))
+        .expect("base64");
+    assert_eq!(back, image, "the bytes that came back are the bytes sent");
+
+    // The log names the file by hash, both ways; the bytes are in media/, not in the log.
+    let log = h
+        .wait_log("the reply's ack", secs(20), |log| {
+            log.iter().any(|e| e.kind == "DeliveryAcked")
+        })
+        .await;
+    let inbound = received(&log, "img1");
+    let EventPayload::MessageReceived(m) = &inbound[0].payload else {
+        unreachable!()
+    };
+    assert_eq!(m.attachments.len(), 1);
+    assert_eq!(m.attachments[0].blake3.as_deref(), Some(hash.as_str()));
+    assert_eq!(
+        (m.attachments[0].size, m.attachments[0].mime.as_deref()),
+        (40_000, Some("image/png"))
+    );
+    let reply = replies_to(&log, inbound[0].seq);
+    assert_eq!(
+        reply[0].1.attachments, m.attachments,
+        "the echo carries the same file"
+    );
+    assert!(
+        reply[0]
+            .1
+            .text
+            .contains("[attached: cat.png (image/png, 40000 bytes)]"),
+        "{}",
+        reply[0].1.text
+    );
+    let blob = h.dir().join("media").join(&hash[..2]).join(&hash);
+    assert_eq!(std::fs::read(&blob).expect("the blob"), image);
+    let db = std::fs::read(h.dir().join("clawos.db")).expect("the log file");
+    assert!(
+        !db.windows(64).any(|w| w == &image[..64]),
+        "attachment bytes reached the log"
+    );
+
+    // Above the cap: a clear error, nothing logged, nothing kept.
+    let big = vec![7u8; 70_000];
+    let r = h
+        .http
+        .post(&url)
+        .bearer_auth(SECRET)
+        .json(&send("big1", &big))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 413);
+    let err = r.text().await.unwrap_or_default();
+    assert!(
+        err.contains("cat.png is 70000 bytes, above the 65536-byte cap"),
+        "{err}"
+    );
+    assert!(received(&h.log().await, "big1").is_empty());
+
+    // gc: an orphan blob goes, the referenced one stays.
+    let orphan = blake3::hash(b"orphan").to_hex().to_string();
+    let orphan_path = h.dir().join("media").join(&orphan[..2]).join(&orphan);
+    std::fs::create_dir_all(orphan_path.parent().unwrap()).unwrap();
+    std::fs::write(&orphan_path, b"orphan").unwrap();
+    let out = h.cli(&["media", "gc", "--grace", "0s"]).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && text.contains("removed 1 blob(s)"),
+        "{text}"
+    );
+    assert!(!orphan_path.exists() && blob.exists(), "{text}");
+    let out = h.cli(&["media", "check"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A referenced blob gone missing is reported, by hash and name.
+    std::fs::remove_file(&blob).unwrap();
+    let out = h.cli(&["media", "check"]).await;
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("missing: {hash} (cat.png, 40000 bytes)")),
+        "{text}"
+    );
+}
+
 // ---- 2. the terminal channel under `clawos up` ------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

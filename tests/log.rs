@@ -935,6 +935,7 @@ async fn v1_message_received_is_upcast_and_projected() {
         name: "a.png".into(),
         mime: Some("image/png".into()),
         size: 3,
+        blake3: Some(blake3::hash(b"png").to_hex().to_string()),
         location: None,
     }];
     let a = store
@@ -959,7 +960,7 @@ async fn v1_message_received_is_upcast_and_projected() {
         other => panic!("{other:?}"),
     }
     let new = store.get(3).await.unwrap().unwrap();
-    assert_eq!(new.schema_version, 3);
+    assert_eq!(new.schema_version, 4);
     assert_eq!(
         new.decode().unwrap(),
         EventPayload::MessageReceived(current)

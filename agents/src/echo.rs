@@ -12,7 +12,8 @@ use crate::{Agent, AgentError, TurnInput, TurnOutput, TurnRecorder};
 /// A diagnostic agent for tests and benchmarks: replies `echo: TEXT (n before)`, `n` being
 /// the number of history messages it was given. `repeat N: TEXT` (N up to 100) echoes
 /// TEXT N times, for replies longer than a service lets a person send. Records nothing
-/// and calls no model.
+/// and calls no model. Files that came with the message go back with the reply, so a
+/// channel's attachments can be tested both ways.
 pub struct EchoAgent {
     name: String,
 }
@@ -41,6 +42,7 @@ impl Agent for EchoAgent {
                 input.history.len()
             ),
             steps: 0,
+            attachments: input.attachments,
         })
     }
 }

@@ -24,7 +24,7 @@ pub mod provider;
 pub mod skills;
 
 use async_trait::async_trait;
-use clawos_events::EventPayload;
+use clawos_events::{Attachment, EventPayload};
 use serde::Serialize;
 
 /// One message of the context given to an agent.
@@ -53,6 +53,9 @@ pub struct TurnInput {
     pub history: Vec<ContextMessage>,
     /// The summary of the messages before `history`, when the branch was compacted.
     pub summary: Option<String>,
+    /// Files that came with the message (their bytes in the media store; `message`
+    /// already names them for a model).
+    pub attachments: Vec<Attachment>,
 }
 
 /// A memory returned by recall.
@@ -108,6 +111,8 @@ pub struct TurnOutput {
     pub reply: String,
     /// LLM calls made.
     pub steps: u32,
+    /// Files the reply carries (already in the media store).
+    pub attachments: Vec<Attachment>,
 }
 
 /// Errors of an agent turn; the text is what the user is shown.

@@ -63,6 +63,7 @@ impl Agent for UnconfiguredPi {
         Ok(TurnOutput {
             reply: UNCONFIGURED_REPLY.to_string(),
             steps: 0,
+            attachments: vec![],
         })
     }
 }
@@ -217,6 +218,7 @@ impl Agent for Pi {
                 return Ok(TurnOutput {
                     reply: resp.content,
                     steps: step,
+                    attachments: vec![],
                 });
             }
             req.messages.push(ChatMessage::Assistant {

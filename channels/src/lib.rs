@@ -6,14 +6,17 @@
 //! - [`client`]: connect, hello, re-send until acked, heartbeats, deliveries.
 //! - [`platform`]: what every adapter of an outside service shares: capabilities,
 //!   rendering, splitting, pacing, reconnects, link reports.
+//! - [`media`]: the content-addressed store of attachment bytes, shared with the Gateway.
+//! - [`irc`]: the IRC adapter.
 //! - [`terminal`]: a chat prompt on stdin/stdout.
 //! - [`webhook`]: HTTP POST in, the reply in the response.
 //!
 //! **Architecture Invariant:** a channel knows the bus and its own outside world, nothing
-//! else: no log, no projections, no agents. It can crash without harming anyone.
+//! else (and the media store's blobs): no log, no projections, no agents. It can crash without harming anyone.
 
 pub mod client;
 pub mod irc;
+pub mod media;
 pub mod platform;
 pub mod protocol;
 pub mod terminal;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The protocol version both sides must speak.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Largest frame either side accepts.
 pub const MAX_FRAME_BYTES: usize = 256 * 1024;
@@ -39,7 +39,8 @@ pub struct Inbound {
     pub chat: Option<String>,
     /// Text.
     pub text: String,
-    /// Attachment metadata.
+    /// What came with it; each one's bytes already in the media store (or not kept, with
+    /// no hash, when above the size cap).
     pub attachments: Vec<Attachment>,
     /// When it was sent (unix ms).
     pub sent_at_ms: i64,
@@ -64,6 +65,8 @@ pub struct Delivery {
     pub in_reply_to: Option<String>,
     /// Seq of the `MessageSent` event.
     pub seq: u64,
+    /// Files to send with it, their bytes in the media store under their hash.
+    pub attachments: Vec<Attachment>,
 }
 
 /// Frames from a channel process to the kernel.

@@ -1,6 +1,8 @@
 //! The webhook channel: `POST /message` with a bearer token or an HMAC-SHA256 signature of
 //! the body. The reply comes back in the response when it arrives within `wait_ms`;
-//! otherwise it is kept and served by `GET /message/{id}/reply`.
+//! otherwise it is kept and served by `GET /message/{id}/reply`. Files go both ways as
+//! base64 in the JSON (`attachments` in, `reply_attachments` out); their bytes are kept in
+//! the media store and the log records their hash.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -21,7 +23,10 @@ use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use clawos_events::Attachment;
+
 use crate::client::{connect, BusHandle, ChannelIdentity};
+use crate::media::{MediaError, MediaStore};
 use crate::protocol::Inbound;
 use crate::ChannelError;
 
@@ -51,9 +56,48 @@ pub struct PostMessage {
     pub mentioned: Option<bool>,
     /// How long to wait for the reply in milliseconds (default 30000, 0 = don't wait).
     pub wait_ms: Option<u64>,
-    /// Where to POST the reply (`{"id", "reply"}`, signed with `X-Clawos-Signature`)
-    /// instead of waiting for it; the response then comes at once.
+    /// Where to POST the reply (`{"id", "reply", "reply_attachments"}`, signed with
+    /// `X-Clawos-Signature`) instead of waiting for it; the response then comes at once.
     pub callback_url: Option<String>,
+    /// Files that come with the message.
+    #[serde(default)]
+    pub attachments: Vec<PostAttachment>,
+}
+
+/// A file posted with a message.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostAttachment {
+    /// File name.
+    pub name: String,
+    /// MIME type.
+    pub mime: Option<String>,
+    /// The bytes, base64 (standard alphabet, padded).
+    pub data_base64: String,
+}
+
+/// A file that came with a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyAttachment {
+    /// File name.
+    pub name: String,
+    /// MIME type.
+    pub mime: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// blake3 hash of the bytes, as the log records it.
+    pub blake3: String,
+    /// The bytes, base64.
+    pub data_base64: String,
+}
+
+/// A reply as the webhook hands it out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The text.
+    pub reply: String,
+    /// Its files.
+    pub reply_attachments: Vec<ReplyAttachment>,
 }
 
 /// Response of `POST /message`.
@@ -67,13 +111,16 @@ pub struct PostResponse {
     pub duplicate: bool,
     /// The reply, if it arrived in time.
     pub reply: Option<String>,
+    /// The reply's files.
+    #[serde(default)]
+    pub reply_attachments: Vec<ReplyAttachment>,
 }
 
 #[derive(Default)]
 struct Replies {
-    waiting: HashMap<String, Vec<oneshot::Sender<String>>>,
+    waiting: HashMap<String, Vec<oneshot::Sender<Reply>>>,
     callbacks: HashMap<String, String>,
-    kept: HashMap<String, String>,
+    kept: HashMap<String, Reply>,
     order: VecDeque<String>,
 }
 
@@ -82,6 +129,81 @@ struct AppState {
     bus: BusHandle,
     secret: Arc<Vec<u8>>,
     replies: Arc<Mutex<Replies>>,
+    media: Option<MediaStore>,
+}
+
+/// Keep the posted files in the media store; the first refusal is the caller's error.
+fn keep_files(
+    media: Option<&MediaStore>,
+    files: &[PostAttachment],
+) -> Result<Vec<Attachment>, (StatusCode, String)> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    for f in files {
+        let Some(store) = media else {
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this webhook channel has no media store (CLAWOS_MEDIA_DIR is not set)".into(),
+            ));
+        };
+        // Refuse before decoding: the decoded size follows from the base64 length.
+        let data = f.data_base64.trim();
+        let padding = data.bytes().rev().take_while(|b| *b == b'=').count() as u64;
+        store
+            .check_size(
+                &f.name,
+                ((data.len() as u64 / 4) * 3).saturating_sub(padding.min(2)),
+            )
+            .map_err(|e| (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("attachment {}: bad base64: {e}", f.name),
+                )
+            })?;
+        let kept = store
+            .put(&f.name, f.mime.as_deref(), &bytes)
+            .map_err(|e| match e {
+                MediaError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            })?;
+        out.push(kept);
+    }
+    Ok(out)
+}
+
+/// A delivery's files with their bytes, for the caller; a missing blob is named in the
+/// text instead (its bytes cannot be sent).
+fn reply_of(d: &crate::protocol::Delivery, media: Option<&MediaStore>) -> Reply {
+    use base64::Engine as _;
+    let mut reply = Reply {
+        reply: d.text.clone(),
+        reply_attachments: Vec::new(),
+    };
+    for a in &d.attachments {
+        let bytes = match (&a.blake3, media) {
+            (Some(h), Some(m)) => m.get(h).map_err(|e| e.to_string()),
+            _ => Err("its bytes were not kept".to_string()),
+        };
+        match bytes {
+            Ok(bytes) => reply.reply_attachments.push(ReplyAttachment {
+                name: a.name.clone(),
+                mime: a.mime.clone(),
+                size: a.size,
+                blake3: a.blake3.clone().unwrap_or_default(),
+                data_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            }),
+            Err(why) => {
+                tracing::warn!(name = %a.name, %why, "a reply's attachment cannot be sent");
+                reply
+                    .reply
+                    .push_str(&format!("\n\n(attachment {} not sent: {why})", a.name));
+            }
+        }
+    }
+    reply
 }
 
 fn authorized(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> bool {
@@ -139,6 +261,10 @@ async fn post_message(State(app): State<AppState>, headers: HeaderMap, body: Byt
             "`from` and `text` must not be empty",
         );
     }
+    let attachments = match keep_files(app.media.as_ref(), &msg.attachments) {
+        Ok(a) => a,
+        Err((status, why)) => return error(status, &why),
+    };
     let id = msg.id.clone().unwrap_or_else(|| Uuid::now_v7().to_string());
     if let Some(url) = &msg.callback_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -178,7 +304,7 @@ async fn post_message(State(app): State<AppState>, headers: HeaderMap, body: Byt
             sender: format!("webhook:{}", msg.from),
             chat: msg.chat,
             text: msg.text,
-            attachments: vec![],
+            attachments,
             mentioned: msg.mentioned.unwrap_or(true),
             sent_at_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -198,11 +324,16 @@ async fn post_message(State(app): State<AppState>, headers: HeaderMap, body: Byt
             .ok()
             .and_then(|r| r.ok())
     };
+    let (reply, reply_attachments) = match reply {
+        Some(r) => (Some(r.reply), r.reply_attachments),
+        None => (None, Vec::new()),
+    };
     Json(PostResponse {
         id,
         seq: ack.seq,
         duplicate: ack.duplicate,
         reply,
+        reply_attachments,
     })
     .into_response()
 }
@@ -217,7 +348,10 @@ async fn get_reply(
     }
     let r = app.replies.lock().unwrap_or_else(|p| p.into_inner());
     match r.kept.get(&id) {
-        Some(text) => Json(serde_json::json!({ "id": id, "reply": text })).into_response(),
+        Some(r) => Json(serde_json::json!({
+            "id": id, "reply": r.reply, "reply_attachments": r.reply_attachments
+        }))
+        .into_response(),
         None => error(StatusCode::NOT_FOUND, "no reply yet"),
     }
 }
@@ -235,11 +369,18 @@ pub async fn run(
     }
     let (bus, mut deliveries, client) = connect(identity);
     let replies: Arc<Mutex<Replies>> = Arc::default();
+    let media = MediaStore::from_env();
     let app = AppState {
         bus: bus.clone(),
         secret: Arc::new(secret.into_bytes()),
         replies: replies.clone(),
+        media: media.clone(),
     };
+    // Room for the largest attachment the media store keeps, as base64, plus the rest.
+    let body_limit = media
+        .as_ref()
+        .map(|m| (m.max_bytes() as usize / 3 + 1) * 4 + 1024 * 1024)
+        .unwrap_or(2 * 1024 * 1024);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -259,8 +400,12 @@ pub async fn run(
                 .unwrap_or_else(|p| p.into_inner())
                 .callbacks
                 .remove(&key);
+            let reply = reply_of(&d, media.as_ref());
             if let Some(url) = callback {
-                let body = serde_json::json!({"id": key, "reply": d.text}).to_string();
+                let body = serde_json::json!({
+                    "id": key, "reply": reply.reply, "reply_attachments": reply.reply_attachments
+                })
+                .to_string();
                 let sig = sign(&secret_bytes, body.as_bytes());
                 let sent = http
                     .post(&url)
@@ -280,9 +425,9 @@ pub async fn run(
             {
                 let mut r = replies.lock().unwrap_or_else(|p| p.into_inner());
                 for w in r.waiting.remove(&key).unwrap_or_default() {
-                    let _ = w.send(d.text.clone());
+                    let _ = w.send(reply.clone());
                 }
-                if r.kept.insert(key.clone(), d.text.clone()).is_none() {
+                if r.kept.insert(key.clone(), reply).is_none() {
                     r.order.push_back(key);
                 }
                 while r.order.len() > KEPT_REPLIES {
@@ -297,6 +442,7 @@ pub async fn run(
     let router = Router::new()
         .route("/message", post(post_message))
         .route("/message/{id}/reply", get(get_reply))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(app);
     // TCP_NODELAY: a small response must not wait for the client's delayed ACK.
     let listener = tokio::net::TcpListener::bind(listen).await?.tap_io(|s| {

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Metadata of a file or image that came with an inbound message (the bytes stay with the
-/// channel; the log records what arrived).
+/// A file, image or sound that came with a message, in either direction. The bytes live in
+/// the media store of the state folder under their blake3 hash, never in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     /// File name as the sender gave it.
@@ -17,7 +17,11 @@ pub struct Attachment {
     pub mime: Option<String>,
     /// Size in bytes.
     pub size: u64,
-    /// Where the channel keeps the bytes (a URL or a path), if anywhere.
+    /// blake3 hash of the bytes (64 hex digits), the blob's name in the media store.
+    /// `None` when the bytes were not kept: above the size cap, or recorded before the
+    /// media store existed (schema version 1 of the attachment).
+    pub blake3: Option<String>,
+    /// Where the service keeps the bytes (a URL or a path), if anywhere.
     pub location: Option<String>,
 }
 
@@ -73,6 +77,9 @@ pub struct MessageSent {
     /// for every reply to an inbound message, Gateway notices included, so delivery never
     /// reads the trigger again. Schema version 2; `None` when upcast from version 1.
     pub reply_key: Option<String>,
+    /// Files the reply carries (their bytes in the media store). Schema version 3; empty
+    /// when upcast.
+    pub attachments: Vec<Attachment>,
 }
 
 /// A channel confirmed that it delivered a reply.
@@ -514,8 +521,8 @@ macro_rules! catalogue {
 }
 
 catalogue! {
-    MessageReceived = 3,
-    MessageSent = 2,
+    MessageReceived = 4,
+    MessageSent = 3,
     DeliveryAcked = 1,
     IdentityLinked = 1,
     BindingSet = 1,

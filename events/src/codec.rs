@@ -20,6 +20,31 @@ pub fn decode(kind: &str, schema_version: u16, bytes: &[u8]) -> Result<EventPayl
     upcast(kind, schema_version, bytes)
 }
 
+/// `Attachment` as recorded before the media store: no hash, the bytes were never kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachmentV1 {
+    /// See [`Attachment::name`].
+    pub name: String,
+    /// See [`Attachment::mime`].
+    pub mime: Option<String>,
+    /// See [`Attachment::size`].
+    pub size: u64,
+    /// See [`Attachment::location`].
+    pub location: Option<String>,
+}
+
+impl From<AttachmentV1> for Attachment {
+    fn from(v1: AttachmentV1) -> Self {
+        Attachment {
+            name: v1.name,
+            mime: v1.mime,
+            size: v1.size,
+            blake3: None,
+            location: v1.location,
+        }
+    }
+}
+
 /// `MessageReceived` as written by schema version 1, before attachments were recorded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessageReceivedV1 {
@@ -39,7 +64,7 @@ pub struct MessageReceivedV1 {
     pub sent_at_ms: i64,
 }
 
-impl From<MessageReceivedV1> for MessageReceivedV2 {
+impl From<MessageReceivedV1> for MessageReceivedV3 {
     fn from(v1: MessageReceivedV1) -> Self {
         MessageReceivedV2 {
             channel: v1.channel,
@@ -47,10 +72,11 @@ impl From<MessageReceivedV1> for MessageReceivedV2 {
             sender: v1.sender,
             chat: v1.chat,
             text: v1.text,
-            attachments: Vec::<Attachment>::new(),
+            attachments: Vec::new(),
             branch: v1.branch,
             sent_at_ms: v1.sent_at_ms,
         }
+        .into()
     }
 }
 
@@ -69,16 +95,16 @@ pub struct MessageReceivedV2 {
     /// See [`MessageReceived::text`].
     pub text: String,
     /// See [`MessageReceived::attachments`].
-    pub attachments: Vec<Attachment>,
+    pub attachments: Vec<AttachmentV1>,
     /// See [`MessageReceived::branch`].
     pub branch: String,
     /// See [`MessageReceived::sent_at_ms`].
     pub sent_at_ms: i64,
 }
 
-impl From<MessageReceivedV2> for MessageReceived {
+impl From<MessageReceivedV2> for MessageReceivedV3 {
     fn from(v2: MessageReceivedV2) -> Self {
-        MessageReceived {
+        MessageReceivedV3 {
             channel: v2.channel,
             external_id: v2.external_id,
             sender: v2.sender,
@@ -89,6 +115,46 @@ impl From<MessageReceivedV2> for MessageReceived {
             sent_at_ms: v2.sent_at_ms,
             // Before group policies, every message asked for an answer.
             addressed: true,
+        }
+    }
+}
+
+/// `MessageReceived` as written by schema version 3, before attachments carried the hash
+/// of their bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageReceivedV3 {
+    /// See [`MessageReceived::channel`].
+    pub channel: String,
+    /// See [`MessageReceived::external_id`].
+    pub external_id: String,
+    /// See [`MessageReceived::sender`].
+    pub sender: String,
+    /// See [`MessageReceived::chat`].
+    pub chat: Option<String>,
+    /// See [`MessageReceived::text`].
+    pub text: String,
+    /// See [`MessageReceived::attachments`].
+    pub attachments: Vec<AttachmentV1>,
+    /// See [`MessageReceived::branch`].
+    pub branch: String,
+    /// See [`MessageReceived::sent_at_ms`].
+    pub sent_at_ms: i64,
+    /// See [`MessageReceived::addressed`].
+    pub addressed: bool,
+}
+
+impl From<MessageReceivedV3> for MessageReceived {
+    fn from(v3: MessageReceivedV3) -> Self {
+        MessageReceived {
+            channel: v3.channel,
+            external_id: v3.external_id,
+            sender: v3.sender,
+            chat: v3.chat,
+            text: v3.text,
+            attachments: v3.attachments.into_iter().map(Attachment::from).collect(),
+            branch: v3.branch,
+            sent_at_ms: v3.sent_at_ms,
+            addressed: v3.addressed,
         }
     }
 }
@@ -114,9 +180,9 @@ pub struct MessageSentV1 {
     pub in_reply_to: Option<u64>,
 }
 
-impl From<MessageSentV1> for MessageSent {
+impl From<MessageSentV1> for MessageSentV2 {
     fn from(v1: MessageSentV1) -> Self {
-        MessageSent {
+        MessageSentV2 {
             delivery_id: v1.delivery_id,
             agent: v1.agent,
             branch: v1.branch,
@@ -130,22 +196,72 @@ impl From<MessageSentV1> for MessageSent {
     }
 }
 
+/// `MessageSent` as written by schema version 2, before replies carried attachments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageSentV2 {
+    /// See [`MessageSent::delivery_id`].
+    pub delivery_id: uuid::Uuid,
+    /// See [`MessageSent::agent`].
+    pub agent: String,
+    /// See [`MessageSent::branch`].
+    pub branch: String,
+    /// See [`MessageSent::channel`].
+    pub channel: String,
+    /// See [`MessageSent::to`].
+    pub to: String,
+    /// See [`MessageSent::chat`].
+    pub chat: Option<String>,
+    /// See [`MessageSent::text`].
+    pub text: String,
+    /// See [`MessageSent::in_reply_to`].
+    pub in_reply_to: Option<u64>,
+    /// See [`MessageSent::reply_key`].
+    pub reply_key: Option<String>,
+}
+
+impl From<MessageSentV2> for MessageSent {
+    fn from(v2: MessageSentV2) -> Self {
+        MessageSent {
+            delivery_id: v2.delivery_id,
+            agent: v2.agent,
+            branch: v2.branch,
+            channel: v2.channel,
+            to: v2.to,
+            chat: v2.chat,
+            text: v2.text,
+            in_reply_to: v2.in_reply_to,
+            reply_key: v2.reply_key,
+            attachments: Vec::new(),
+        }
+    }
+}
+
 /// The upcasters: one arm per (kind, old version).
 fn upcast(kind: &str, schema_version: u16, bytes: &[u8]) -> Result<EventPayload, CodecError> {
     match (kind, schema_version) {
         ("MessageReceived", 1) => {
             let v1: MessageReceivedV1 = decode_body(bytes)?;
             Ok(EventPayload::MessageReceived(
-                MessageReceivedV2::from(v1).into(),
+                MessageReceivedV3::from(v1).into(),
             ))
         }
         ("MessageReceived", 2) => {
             let v2: MessageReceivedV2 = decode_body(bytes)?;
-            Ok(EventPayload::MessageReceived(v2.into()))
+            Ok(EventPayload::MessageReceived(
+                MessageReceivedV3::from(v2).into(),
+            ))
+        }
+        ("MessageReceived", 3) => {
+            let v3: MessageReceivedV3 = decode_body(bytes)?;
+            Ok(EventPayload::MessageReceived(v3.into()))
         }
         ("MessageSent", 1) => {
             let v1: MessageSentV1 = decode_body(bytes)?;
-            Ok(EventPayload::MessageSent(v1.into()))
+            Ok(EventPayload::MessageSent(MessageSentV2::from(v1).into()))
+        }
+        ("MessageSent", 2) => {
+            let v2: MessageSentV2 = decode_body(bytes)?;
+            Ok(EventPayload::MessageSent(v2.into()))
         }
         _ if crate::catalogue::KINDS.iter().any(|(k, _)| *k == kind) => {
             Err(CodecError::UnknownVersion {
@@ -217,7 +333,37 @@ mod tests {
             }
             other => panic!("wrong kind {other:?}"),
         }
-        assert!(decode("MessageReceived", 3, &bytes).is_err());
+        assert!(decode("MessageReceived", 4, &bytes).is_err());
+    }
+
+    #[test]
+    fn v3_attachments_are_upcast_without_a_hash() {
+        let v3 = MessageReceivedV3 {
+            channel: "webhook".into(),
+            external_id: "x3".into(),
+            sender: "webhook:bob".into(),
+            chat: None,
+            text: "see file".into(),
+            attachments: vec![AttachmentV1 {
+                name: "a.png".into(),
+                mime: Some("image/png".into()),
+                size: 3,
+                location: Some("https://example.test/a.png".into()),
+            }],
+            branch: "main".into(),
+            sent_at_ms: 5,
+            addressed: false,
+        };
+        let bytes = encode_body(&v3).unwrap();
+        match decode("MessageReceived", 3, &bytes).unwrap() {
+            EventPayload::MessageReceived(m) => {
+                assert!(!m.addressed);
+                assert_eq!(m.attachments.len(), 1);
+                assert_eq!(m.attachments[0].blake3, None, "the bytes were never kept");
+                assert_eq!(m.attachments[0].size, 3);
+            }
+            other => panic!("wrong kind {other:?}"),
+        }
     }
 
     #[test]
@@ -238,11 +384,13 @@ mod tests {
                 assert_eq!(m.text, "hello");
                 assert_eq!(m.in_reply_to, Some(7));
                 assert_eq!(m.reply_key, None);
+                assert!(m.attachments.is_empty());
             }
             other => panic!("wrong kind {other:?}"),
         }
         // A v1 body is not a valid v2 body: the version decides the shape.
         assert!(decode("MessageSent", 2, &bytes).is_err());
+        assert!(decode("MessageSent", 3, &bytes).is_err());
     }
 
     #[test]

@@ -31,6 +31,31 @@ pub struct Config {
     /// `[memory]`: the embedder of the long-term memory index.
     #[serde(default)]
     pub memory: MemoryConfig,
+    /// `[media]`: the store of attachment bytes.
+    #[serde(default)]
+    pub media: MediaConfig,
+}
+
+/// `[media]`: limits of the media store (attachment bytes in `STATE/media/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Largest attachment kept, in bytes (default 25 MiB). A larger one is recorded by
+    /// name, type and size only, and the agent is told it was not kept.
+    #[serde(default = "default_media_max_bytes")]
+    pub max_bytes: u64,
+}
+
+fn default_media_max_bytes() -> u64 {
+    clawos_channels::media::DEFAULT_MAX_BYTES
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            max_bytes: default_media_max_bytes(),
+        }
+    }
 }
 
 /// `[memory]`: which embedder the memory index uses. Changing it re-embeds every memory

@@ -123,7 +123,16 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
             tracing::info!(channel = %name, "terminal channel not started (use `clawos up` or `clawos chat`)");
             continue;
         }
-        let mut env = Vec::new();
+        let mut env = vec![
+            (
+                clawos_channels::media::ENV_MEDIA_DIR.to_string(),
+                gw.media().dir().display().to_string(),
+            ),
+            (
+                clawos_channels::media::ENV_MEDIA_MAX_BYTES.to_string(),
+                gw.media().max_bytes().to_string(),
+            ),
+        ];
         if let Some(l) = c.listen {
             env.push((
                 clawos_channels::webhook::ENV_LISTEN.to_string(),

@@ -8,6 +8,9 @@ pub enum KernelError {
     /// The log failed.
     #[error(transparent)]
     Log(#[from] clawos_events::LogError),
+    /// The media store failed.
+    #[error(transparent)]
+    Media(clawos_channels::media::MediaError),
     /// The projections failed.
     #[error(transparent)]
     Projection(#[from] clawos_projections::ProjectionError),

@@ -24,6 +24,7 @@
 //!   parsing schedules and computing due times.
 //! - [`approvals`]: the approval timeout and answer key; [`clock`]: the wall clock.
 //! - [`hooks`]: outbound hooks (POST chosen events to URLs); inbound is `POST /hooks/agent`.
+//! - [`media`]: the media store seen from the log: references, missing blobs, `gc`.
 //! - [`memory`]: the configured embedder, the memory index, hybrid recall.
 //! - [`vault`]: secrets sealed with XChaCha20-Poly1305; the key in the OS keychain or a
 //!   0600 key file.
@@ -48,6 +49,7 @@ mod error;
 pub mod follower;
 pub mod gateway;
 pub mod hooks;
+pub mod media;
 pub mod memory;
 pub mod metrics;
 pub mod routing;

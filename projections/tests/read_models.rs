@@ -121,6 +121,7 @@ fn send(session: &str, delivery: u128, channel: &str, to: &str, text: &str, bran
             text: text.into(),
             in_reply_to: None,
             reply_key: None,
+            attachments: vec![],
         },
     )
 }

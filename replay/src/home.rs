@@ -45,6 +45,11 @@ impl Home {
         self.dir.join("projections.db")
     }
 
+    /// The media store: `media/`, attachment bytes by blake3 hash (events hold the hash).
+    pub fn media_dir(&self) -> PathBuf {
+        self.dir.join("media")
+    }
+
     /// Open the log.
     pub async fn open_log(&self, durability: Durability) -> Result<LogStore, ReplayError> {
         Ok(LogStore::open(self.log_path(), durability).await?)

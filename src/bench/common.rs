@@ -100,6 +100,7 @@ pub(super) fn synthetic_turn(session: &str, n: u64, first_seq: u64) -> Vec<NewEv
             text: "Tomorrow will be sunny, 21C. I will remind you at eight.".into(),
             in_reply_to: Some(first_seq),
             reply_key: None,
+            attachments: vec![],
         }),
         NewEvent::new(AgentTurnFinished {
             turn_id: turn,

@@ -49,6 +49,7 @@ pub(super) fn bench_prompt() -> Result<()> {
             message: "hi".into(),
             history: vec![],
             summary: None,
+            attachments: vec![],
         };
         let full = pi.request_body(&pi.first_request(&input)).to_string().len();
         let bare = build(&config)

@@ -110,6 +110,7 @@ pub(super) async fn bench_turn(messages: u64, turns: u64, durability: Durability
                         text: "baseline".into(),
                         in_reply_to: Some(m.first_seq),
                         reply_key: None,
+                        attachments: vec![],
                     }),
                     NewEvent::new(AgentTurnFinished {
                         turn_id: turn,

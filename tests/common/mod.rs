@@ -318,6 +318,7 @@ pub fn sent(
         text: text.into(),
         in_reply_to: reply_to,
         reply_key: None,
+        attachments: vec![],
     })
 }
 

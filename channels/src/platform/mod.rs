@@ -120,6 +120,40 @@ pub struct Outgoing {
     pub text: String,
     /// The service's id of the message this answers, for channels with threads.
     pub in_reply_to: Option<String>,
+    /// A file to send as this message (then `text` is empty), for services that take
+    /// attachments out.
+    pub file: Option<OutgoingFile>,
+}
+
+/// A file to send: its description from the event and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingFile {
+    /// Name, type, size and hash, as the event records them.
+    pub attachment: clawos_events::Attachment,
+    /// The blob in the media store.
+    pub path: std::path::PathBuf,
+}
+
+impl OutgoingFile {
+    /// The file's bytes, checked against their hash: a missing or damaged blob is an
+    /// error naming the hash, and the delivery reports it instead of sending other bytes.
+    pub fn read(&self) -> Result<Vec<u8>, AdapterError> {
+        let bytes = std::fs::read(&self.path).map_err(|e| {
+            AdapterError::Refused(format!(
+                "attachment {} ({}): {e}",
+                self.attachment.name,
+                self.path.display()
+            ))
+        })?;
+        let hash = blake3::hash(&bytes).to_hex();
+        if self.attachment.blake3.as_deref() != Some(hash.as_str()) {
+            return Err(AdapterError::Refused(format!(
+                "attachment {}: the media store's bytes do not match their hash",
+                self.attachment.name
+            )));
+        }
+        Ok(bytes)
+    }
 }
 
 /// Errors of an adapter, each telling the platform what to do next.

@@ -18,8 +18,9 @@ use futures::StreamExt;
 use super::format::render;
 use super::pace::{reconnect_delays, Pacer, NEEDS_A_PERSON_DELAY};
 use super::split::split;
-use super::{Adapter, AdapterError, Capabilities, Outbox, Outgoing, TextFormat};
+use super::{Adapter, AdapterError, Capabilities, Outbox, Outgoing, OutgoingFile, TextFormat};
 use crate::client::{connect, BusHandle, ChannelIdentity, Incoming};
+use crate::media::MediaStore;
 use crate::protocol::Delivery;
 use crate::ChannelError;
 
@@ -30,18 +31,71 @@ struct Sending {
     sent: usize,
 }
 
-/// Render and split a reply into the messages the service will get.
-pub fn prepare(delivery: &Delivery, caps: &Capabilities) -> Vec<Outgoing> {
+/// Render and split a reply into the messages the service will get: its text parts, then
+/// one message per attachment. A service that takes no files, or a file whose blob is not
+/// in the media store, gets a line that names the file instead, so the person knows
+/// something was meant for them.
+pub fn prepare(
+    delivery: &Delivery,
+    caps: &Capabilities,
+    media: Option<&MediaStore>,
+) -> Vec<Outgoing> {
+    let mut text = delivery.text.clone();
+    let mut files = Vec::new();
+    for a in &delivery.attachments {
+        let path = a
+            .blake3
+            .as_deref()
+            .and_then(|h| media.and_then(|m| m.path_of(h).ok()))
+            .filter(|p| p.is_file());
+        match path {
+            Some(path) if caps.attachments_out => files.push(OutgoingFile {
+                attachment: a.clone(),
+                path,
+            }),
+            Some(_) => text.push_str(&format!(
+                "\n\n(attachment {} not sent: this channel cannot carry files)",
+                a.name
+            )),
+            None => {
+                tracing::warn!(delivery = %delivery.delivery_id, name = %a.name,
+                    hash = ?a.blake3, "an attachment's blob is missing from the media store");
+                text.push_str(&format!(
+                    "\n\n(attachment {} not sent: its bytes are missing from the media store)",
+                    a.name
+                ));
+            }
+        }
+    }
+    let mut parts = prepare_text(delivery, &text, caps);
+    parts.extend(files.into_iter().map(|file| Outgoing {
+        to: delivery.to.clone(),
+        chat: delivery.chat.clone(),
+        text: String::new(),
+        in_reply_to: if caps.threads {
+            delivery.in_reply_to.clone()
+        } else {
+            None
+        },
+        file: Some(file),
+    }));
+    parts
+}
+
+fn prepare_text(delivery: &Delivery, text: &str, caps: &Capabilities) -> Vec<Outgoing> {
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
     let texts: Vec<String> = match caps.text_format {
         // Markup survives splitting only when split first: each part renders alone.
         TextFormat::Markdown | TextFormat::Html => {
-            split(&delivery.text, caps.max_message_len, caps.length_unit)
+            split(text, caps.max_message_len, caps.length_unit)
                 .into_iter()
                 .map(|p| render(&p, caps.text_format))
                 .collect()
         }
         TextFormat::Plain | TextFormat::Irc => {
-            let text = render(&delivery.text, caps.text_format);
+            let text = render(text, caps.text_format);
             if caps.multiline {
                 split(&text, caps.max_message_len, caps.length_unit)
             } else {
@@ -63,6 +117,7 @@ pub fn prepare(delivery: &Delivery, caps: &Capabilities) -> Vec<Outgoing> {
             } else {
                 None
             },
+            file: None,
         })
         .collect()
 }
@@ -74,7 +129,11 @@ pub async fn run<A: Adapter>(
 ) -> Result<(), ChannelError> {
     let caps = adapter.capabilities();
     let (bus, mut incoming, client) = connect(identity);
-    let pacer = Pacer::new(caps.rate_limit);
+    let shape = Shape {
+        pacer: Pacer::new(caps.rate_limit),
+        caps,
+        media: MediaStore::from_env(),
+    };
     let mut backlog: VecDeque<Sending> = VecDeque::new();
     let mut delays = reconnect_delays();
     loop {
@@ -85,17 +144,7 @@ pub async fn run<A: Adapter>(
             Ok((outbox, inbound)) => {
                 let _ = bus.link(true, "connected").await;
                 delays = reconnect_delays();
-                match serve(
-                    &bus,
-                    &caps,
-                    &pacer,
-                    &outbox,
-                    inbound,
-                    &mut incoming,
-                    &mut backlog,
-                )
-                .await
-                {
+                match serve(&bus, &shape, &outbox, inbound, &mut incoming, &mut backlog).await {
                     Served::BusClosed => {
                         return client.await.unwrap_or(Err(ChannelError::Closed));
                     }
@@ -123,7 +172,7 @@ pub async fn run<A: Adapter>(
             tokio::select! {
                 _ = &mut wait => break,
                 d = incoming.recv() => match d {
-                    Some(Incoming::Deliver(d)) => queue(&mut backlog, d, &caps),
+                    Some(Incoming::Deliver(d)) => queue(&mut backlog, d, &shape),
                     Some(Incoming::Partial { .. }) => {}
                     None => return client.await.unwrap_or(Err(ChannelError::Closed)),
                 },
@@ -137,7 +186,15 @@ enum Served {
     LinkDown(AdapterError),
 }
 
-fn queue(backlog: &mut VecDeque<Sending>, delivery: Delivery, caps: &Capabilities) {
+/// What shapes a channel's sending: the service's capabilities, its pacing, and the media
+/// store attachments are read from.
+struct Shape {
+    caps: Capabilities,
+    pacer: Pacer,
+    media: Option<MediaStore>,
+}
+
+fn queue(backlog: &mut VecDeque<Sending>, delivery: Delivery, shape: &Shape) {
     // The kernel re-sends unacked deliveries after a bus reconnect: one copy is enough.
     if backlog
         .iter()
@@ -145,7 +202,7 @@ fn queue(backlog: &mut VecDeque<Sending>, delivery: Delivery, caps: &Capabilitie
     {
         return;
     }
-    let parts = prepare(&delivery, caps);
+    let parts = prepare(&delivery, &shape.caps, shape.media.as_ref());
     backlog.push_back(Sending {
         delivery,
         parts,
@@ -155,8 +212,7 @@ fn queue(backlog: &mut VecDeque<Sending>, delivery: Delivery, caps: &Capabilitie
 
 async fn serve<O: Outbox>(
     bus: &BusHandle,
-    caps: &Capabilities,
-    pacer: &Pacer,
+    shape: &Shape,
     outbox: &O,
     mut inbound: super::InboundStream,
     incoming: &mut tokio::sync::mpsc::Receiver<Incoming>,
@@ -166,7 +222,7 @@ async fn serve<O: Outbox>(
         // Send what is queued first, one part at a time, reading new work between parts.
         if let Some(front) = backlog.front_mut() {
             if front.sent < front.parts.len() {
-                pacer.ready().await;
+                shape.pacer.ready().await;
                 match outbox.send(&front.parts[front.sent]).await {
                     Ok(_) => front.sent += 1,
                     Err(AdapterError::Refused(why)) => {
@@ -198,7 +254,7 @@ async fn serve<O: Outbox>(
                 None => return Served::LinkDown(AdapterError::Link("the service closed the connection".into())),
             },
             d = incoming.recv() => match d {
-                Some(Incoming::Deliver(d)) => queue(backlog, d, caps),
+                Some(Incoming::Deliver(d)) => queue(backlog, d, shape),
                 Some(Incoming::Partial { .. }) => {}
                 None => return Served::BusClosed,
             },
@@ -233,6 +289,7 @@ mod tests {
             text: text.into(),
             in_reply_to: Some("m1".into()),
             seq: 7,
+            attachments: vec![],
         }
     }
 
@@ -241,6 +298,7 @@ mod tests {
         let parts = prepare(
             &delivery("**Hi** there.\n\n- a\n- b"),
             &caps(TextFormat::Irc, false, 400),
+            None,
         );
         let texts: Vec<&str> = parts.iter().map(|p| p.text.as_str()).collect();
         assert_eq!(texts, vec!["\u{2}Hi\u{2} there.", "- a", "- b"]);
@@ -256,8 +314,41 @@ mod tests {
         let parts = prepare(
             &delivery("First sentence goes here. Second sentence goes here."),
             &c,
+            None,
         );
         assert_eq!(parts.len(), 2);
         assert!(parts.iter().all(|p| p.in_reply_to.as_deref() == Some("m1")));
+    }
+
+    #[test]
+    fn attachments_go_after_the_text_or_are_named_where_they_cannot_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let media = MediaStore::new(dir.path(), 1024);
+        let kept = media
+            .put("cat.png", Some("image/png"), b"png bytes")
+            .unwrap();
+        let mut lost = kept.clone();
+        lost.name = "gone.png".into();
+        lost.blake3 = Some("0".repeat(64));
+        let mut d = delivery("Here you go.");
+        d.attachments = vec![kept.clone(), lost];
+        let mut c = caps(TextFormat::Plain, true, 400);
+        c.attachments_out = true;
+        let parts = prepare(&d, &c, Some(&media));
+        assert_eq!(parts.len(), 2);
+        assert!(parts[0]
+            .text
+            .contains("gone.png not sent: its bytes are missing"));
+        let file = parts[1].file.as_ref().unwrap();
+        assert_eq!(file.attachment, kept);
+        assert_eq!(file.read().unwrap(), b"png bytes");
+        assert!(parts[1].text.is_empty());
+
+        // A text-only service names the file instead.
+        let parts = prepare(&d, &caps(TextFormat::Plain, true, 400), Some(&media));
+        assert_eq!(parts.len(), 1);
+        assert!(parts[0]
+            .text
+            .contains("cat.png not sent: this channel cannot carry files"));
     }
 }

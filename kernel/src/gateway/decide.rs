@@ -282,6 +282,7 @@ fn pair(
                 text,
                 in_reply_to: None,
                 reply_key: Some(m.external_id.clone()),
+                attachments: vec![],
             }),
         ],
     }

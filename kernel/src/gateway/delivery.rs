@@ -83,6 +83,7 @@ impl Gateway {
             text: m.text.clone(),
             in_reply_to,
             seq: e.seq,
+            attachments: m.attachments.clone(),
         })
     }
 
@@ -204,6 +205,7 @@ mod tests {
             text: "hi".into(),
             in_reply_to,
             reply_key: reply_key.map(str::to_string),
+            attachments: vec![],
         }
     }
 

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use clawos_agents::Agent;
+use clawos_channels::media::MediaStore;
 use clawos_events::LogStore;
 use clawos_projections::index::MemoryIndex;
 use clawos_projections::{projection, views, Runner};
@@ -61,6 +62,7 @@ pub struct Gateway {
     vault: Arc<Vault>,
     shutdown: watch::Sender<bool>,
     deltas: broadcast::Sender<Delta>,
+    media: MediaStore,
 }
 
 impl Gateway {
@@ -104,6 +106,7 @@ impl Gateway {
         let (memory_tx, memory_rx) = watch::channel(memory.position().await?);
         let (shutdown, _) = watch::channel(false);
         let admin_token = vault.admin_token(&log).await?.as_str().to_string();
+        let media = MediaStore::new(home.media_dir(), config.media.max_bytes);
         let gw = Arc::new(Gateway {
             home,
             config,
@@ -121,6 +124,7 @@ impl Gateway {
             vault,
             shutdown,
             deltas: broadcast::channel(1024).0,
+            media,
         });
         tokio::spawn(memory.follow(log.clone(), memory_tx, gw.shutdown.subscribe()));
         tokio::spawn(follower::follow(
@@ -130,6 +134,11 @@ impl Gateway {
             gw.shutdown.subscribe(),
         ));
         Ok(gw)
+    }
+
+    /// The media store (attachment bytes).
+    pub fn media(&self) -> &MediaStore {
+        &self.media
     }
 
     /// The state folder.

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use clawos_agents::{ContextMessage, TurnInput};
 use clawos_events::{
-    stream, AgentTurnFailed, AgentTurnFinished, AgentTurnStarted, CommandReceived, EventPayload,
-    ExpectedVersion, MessageReceived, MessageSent, NewEvent, RecordedEvent,
+    stream, AgentTurnFailed, AgentTurnFinished, AgentTurnStarted, Attachment, CommandReceived,
+    EventPayload, ExpectedVersion, MessageReceived, MessageSent, NewEvent, RecordedEvent,
 };
 use clawos_projections::views;
 use tokio::sync::mpsc;
@@ -35,6 +35,25 @@ pub const TURN_TIMEOUT: Duration = Duration::from_secs(300);
 /// cron, whose triggers have no external id).
 pub fn reply_key(external_id: &str) -> Option<String> {
     (!external_id.is_empty()).then(|| external_id.to_string())
+}
+
+/// The message a model reads, with a line per file that came with it: name, type and
+/// size, or why its bytes were not kept.
+pub fn with_attachments(message: String, attachments: &[Attachment], cap: u64) -> String {
+    let mut out = message;
+    for a in attachments {
+        let mime = a.mime.as_deref().unwrap_or("unknown type");
+        let line = match &a.blake3 {
+            Some(_) => format!("\n[attached: {} ({mime}, {} bytes)]", a.name, a.size),
+            None if a.size > cap => format!(
+                "\n[attached: {} ({mime}, {} bytes) was not kept: above the {cap}-byte cap on attachments]",
+                a.name, a.size
+            ),
+            None => format!("\n[attached: {} ({mime}, {} bytes), bytes not kept]", a.name, a.size),
+        };
+        out.push_str(&line);
+    }
+    out
 }
 
 impl Gateway {
@@ -148,9 +167,14 @@ impl Gateway {
             session_id: session.to_string(),
             branch: m.branch.clone(),
             trigger_seq,
-            message: attributed("user", &m.sender, m.text.clone()),
+            message: with_attachments(
+                attributed("user", &m.sender, m.text.clone()),
+                &m.attachments,
+                self.media.max_bytes(),
+            ),
             history,
             summary: compaction.map(|(_, text)| text),
+            attachments: m.attachments.clone(),
         };
         let result = match self.agents.get(agent_name) {
             None => Err(format!(
@@ -164,9 +188,10 @@ impl Gateway {
                 }
             }
         };
-        let (text, end) = match result {
+        let (text, attachments, end) = match result {
             Ok(out) => (
                 out.reply,
+                out.attachments,
                 NewEvent::new(AgentTurnFinished {
                     turn_id: turn,
                     steps: out.steps,
@@ -174,6 +199,7 @@ impl Gateway {
             ),
             Err(reason) => (
                 format!("Sorry, I could not answer: {reason}"),
+                Vec::new(),
                 NewEvent::new(AgentTurnFailed {
                     turn_id: turn,
                     reason,
@@ -190,6 +216,7 @@ impl Gateway {
             text,
             in_reply_to: Some(trigger_seq),
             reply_key: reply_key(&m.external_id),
+            attachments,
         })
         .caused_by(trigger.id)
         .correlated(turn);
@@ -269,6 +296,7 @@ impl Gateway {
                         text: outcome.answer,
                         in_reply_to: Some(trigger.seq),
                         reply_key: reply_key(&c.external_id),
+                        attachments: vec![],
                     })
                     .caused_by(trigger.id),
                 );
