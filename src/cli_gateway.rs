@@ -19,6 +19,12 @@ pub enum ChannelKind {
     Webhook,
     /// An IRC network: channels and private messages.
     Irc,
+    /// A Matrix homeserver: rooms and direct chats.
+    Matrix,
+    /// An XMPP server: chats and group chats (MUC).
+    Xmpp,
+    /// A mailbox: IMAP in, SMTP out.
+    Email,
 }
 
 /// `clawos config ...`
@@ -111,17 +117,32 @@ pub async fn channel(kind: ChannelKind) -> Result<()> {
                 .map_err(|_| anyhow!("{} is not set", clawos_channels::webhook::ENV_SECRET))?;
             clawos_channels::webhook::run(id, listen, secret).await?;
         }
-        ChannelKind::Irc => {
-            let id = ChannelIdentity::from_env("irc")?;
-            let settings: clawos_channels::irc::IrcSettings = channel_settings()?;
-            settings
-                .validate()
-                .map_err(|e| anyhow!("IRC settings: {e}"))?;
-            let password = std::env::var(clawos_channels::protocol::ENV_CHANNEL_SECRET).ok();
-            let adapter = clawos_channels::irc::IrcAdapter::new(settings, password);
-            clawos_channels::platform::runner::run(id, adapter).await?;
+        ChannelKind::Irc => run_adapter("irc", clawos_channels::irc::IrcAdapter::new).await?,
+        ChannelKind::Matrix => {
+            run_adapter("matrix", clawos_channels::matrix::MatrixAdapter::new).await?
+        }
+        ChannelKind::Xmpp => run_adapter("xmpp", clawos_channels::xmpp::XmppAdapter::new).await?,
+        ChannelKind::Email => {
+            run_adapter("email", clawos_channels::email::EmailAdapter::new).await?
         }
     }
+    Ok(())
+}
+
+/// Run a platform adapter of `kind`, built from the settings and the secret the Gateway
+/// put in the environment.
+async fn run_adapter<S, A>(kind: &str, build: impl FnOnce(S, Option<String>) -> A) -> Result<()>
+where
+    S: clawos_channels::platform::KindSettings,
+    A: clawos_channels::platform::Adapter,
+{
+    let id = clawos_channels::client::ChannelIdentity::from_env(kind)?;
+    let settings: S = channel_settings()?;
+    settings
+        .validate()
+        .map_err(|e| anyhow!("{kind} settings: {e}"))?;
+    let secret = std::env::var(clawos_channels::protocol::ENV_CHANNEL_SECRET).ok();
+    clawos_channels::platform::runner::run(id, build(settings, secret)).await?;
     Ok(())
 }
 

@@ -15,12 +15,15 @@
 //! else (and the media store's blobs): no log, no projections, no agents. It can crash without harming anyone.
 
 pub mod client;
+pub mod email;
 pub mod irc;
+pub mod matrix;
 pub mod media;
 pub mod platform;
 pub mod protocol;
 pub mod terminal;
 pub mod webhook;
+pub mod xmpp;
 
 use protocol::ErrorCode;
 

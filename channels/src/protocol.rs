@@ -24,6 +24,11 @@ pub const ENV_CHANNEL_NAME: &str = "CLAWOS_CHANNEL_NAME";
 pub const ENV_CHANNEL_TOKEN: &str = "CLAWOS_CHANNEL_TOKEN";
 /// Environment variable carrying the channel kind's own settings, as JSON.
 pub const ENV_CHANNEL_SETTINGS: &str = "CLAWOS_CHANNEL_SETTINGS";
+/// Environment variable carrying the channel's own folder in the state folder
+/// (`STATE/channels/NAME/`), for what it must keep across restarts: a sync token, the last
+/// IMAP UID seen. Inbound messages are deduplicated by the Gateway, so a cursor saved after
+/// the message's ack can never lose one; at worst a message is posted twice and logged once.
+pub const ENV_CHANNEL_STATE_DIR: &str = "CLAWOS_CHANNEL_STATE_DIR";
 /// Environment variable carrying the channel's secret (a password or token from the
 /// vault); never on the command line, never in the log.
 pub const ENV_CHANNEL_SECRET: &str = "CLAWOS_CHANNEL_SECRET";

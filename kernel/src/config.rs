@@ -307,7 +307,7 @@ impl ChannelConfig {
 }
 
 /// The kinds of channel this build has.
-pub const CHANNEL_KINDS: &[&str] = &["terminal", "webhook", "irc"];
+pub const CHANNEL_KINDS: &[&str] = &["terminal", "webhook", "irc", "matrix", "xmpp", "email"];
 /// The kinds of agent a person chooses from.
 pub const AGENT_KINDS: &[&str] = &["pi"];
 /// `echo`: a diagnostic agent that answers with the message it got, with no model. The
@@ -517,17 +517,10 @@ pub fn settings_as<T: serde::de::DeserializeOwned>(
 /// the offending key when there is one, and why.
 fn check_settings(kind: &str, settings: &toml::Table) -> Result<(), (Option<String>, String)> {
     match kind {
-        "irc" => {
-            let irc: clawos_channels::irc::IrcSettings = settings_as(settings).map_err(|e| {
-                let why = e.to_string().trim().to_string();
-                let key = why
-                    .split_once("unknown field `")
-                    .and_then(|(_, rest)| rest.split_once('`'))
-                    .map(|(k, _)| k.to_string());
-                (key, why)
-            })?;
-            irc.validate().map_err(|why| (None, why))
-        }
+        "irc" => check_kind::<clawos_channels::irc::IrcSettings>(settings),
+        "matrix" => check_kind::<clawos_channels::matrix::MatrixSettings>(settings),
+        "xmpp" => check_kind::<clawos_channels::xmpp::XmppSettings>(settings),
+        "email" => check_kind::<clawos_channels::email::EmailSettings>(settings),
         _ => match settings.keys().next() {
             Some(key) => Err((
                 Some(key.clone()),
@@ -536,6 +529,21 @@ fn check_settings(kind: &str, settings: &toml::Table) -> Result<(), (Option<Stri
             None => Ok(()),
         },
     }
+}
+
+/// Read `settings` as the kind's settings type `S` and validate them.
+fn check_kind<S: clawos_channels::platform::KindSettings>(
+    settings: &toml::Table,
+) -> Result<(), (Option<String>, String)> {
+    let parsed: S = settings_as(settings).map_err(|e| {
+        let why = e.to_string().trim().to_string();
+        let key = why
+            .split_once("unknown field `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(k, _)| k.to_string());
+        (key, why)
+    })?;
+    parsed.validate().map_err(|why| (None, why))
 }
 
 /// The line (1-based) of `key = ...` in the `[channels.NAME]` section of `text`.

@@ -132,6 +132,15 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
                 clawos_channels::media::ENV_MEDIA_MAX_BYTES.to_string(),
                 gw.media().max_bytes().to_string(),
             ),
+            (
+                clawos_channels::protocol::ENV_CHANNEL_STATE_DIR.to_string(),
+                gw.home()
+                    .dir()
+                    .join("channels")
+                    .join(name)
+                    .display()
+                    .to_string(),
+            ),
         ];
         if let Some(l) = c.listen {
             env.push((

@@ -15,8 +15,10 @@ use crate::gateway_common::{echo_config, signal, summary, Ev, Harness};
 pub struct Heard {
     /// The group it was said in, `None` for a direct message.
     pub group: Option<String>,
-    /// The text.
+    /// The text (empty for a file alone).
     pub text: String,
+    /// A file: its name and bytes.
+    pub file: Option<(String, Vec<u8>)>,
 }
 
 /// A person on the service.
@@ -32,6 +34,9 @@ pub trait Person {
     async fn hear(&mut self, bot: &str, within: Duration) -> Option<Heard>;
     /// Wait until the bot is reachable again (after a restart).
     async fn wait_for_bot(&mut self, group: Option<&str>, bot: &str, within: Duration);
+    /// Send the bot a file in a direct message (only called when the peer says
+    /// [`Peer::attachments`]).
+    async fn send_file(&mut self, bot: &str, name: &str, mime: &str, bytes: &[u8]);
 }
 
 /// A service with a running server.
@@ -53,6 +58,11 @@ pub trait Peer {
     fn stop_server(&mut self);
     /// Start it again (same address, same data).
     fn start_server(&mut self);
+    /// Files go both ways on this service.
+    fn attachments(&self) -> bool;
+    /// The service keeps what was said while the channel was away, and the channel
+    /// catches it up (Matrix sync token, IMAP UID, XMPP archive); IRC cannot.
+    fn catches_up(&self) -> bool;
 }
 
 /// The group the suite talks in.
@@ -270,5 +280,105 @@ pub async fn run<S: Peer>(peer: &mut S) {
     assert!(
         status.contains("link up: connected"),
         "clawos status shows the link:\n{status}"
+    );
+
+    // 6. An image in and an image out: equal bytes, the hash in the log both ways.
+    if peer.attachments() {
+        files(&gw, &mut bob, &bot).await;
+    } else {
+        eprintln!(
+            "{}: files do not go over this service; the image step does not apply",
+            peer.kind()
+        );
+    }
+
+    // 7. Catch-up: what is said while the channel process is down is answered once it is
+    //    back (the process frozen, a message said, the process killed and restarted).
+    if peer.catches_up() {
+        catch_up(&gw, &mut bob, &bot).await;
+    } else {
+        eprintln!(
+            "{}: the service keeps no history for the channel; no catch-up",
+            peer.kind()
+        );
+    }
+}
+
+async fn files<P: Person>(gw: &Harness, person: &mut P, bot: &str) {
+    let image: Vec<u8> = (0..30_000u32).map(|i| (i * 13 % 253) as u8).collect();
+    let hash = blake3::hash(&image).to_hex().to_string();
+    person.send_file(bot, "cat.png", "image/png", &image).await;
+    let back = loop {
+        let h = person
+            .hear(bot, WITHIN)
+            .await
+            .expect("the image sent back within time");
+        if let Some(file) = h.file {
+            break file;
+        }
+    };
+    assert_eq!(
+        back.1.len(),
+        image.len(),
+        "the image that came back has the same size"
+    );
+    assert!(
+        back.1 == image,
+        "the image that came back has the same bytes"
+    );
+    let log = gw
+        .wait_log("the image in the log both ways", WITHIN, |log| {
+            log.iter().any(|e| {
+                matches!(&e.payload, EventPayload::MessageSent(s)
+                if s.attachments.iter().any(|a| a.blake3.as_deref() == Some(hash.as_str())))
+            })
+        })
+        .await;
+    let inbound = log.iter().find_map(|e| match &e.payload {
+        EventPayload::MessageReceived(m) if !m.attachments.is_empty() => Some(m),
+        _ => None,
+    });
+    let inbound = inbound.expect("the image's MessageReceived");
+    assert_eq!(
+        inbound.attachments[0].blake3.as_deref(),
+        Some(hash.as_str())
+    );
+    assert_eq!(inbound.attachments[0].size, image.len() as u64);
+}
+
+async fn catch_up<P: Person>(gw: &Harness, person: &mut P, bot: &str) {
+    let log = gw.log().await;
+    let head = log.last().map(|e| e.seq).unwrap_or(0);
+    let starts_before = starts(&log, NAME);
+    let pid = gw
+        .channel_processes()
+        .into_iter()
+        .find(|c| c.name == NAME)
+        .expect("the channel process")
+        .pid;
+    assert!(signal(pid, "STOP"), "freeze the channel process");
+    let text = "said while the channel was down";
+    person.say(None, bot, text).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(signal(pid, "KILL"), "kill the frozen channel process");
+    gw.wait_log("the channel restarted", WITHIN, |log| {
+        starts(log, NAME) > starts_before
+    })
+    .await;
+    link_up_after(gw, NAME, head).await;
+    let heard = person
+        .hear(bot, WITHIN)
+        .await
+        .expect("the message said while the channel was down is answered");
+    assert!(
+        heard.text.starts_with(&format!("echo: {text}")),
+        "{heard:?}"
+    );
+    let log = gw.log().await;
+    assert_eq!(
+        received(&log, text).len(),
+        1,
+        "caught up once:\n{}",
+        summary(&log)
     );
 }

@@ -280,12 +280,24 @@ impl Peer for IrcPeer {
         self.net.down();
     }
 
+    fn attachments(&self) -> bool {
+        false
+    }
+
+    fn catches_up(&self) -> bool {
+        false
+    }
+
     fn start_server(&mut self) {
         self.net.up();
     }
 }
 
 impl Person for IrcPerson {
+    async fn send_file(&mut self, _bot: &str, _name: &str, _mime: &str, _bytes: &[u8]) {
+        panic!("IRC carries no files (the peer says so)");
+    }
+
     fn address(&self) -> String {
         format!("irc:{}@clawostest", self.nick)
     }
@@ -313,7 +325,11 @@ impl Person for IrcPerson {
             if let Some((nick, target, text)) = privmsg(&line) {
                 if nick == bot {
                     let group = (target != self.nick).then_some(target);
-                    return Some(Heard { group, text });
+                    return Some(Heard {
+                        group,
+                        text,
+                        file: None,
+                    });
                 }
             }
         }

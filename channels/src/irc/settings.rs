@@ -67,6 +67,12 @@ pub struct IrcSettings {
     pub pace_ms: Option<u64>,
 }
 
+impl crate::platform::KindSettings for IrcSettings {
+    fn validate(&self) -> Result<(), String> {
+        IrcSettings::validate(self)
+    }
+}
+
 impl IrcSettings {
     /// Check what serde cannot.
     pub fn validate(&self) -> Result<(), String> {

@@ -8,6 +8,7 @@
 //! service's documented limits and reconnects with backoff and jitter ([`pace`]), and the
 //! link state reported to the Gateway so `clawos status` shows why a channel is down.
 
+pub mod cursor;
 pub mod format;
 pub mod pace;
 pub mod runner;
@@ -183,6 +184,13 @@ impl AdapterError {
     pub fn needs_a_person(&self) -> bool {
         matches!(self, AdapterError::AuthRefused(_) | AdapterError::Config(_))
     }
+}
+
+/// A channel kind's own `[channels.NAME]` settings: read by the Gateway's configuration
+/// check and, as JSON in `CLAWOS_CHANNEL_SETTINGS`, by the channel process.
+pub trait KindSettings: serde::de::DeserializeOwned {
+    /// Check what serde cannot (addresses, names); the reason for a person.
+    fn validate(&self) -> Result<(), String>;
 }
 
 /// The messages people send, as the adapter yields them. It ends (or yields an error)
