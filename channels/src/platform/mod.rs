@@ -194,7 +194,8 @@ pub trait KindSettings: serde::de::DeserializeOwned {
 }
 
 /// The messages people send, as the adapter yields them. It ends (or yields an error)
-/// when the link drops.
+/// when the link drops. The platform polls it for the next message only after the kernel
+/// committed the previous one, so code after a `yield` runs once that message is safe.
 pub type InboundStream = BoxStream<'static, Result<Inbound, AdapterError>>;
 
 /// The sending half of a live link.

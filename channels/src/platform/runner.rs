@@ -1,8 +1,10 @@
 //! The platform's main loop for one adapter: the bus on one side, the service on the
 //! other.
 //!
-//! - Inbound messages are queued to the bus in the order the service gave them (the bus
-//!   client re-sends each until the kernel acks it).
+//! - Inbound messages are posted to the bus in the order the service gave them (the bus
+//!   client re-sends each until the kernel acks it), and the adapter's stream is polled
+//!   for the next one only after the kernel committed the last: an adapter that saves its
+//!   position in the service after a `yield` never skips a message across a crash.
 //! - A delivery is rendered, split and paced, then sent part by part; it is acked to the
 //!   kernel only after its last part went out. A link that drops mid-delivery resumes at
 //!   the part that failed, so no part is sent twice by this process.
@@ -13,6 +15,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use futures::future::OptionFuture;
 use futures::StreamExt;
 
 use super::format::render;
@@ -218,6 +221,8 @@ async fn serve<O: Outbox>(
     incoming: &mut tokio::sync::mpsc::Receiver<Incoming>,
     backlog: &mut VecDeque<Sending>,
 ) -> Served {
+    // The ack of the last inbound message, while the kernel has not committed it.
+    let mut committing: Option<tokio::sync::oneshot::Receiver<crate::client::InboundAck>> = None;
     loop {
         // Send what is queued first, one part at a time, reading new work between parts.
         if let Some(front) = backlog.front_mut() {
@@ -244,12 +249,17 @@ async fn serve<O: Outbox>(
         let idle = backlog.is_empty();
         tokio::select! {
             biased;
-            m = inbound.next() => match m {
-                Some(Ok(m)) => {
-                    if bus.post_inbound(m).await.is_err() {
-                        return Served::BusClosed;
-                    }
+            ack = OptionFuture::from(committing.as_mut()), if committing.is_some() => {
+                committing = None;
+                if !matches!(ack, Some(Ok(_))) {
+                    return Served::BusClosed;
                 }
+            }
+            m = inbound.next(), if committing.is_none() => match m {
+                Some(Ok(m)) => match bus.post_inbound(m).await {
+                    Ok(ack) => committing = Some(ack),
+                    Err(_) => return Served::BusClosed,
+                },
                 Some(Err(e)) => return Served::LinkDown(e),
                 None => return Served::LinkDown(AdapterError::Link("the service closed the connection".into())),
             },

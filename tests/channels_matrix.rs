@@ -1,0 +1,104 @@
+//! The Matrix channel against a real homeserver: Synapse (PyPI `matrix-synapse`, SQLite),
+//! started on loopback by `tests/peers/matrix/start.sh`, once for this test binary.
+//! The conformance suite, then what is particular to Matrix: invites by policy and a
+//! refused password.
+
+mod channels_common;
+mod gateway_common;
+
+use std::time::Duration;
+
+use channels_common::conformance;
+use channels_common::matrix_peer::{MatrixPeer, MatrixPerson, SERVER};
+use gateway_common::*;
+use serde_json::json;
+
+/// The suite, then invites and a refused login on the same homeserver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_against_synapse() {
+    let mut peer = MatrixPeer::start(&[conformance::GROUP]).await;
+    conformance::run(&mut peer).await;
+    invites_by_policy(&peer).await;
+    refused_password(&peer).await;
+}
+
+/// `invites = "listed"`: an invite from a listed user is accepted, one from anyone else
+/// is declined (the bot never joins).
+async fn invites_by_policy(peer: &MatrixPeer) {
+    let extra = format!("invites = \"listed\"\ninvite_from = [\"@carol:{SERVER}\"]\n");
+    let config = echo_config("normal") + &peer.section("mx", &[], &extra);
+    let mut gw = Harness::new(&config);
+    gw.start("127.0.0.1:0").await;
+    gw.wait_log("the link up", Duration::from_secs(60), |log| {
+        log.iter().any(|e| {
+            matches!(&e.payload,
+            clawos_events::EventPayload::ChannelLinkChanged(l) if l.up)
+        })
+    })
+    .await;
+    let mut carol = MatrixPerson::new(&peer.hs, "carol").await;
+    let mut dave = MatrixPerson::new(&peer.hs, "dave").await;
+    let bot = format!("@clawbot:{SERVER}");
+    let room_of = |v: serde_json::Value| v["room_id"].as_str().unwrap_or_default().to_string();
+    let create = json!({"preset": "private_chat", "invite": [bot]});
+    let daves = room_of(
+        dave.call("POST", "/_matrix/client/v3/createRoom", create)
+            .await,
+    );
+    use conformance::Person as _;
+    carol.say(None, "clawbot", "hello from carol").await;
+    let heard = carol.hear("clawbot", Duration::from_secs(30)).await;
+    assert!(
+        heard.is_some_and(|h| h.text.starts_with("echo: hello from carol")),
+        "a listed user's invite is accepted and answered"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/joined_members",
+        daves.replace('!', "%21").replace(':', "%3A")
+    );
+    let members = dave.call("GET", &path, serde_json::Value::Null).await;
+    assert!(
+        members["joined"].get(&bot).is_none(),
+        "an unlisted user's invite is declined: {members}"
+    );
+    gw.stop().await;
+}
+
+/// A wrong password: `clawos status` says the login was refused, and the process is not
+/// restarted in a loop.
+async fn refused_password(peer: &MatrixPeer) {
+    let section = peer.section("mxbad", &[], "").replace(
+        channels_common::matrix_peer::BOT_PASSWORD,
+        "not-the-password",
+    );
+    let mut gw = Harness::new(&(echo_config("normal") + &section));
+    gw.start("127.0.0.1:0").await;
+    let log = gw
+        .wait_log(
+            "the refused login reported",
+            Duration::from_secs(60),
+            |log| {
+                log.iter().any(|e| {
+                    matches!(&e.payload,
+                clawos_events::EventPayload::ChannelLinkChanged(l)
+                    if !l.up && l.detail.contains("authentication refused"))
+                })
+            },
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log2 = gw.log().await;
+    assert_eq!(
+        conformance::starts(&log2, "mxbad"),
+        conformance::starts(&log, "mxbad"),
+        "a refused login is retried slowly in the same process, not by restarts"
+    );
+    let status = gw.cli(&["status"]).await;
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("link down: authentication refused"),
+        "clawos status names the refusal:\n{status}"
+    );
+    gw.stop().await;
+}
