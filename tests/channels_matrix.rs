@@ -23,7 +23,8 @@ async fn matrix_against_synapse() {
 }
 
 /// `invites = "listed"`: an invite from a listed user is accepted, one from anyone else
-/// is declined (the bot never joins).
+/// is declined (the bot never joins). Then a streamed reply: it appears as one message
+/// that grows by edits (`m.replace`) to the final text.
 async fn invites_by_policy(peer: &MatrixPeer) {
     let extra = format!("invites = \"listed\"\ninvite_from = [\"@carol:{SERVER}\"]\n");
     let config = echo_config("normal") + &peer.section("mx", &[], &extra);
@@ -61,6 +62,31 @@ async fn invites_by_policy(peer: &MatrixPeer) {
     assert!(
         members["joined"].get(&bot).is_none(),
         "an unlisted user's invite is declined: {members}"
+    );
+
+    let words = "one two three four five six seven eight nine ten eleven twelve";
+    carol
+        .say(None, "clawbot", &format!("slowly: {words}"))
+        .await;
+    let mut heard = Vec::new();
+    while let Some(h) = carol.hear("clawbot", Duration::from_secs(15)).await {
+        let done = h.text.starts_with("* echo: slowly:") && h.text.contains("twelve (");
+        heard.push(h.text);
+        if done {
+            break;
+        }
+    }
+    let new: Vec<&String> = heard.iter().filter(|t| !t.starts_with("* ")).collect();
+    let edits = heard.len() - new.len();
+    assert_eq!(new.len(), 1, "one message, then edits: {heard:#?}");
+    assert!(
+        new[0].starts_with("echo:") && !new[0].contains("twelve"),
+        "the first message shows the start of the reply: {heard:#?}"
+    );
+    assert!(edits >= 2, "the reply grows by edits: {heard:#?}");
+    assert!(
+        heard.last().is_some_and(|t| t.contains(words)),
+        "the last edit is the whole reply: {heard:#?}"
     );
     gw.stop().await;
 }

@@ -9,11 +9,15 @@ use async_trait::async_trait;
 
 use crate::{Agent, AgentError, TurnInput, TurnOutput, TurnRecorder};
 
+/// The pause between two words of a `slowly:` reply.
+pub const SLOW_WORD: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// A diagnostic agent for tests and benchmarks: replies `echo: TEXT (n before)`, `n` being
 /// the number of history messages it was given. `repeat N: TEXT` (N up to 2000) echoes
 /// TEXT N times, for replies longer than a service lets a person send. Records nothing
 /// and calls no model. Files that came with the message go back with the reply, so a
-/// channel's attachments can be tested both ways.
+/// channel's attachments can be tested both ways. `slowly: TEXT` streams the reply a word
+/// at a time ([`TurnRecorder::delta`], [`SLOW_WORD`] apart), as a model's reply streams.
 pub struct EchoAgent {
     name: String,
 }
@@ -33,14 +37,23 @@ impl Agent for EchoAgent {
     async fn run_turn(
         &self,
         input: TurnInput,
-        _: &dyn TurnRecorder,
+        recorder: &dyn TurnRecorder,
     ) -> Result<TurnOutput, AgentError> {
+        let reply = format!(
+            "echo: {} ({} before)",
+            repeated(&input.message),
+            input.history.len()
+        );
+        if input.message.starts_with("slowly: ") {
+            for (i, word) in reply.split_inclusive(' ').enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(SLOW_WORD).await;
+                }
+                recorder.delta(word);
+            }
+        }
         Ok(TurnOutput {
-            reply: format!(
-                "echo: {} ({} before)",
-                repeated(&input.message),
-                input.history.len()
-            ),
+            reply,
             steps: 0,
             attachments: input.attachments,
         })

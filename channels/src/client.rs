@@ -52,11 +52,15 @@ impl ChannelIdentity {
 pub enum Incoming {
     /// A reply to deliver (ack it with [`BusHandle::delivered`]).
     Deliver(Delivery),
-    /// A fragment of a reply still being written.
+    /// A reply still being written: the whole text so far.
     Partial {
         /// External id of the inbound message it answers.
         in_reply_to: String,
-        /// The fragment.
+        /// Recipient address.
+        to: String,
+        /// Chat or group, `None` for a direct message.
+        chat: Option<String>,
+        /// The reply so far.
         text: String,
     },
 }
@@ -259,9 +263,9 @@ async fn session(
                             return Ok(SessionEnd::CommandsClosed);
                         }
                     }
-                    Ok(KernelFrame::Partial { in_reply_to, text }) => {
-                        // Best effort: a slow adapter drops fragments, never blocks the bus.
-                        let _ = deliveries.try_send(Incoming::Partial { in_reply_to, text });
+                    Ok(KernelFrame::Partial { in_reply_to, to, chat, text }) => {
+                        // Best effort: a slow adapter skips a step, never blocks the bus.
+                        let _ = deliveries.try_send(Incoming::Partial { in_reply_to, to, chat, text });
                     }
                     Ok(KernelFrame::Error { code: ErrorCode::Unauthorized, message }) => {
                         return Err(ChannelError::Refused { code: ErrorCode::Unauthorized, message });

@@ -157,12 +157,17 @@ pub enum KernelFrame {
         /// Details for a person.
         message: String,
     },
-    /// A fragment of a reply still being written, for channels that can show partial text
-    /// (the whole reply still comes as one [`KernelFrame::Deliver`]).
+    /// A reply still being written, for channels that can show it growing (the whole
+    /// reply still comes as one [`KernelFrame::Deliver`]). Each frame carries the whole
+    /// text so far, so a dropped frame only skips a step.
     Partial {
         /// External id of the inbound message it answers.
         in_reply_to: String,
-        /// The next fragment.
+        /// Recipient address.
+        to: String,
+        /// Chat or group, `None` for a direct message.
+        chat: Option<String>,
+        /// The reply so far.
         text: String,
     },
 }

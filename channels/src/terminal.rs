@@ -33,13 +33,17 @@ fn show(
 ) -> Option<uuid::Uuid> {
     let mut out = std::io::stdout().lock();
     match incoming {
-        Incoming::Partial { in_reply_to, text } => {
+        Incoming::Partial {
+            in_reply_to, text, ..
+        } => {
+            // Each frame holds the reply so far: print what is new since the last one.
             let so_far = shown.entry(in_reply_to).or_default();
             if so_far.is_empty() {
                 let _ = write!(out, "pi> ");
             }
-            so_far.push_str(&text);
-            let _ = write!(out, "{text}");
+            let new = text.strip_prefix(so_far.as_str()).unwrap_or("").to_string();
+            *so_far = text;
+            let _ = write!(out, "{new}");
             let _ = out.flush();
             None
         }

@@ -144,22 +144,62 @@ pub struct MatrixOutbox {
     shared: Arc<Shared>,
 }
 
+impl MatrixOutbox {
+    /// The room a message goes to: its chat, or the direct chat with its recipient
+    /// (created when there is none yet).
+    async fn room_for(&self, message: &Outgoing) -> Result<String, AdapterError> {
+        if let Some(room) = &message.chat {
+            return Ok(room.clone());
+        }
+        if let Some(room) = self.shared.direct_room(&message.to) {
+            return Ok(room);
+        }
+        let user = user_of(&message.to).ok_or_else(|| {
+            AdapterError::Refused(format!("`{}` is not a Matrix address", message.to))
+        })?;
+        let room = self.shared.api.create_direct(&user).await?;
+        self.shared.remember_direct(&message.to, &room);
+        Ok(room)
+    }
+}
+
+/// An `m.text` content: the plain body and its HTML.
+fn text_content(markdown: &str) -> Value {
+    json!({
+        "msgtype": "m.text",
+        "body": render(markdown, TextFormat::Plain),
+        "format": "org.matrix.custom.html",
+        "formatted_body": render(markdown, TextFormat::Html),
+    })
+}
+
 impl Outbox for MatrixOutbox {
+    async fn edit(&self, message_id: &str, message: &Outgoing) -> Result<(), AdapterError> {
+        let room = self.room_for(message).await?;
+        let new = text_content(&message.text);
+        let mut content = json!({
+            "msgtype": "m.text",
+            "body": format!("* {}", new["body"].as_str().unwrap_or_default()),
+            "m.new_content": new,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": message_id},
+        });
+        content["format"] = json!("org.matrix.custom.html");
+        content["formatted_body"] = json!(format!(
+            "* {}",
+            content["m.new_content"]["formatted_body"]
+                .as_str()
+                .unwrap_or_default()
+        ));
+        let txn = Uuid::now_v7().simple().to_string();
+        self.shared
+            .api
+            .send(&room, "m.room.message", &txn, content)
+            .await
+            .map(|_| ())
+    }
+
     async fn send(&self, message: &Outgoing) -> Result<Option<String>, AdapterError> {
-        let room = match &message.chat {
-            Some(room) => room.clone(),
-            None => match self.shared.direct_room(&message.to) {
-                Some(room) => room,
-                None => {
-                    let user = user_of(&message.to).ok_or_else(|| {
-                        AdapterError::Refused(format!("`{}` is not a Matrix address", message.to))
-                    })?;
-                    let room = self.shared.api.create_direct(&user).await?;
-                    self.shared.remember_direct(&message.to, &room);
-                    room
-                }
-            },
-        };
+        let room = self.room_for(message).await?;
         let mut content = match &message.file {
             Some(file) => {
                 let bytes = file.read()?;
@@ -182,12 +222,7 @@ impl Outbox for MatrixOutbox {
                 json!({"msgtype": msgtype, "body": file.attachment.name, "url": uri,
                        "info": {"mimetype": mime, "size": file.attachment.size}})
             }
-            None => json!({
-                "msgtype": "m.text",
-                "body": render(&message.text, TextFormat::Plain),
-                "format": "org.matrix.custom.html",
-                "formatted_body": render(&message.text, TextFormat::Html),
-            }),
+            None => text_content(&message.text),
         };
         if let Some(reply_to) = message
             .in_reply_to
@@ -213,6 +248,8 @@ impl Adapter for MatrixAdapter {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             threads: true,
+            edits: true,
+            edit_interval: Duration::from_millis(1500),
             attachments_in: true,
             attachments_out: true,
             ..Capabilities::text(
@@ -370,7 +407,8 @@ impl SyncLoop {
         for (room, joined) in rooms {
             let timeline = &joined["timeline"];
             if timeline["limited"].as_bool() == Some(true) && self.since.is_some() {
-                tracing::warn!(%room, "more than {TIMELINE_LIMIT} events while away; the oldest are skipped");
+                // A room just joined shows its history this way too: only read what is new.
+                tracing::info!(%room, "a gap in the room's timeline (more than {TIMELINE_LIMIT} events, or just joined); older events are not read");
             }
             for event in timeline["events"].as_array().into_iter().flatten() {
                 self.read_event(room, event).await?;

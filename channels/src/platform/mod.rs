@@ -13,6 +13,7 @@ pub mod format;
 pub mod pace;
 pub mod runner;
 pub mod split;
+pub mod stream;
 
 use std::future::Future;
 use std::time::Duration;
@@ -205,6 +206,21 @@ pub trait Outbox: Send + Sync + 'static {
         &self,
         message: &Outgoing,
     ) -> impl Future<Output = Result<Option<String>, AdapterError>> + Send;
+
+    /// Replace the text of the message `message_id` this outbox sent (services that
+    /// declare [`Capabilities::edits`]).
+    fn edit(
+        &self,
+        message_id: &str,
+        message: &Outgoing,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        let _ = (message_id, message);
+        async {
+            Err(AdapterError::Refused(
+                "this service cannot edit messages".into(),
+            ))
+        }
+    }
 }
 
 /// A channel adapter: one outside service.

@@ -21,6 +21,7 @@ use futures::StreamExt;
 use super::format::render;
 use super::pace::{reconnect_delays, Pacer, NEEDS_A_PERSON_DELAY};
 use super::split::split;
+use super::stream::Growing;
 use super::{Adapter, AdapterError, Capabilities, Outbox, Outgoing, OutgoingFile, TextFormat};
 use crate::client::{connect, BusHandle, ChannelIdentity, Incoming};
 use crate::media::MediaStore;
@@ -32,6 +33,8 @@ struct Sending {
     delivery: Delivery,
     parts: Vec<Outgoing>,
     sent: usize,
+    /// The message that showed the reply growing: the first part replaces its text.
+    edit_first: Option<String>,
 }
 
 /// Render and split a reply into the messages the service will get: its text parts, then
@@ -137,7 +140,7 @@ pub async fn run<A: Adapter>(
         caps,
         media: MediaStore::from_env(),
     };
-    let mut backlog: VecDeque<Sending> = VecDeque::new();
+    let mut work = Work::default();
     let mut delays = reconnect_delays();
     loop {
         if client.is_finished() {
@@ -147,7 +150,7 @@ pub async fn run<A: Adapter>(
             Ok((outbox, inbound)) => {
                 let _ = bus.link(true, "connected").await;
                 delays = reconnect_delays();
-                match serve(&bus, &shape, &outbox, inbound, &mut incoming, &mut backlog).await {
+                match serve(&bus, &shape, &outbox, inbound, &mut incoming, &mut work).await {
                     Served::BusClosed => {
                         return client.await.unwrap_or(Err(ChannelError::Closed));
                     }
@@ -175,13 +178,47 @@ pub async fn run<A: Adapter>(
             tokio::select! {
                 _ = &mut wait => break,
                 d = incoming.recv() => match d {
-                    Some(Incoming::Deliver(d)) => queue(&mut backlog, d, &shape),
+                    // A reply cannot grow while the link is down; it arrives whole.
                     Some(Incoming::Partial { .. }) => {}
+                    Some(d) => work.take(d, &shape),
                     None => return client.await.unwrap_or(Err(ChannelError::Closed)),
                 },
             }
         }
     }
+}
+
+async fn sleep_until(at: Option<std::time::Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+/// Send or edit the message that shows the reply to `key` growing.
+async fn show_growing<O: Outbox>(
+    shape: &Shape,
+    outbox: &O,
+    growing: &mut Growing,
+    key: &str,
+) -> Result<(), AdapterError> {
+    let Some((message, edit)) = growing.preview(key, &shape.caps) else {
+        return Ok(());
+    };
+    shape.pacer.ready().await;
+    let shown = match &edit {
+        Some(id) => outbox.edit(id, &message).await.map(|_| None),
+        None => outbox.send(&message).await,
+    };
+    match shown {
+        Ok(id) => growing.shown(key, id),
+        // The service would not show it: the final delivery still will.
+        Err(AdapterError::Refused(why)) => {
+            tracing::warn!(%why, "a growing reply could not be shown");
+            growing.shown(key, None);
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }
 
 enum Served {
@@ -197,7 +234,40 @@ struct Shape {
     media: Option<MediaStore>,
 }
 
-fn queue(backlog: &mut VecDeque<Sending>, delivery: Delivery, shape: &Shape) {
+/// Outbound work: deliveries queued in order, and replies growing in place.
+#[derive(Default)]
+struct Work {
+    backlog: VecDeque<Sending>,
+    growing: Growing,
+}
+
+impl Work {
+    fn take(&mut self, incoming: Incoming, shape: &Shape) {
+        match incoming {
+            Incoming::Deliver(d) => {
+                let edit_first = d
+                    .in_reply_to
+                    .as_deref()
+                    .and_then(|k| self.growing.finish(k));
+                queue(&mut self.backlog, d, shape, edit_first);
+            }
+            Incoming::Partial {
+                in_reply_to,
+                to,
+                chat,
+                text,
+            } if shape.caps.edits => self.growing.update(in_reply_to, to, chat, text),
+            Incoming::Partial { .. } => {}
+        }
+    }
+}
+
+fn queue(
+    backlog: &mut VecDeque<Sending>,
+    delivery: Delivery,
+    shape: &Shape,
+    edit_first: Option<String>,
+) {
     // The kernel re-sends unacked deliveries after a bus reconnect: one copy is enough.
     if backlog
         .iter()
@@ -210,6 +280,7 @@ fn queue(backlog: &mut VecDeque<Sending>, delivery: Delivery, shape: &Shape) {
         delivery,
         parts,
         sent: 0,
+        edit_first,
     });
 }
 
@@ -219,16 +290,23 @@ async fn serve<O: Outbox>(
     outbox: &O,
     mut inbound: super::InboundStream,
     incoming: &mut tokio::sync::mpsc::Receiver<Incoming>,
-    backlog: &mut VecDeque<Sending>,
+    work: &mut Work,
 ) -> Served {
     // The ack of the last inbound message, while the kernel has not committed it.
     let mut committing: Option<tokio::sync::oneshot::Receiver<crate::client::InboundAck>> = None;
     loop {
         // Send what is queued first, one part at a time, reading new work between parts.
-        if let Some(front) = backlog.front_mut() {
+        if let Some(front) = work.backlog.front_mut() {
             if front.sent < front.parts.len() {
                 shape.pacer.ready().await;
-                match outbox.send(&front.parts[front.sent]).await {
+                let part = &front.parts[front.sent];
+                let sent = match (front.sent, &front.edit_first) {
+                    (0, Some(id)) if part.file.is_none() => {
+                        outbox.edit(id, part).await.map(|_| None)
+                    }
+                    _ => outbox.send(part).await,
+                };
+                match sent {
                     Ok(_) => front.sent += 1,
                     Err(AdapterError::Refused(why)) => {
                         tracing::warn!(delivery = %front.delivery.delivery_id, %why,
@@ -240,13 +318,14 @@ async fn serve<O: Outbox>(
             }
             if front.sent >= front.parts.len() {
                 let id = front.delivery.delivery_id;
-                backlog.pop_front();
+                work.backlog.pop_front();
                 if bus.delivered(id).await.is_err() {
                     return Served::BusClosed;
                 }
             }
         }
-        let idle = backlog.is_empty();
+        let idle = work.backlog.is_empty();
+        let due = work.growing.next_due(shape.caps.edit_interval);
         tokio::select! {
             biased;
             ack = OptionFuture::from(committing.as_mut()), if committing.is_some() => {
@@ -264,10 +343,17 @@ async fn serve<O: Outbox>(
                 None => return Served::LinkDown(AdapterError::Link("the service closed the connection".into())),
             },
             d = incoming.recv() => match d {
-                Some(Incoming::Deliver(d)) => queue(backlog, d, shape),
-                Some(Incoming::Partial { .. }) => {}
+                Some(d) => work.take(d, shape),
                 None => return Served::BusClosed,
             },
+            // A growing reply is due to be shown (sent, or edited).
+            _ = sleep_until(due.as_ref().map(|(_, at)| *at)), if due.is_some() && idle => {
+                if let Some((key, _)) = due {
+                    if let Err(e) = show_growing(shape, outbox, &mut work.growing, &key).await {
+                        return Served::LinkDown(e);
+                    }
+                }
+            }
             // With work queued, go back to sending at once.
             _ = tokio::time::sleep(Duration::ZERO), if !idle => {}
         }

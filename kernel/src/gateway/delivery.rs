@@ -3,7 +3,7 @@
 //! channel gets its pending replies first, then follows the log. The bus only carries the
 //! frames.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use clawos_channels::protocol::{Delivery, KernelFrame};
@@ -140,13 +140,22 @@ impl Gateway {
         }
         let mut sub = self.log.subscribe(head + 1);
         let mut deltas = self.deltas.subscribe();
+        // The text so far of each reply being written, by the message it answers.
+        let mut growing: HashMap<String, String> = HashMap::new();
         loop {
             let e = tokio::select! {
                 e = sub.next() => e?,
                 d = deltas.recv() => {
                     if let Ok(d) = d {
                         if d.channel == channel && !d.reply_key.is_empty() {
-                            let _ = out.try_send(KernelFrame::Partial { in_reply_to: d.reply_key, text: d.text });
+                            let text = growing.entry(d.reply_key.clone()).or_default();
+                            text.push_str(&d.text);
+                            let _ = out.try_send(KernelFrame::Partial {
+                                in_reply_to: d.reply_key,
+                                to: d.to,
+                                chat: d.chat,
+                                text: text.clone(),
+                            });
                         }
                     }
                     continue;
@@ -160,6 +169,9 @@ impl Gateway {
             };
             if m.channel != channel {
                 continue;
+            }
+            if let Some(key) = &m.reply_key {
+                growing.remove(key);
             }
             // The log, not the read model, says whether it was acked.
             let acked = self

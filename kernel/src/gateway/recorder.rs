@@ -28,6 +28,10 @@ pub struct Delta {
     pub channel: String,
     /// External id of the message it answers (empty for hooks and cron).
     pub reply_key: String,
+    /// Recipient of the answer.
+    pub to: String,
+    /// Chat of the answer, `None` for a direct message.
+    pub chat: Option<String>,
     /// The turn.
     pub turn: Uuid,
     /// The fragment.
@@ -64,6 +68,10 @@ pub struct SessionRecorder {
     pub reply_channel: String,
     /// External id the reply is threaded on (empty for hooks and cron).
     pub reply_key: String,
+    /// Recipient of the reply.
+    pub reply_to: String,
+    /// Chat of the reply, `None` for a direct message.
+    pub reply_chat: Option<String>,
 }
 
 fn storage(e: impl std::fmt::Display) -> AgentError {
@@ -301,6 +309,8 @@ impl TurnRecorder for SessionRecorder {
             trigger_seq: self.trigger_seq,
             channel: self.reply_channel.clone(),
             reply_key: self.reply_key.clone(),
+            to: self.reply_to.clone(),
+            chat: self.reply_chat.clone(),
             turn: self.turn,
             text: text.to_string(),
         });

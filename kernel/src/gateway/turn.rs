@@ -161,6 +161,8 @@ impl Gateway {
             trigger_seq,
             reply_channel: m.channel.clone(),
             reply_key: m.external_id.clone(),
+            reply_to: m.sender.clone(),
+            reply_chat: m.chat.clone(),
         };
         let input = TurnInput {
             turn_id: turn,
