@@ -13,7 +13,7 @@ use clawos_replay::Home;
 /// `clawos channels ...`
 #[derive(Subcommand)]
 pub enum ChannelsCommand {
-    /// Add a channel, asking for its settings (`irc`).
+    /// Add a channel, asking for its settings (`irc`, `matrix`).
     Add {
         /// The kind of channel.
         kind: String,
@@ -93,6 +93,35 @@ fn ask_irc<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<S
     Ok((section, password))
 }
 
+/// The Matrix questions; returns the section and the password.
+fn ask_matrix<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
+    let homeserver = a.ask("homeserver URL", Some("https://matrix.org"))?;
+    let user_id = a.ask("the bot's user id (@name:server)", None)?;
+    let rooms = a.ask(
+        "rooms to join, comma-separated (!id or #alias:server)",
+        Some(""),
+    )?;
+    let rooms: Vec<String> = rooms
+        .split(',')
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .map(|c| quoted(&c))
+        .collect();
+    let invites = a.ask("accept room invites from: all, listed or none", Some("all"))?;
+    let password = a.secret("the bot account's password (kept in the vault)")?;
+    let section = format!(
+        "\n[channels.{name}]\nkind = \"matrix\"\nhomeserver = {}\nuser_id = {}\nrooms = [{}]\ninvites = {}\nsecret_name = {}\n\
+         # Who may talk in direct chats: \"pairing\" (default), \"allowlist\" or \"open\".\ndm_policy = \"pairing\"\n\
+         # In rooms: answer when \"mention\"ed (default), \"always\" or \"never\".\ngroup_policy = \"mention\"\n",
+        quoted(&homeserver),
+        quoted(&user_id),
+        rooms.join(", "),
+        quoted(&invites),
+        quoted(name)
+    );
+    Ok((section, Some(password)))
+}
+
 /// `clawos channels add KIND`.
 pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> Result<()> {
     let ChannelsCommand::Add { kind, name } = cmd;
@@ -113,7 +142,8 @@ pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> R
     };
     let (section, password) = match kind.as_str() {
         "irc" => ask_irc(&mut asker, &name)?,
-        other => bail!("`clawos channels add` knows irc; `{other}` is configured by hand in clawos.toml (see README)"),
+        "matrix" => ask_matrix(&mut asker, &name)?,
+        other => bail!("`clawos channels add` knows irc and matrix; `{other}` is configured by hand in clawos.toml (see README)"),
     };
     let updated = format!("{}\n{section}", current.trim_end());
     Config::parse(&updated).context("the answers do not make a valid channel")?;

@@ -299,26 +299,34 @@ pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
 /// The channel part of `clawos doctor`: each channel with a server can reach it. Returns
 /// the number of problems.
 async fn doctor_channels(config: &Config) -> usize {
+    use clawos_kernel::config::settings_as;
+    let within = std::time::Duration::from_secs(5);
     let mut problems = 0;
     for (name, c) in &config.channels {
-        if c.kind != "irc" {
-            continue;
-        }
-        let Ok(settings) =
-            clawos_kernel::config::settings_as::<clawos_channels::irc::IrcSettings>(&c.settings)
-        else {
-            continue;
+        let (target, reached) = match c.kind.as_str() {
+            "irc" => {
+                let Ok(s) = settings_as::<clawos_channels::irc::IrcSettings>(&c.settings) else {
+                    continue;
+                };
+                let how = if s.tls { "TLS" } else { "plain TCP" };
+                let r = clawos_channels::irc::link::probe(&s, within).await;
+                (format!("{} ({how})", s.server), r)
+            }
+            "matrix" => {
+                let Ok(s) = settings_as::<clawos_channels::matrix::MatrixSettings>(&c.settings)
+                else {
+                    continue;
+                };
+                let r = clawos_channels::matrix::api::probe(&s, within).await;
+                (s.homeserver.clone(), r)
+            }
+            _ => continue,
         };
-        let how = if settings.tls { "TLS" } else { "plain TCP" };
-        match clawos_channels::irc::link::probe(&settings, std::time::Duration::from_secs(5)).await
-        {
-            Ok(()) => println!("channel {name} (irc): reaches {} ({how})", settings.server),
+        match reached {
+            Ok(()) => println!("channel {name} ({}): reaches {target}", c.kind),
             Err(e) => {
                 problems += 1;
-                println!(
-                    "channel {name} (irc): cannot reach {} ({how}): {e}",
-                    settings.server
-                );
+                println!("channel {name} ({}): cannot reach {target}: {e}", c.kind);
             }
         }
     }

@@ -20,6 +20,60 @@ async fn matrix_against_synapse() {
     conformance::run(&mut peer).await;
     invites_by_policy(&peer).await;
     refused_password(&peer).await;
+    channels_add_then_doctor(&peer).await;
+}
+
+/// `clawos channels add matrix` with answers on stdin: a valid section, the password in
+/// the vault only; `clawos doctor` reaches the homeserver, and names one that is not there.
+async fn channels_add_then_doctor(peer: &MatrixPeer) {
+    let home = tempfile::tempdir().expect("temp dir");
+    let add = |name: &'static str, url: String| {
+        let dir = home.path().to_path_buf();
+        async move {
+            let answers = format!("{url}\n@clawbot:{SERVER}\n\nall\nsecret-pass-123\n");
+            let out = cli_with_input(
+                &dir,
+                &["channels", "add", "matrix", "--name", name],
+                Some(&answers),
+            )
+            .await;
+            assert!(
+                out.status.success(),
+                "channels add: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    add("mxadded", peer.hs.url()).await;
+    let toml = std::fs::read_to_string(home.path().join("clawos.toml")).expect("clawos.toml");
+    assert!(
+        toml.contains("[channels.mxadded]") && toml.contains("kind = \"matrix\""),
+        "{toml}"
+    );
+    assert!(
+        !toml.contains("secret-pass-123"),
+        "the password stays out of clawos.toml"
+    );
+    let secret = cli_in(home.path(), &["secrets", "get", "mxadded"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&secret.stdout).trim(),
+        "secret-pass-123"
+    );
+    let doctor = cli_in(home.path(), &["doctor"]).await;
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(text.contains("channel mxadded (matrix): reaches"), "{text}");
+
+    add("mxgone", format!("http://127.0.0.1:{}", free_port())).await;
+    let doctor = cli_in(home.path(), &["doctor"]).await;
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        !doctor.status.success(),
+        "an unreachable homeserver is a problem"
+    );
+    assert!(
+        text.contains("channel mxgone (matrix): cannot reach"),
+        "{text}"
+    );
 }
 
 /// `invites = "listed"`: an invite from a listed user is accepted, one from anyone else

@@ -138,6 +138,22 @@ enum Body {
     Bytes(String, Vec<u8>),
 }
 
+/// Check the homeserver answers its client API (`GET /_matrix/client/versions`), for
+/// `clawos doctor`.
+pub async fn probe(settings: &super::MatrixSettings, within: Duration) -> Result<(), AdapterError> {
+    let http = http_client(settings.tls_ca_file.as_deref())?;
+    let base = Url::parse(&settings.homeserver)
+        .map_err(|e| AdapterError::Config(format!("homeserver `{}`: {e}", settings.homeserver)))?;
+    let url = endpoint(&base, &["_matrix", "client", "versions"])?;
+    let v = call(&http, Method::GET, url, None, None, within, "versions").await?;
+    if v["versions"].as_array().is_none_or(|a| a.is_empty()) {
+        return Err(AdapterError::Protocol(
+            "it answers, but not as a Matrix homeserver (no versions)".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Log in with a password: the access token and the device id (reused when given, so a
 /// restarted channel stays one device).
 pub async fn login(
