@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the whole-system tests use: D-Bus and gnome-keyring for the keychain
 # test (tests/security.rs), Chromium and chromedriver for the admin UI (tests/admin.rs),
-# InspIRCd and Anope (NickServ, SASL) as the IRC network of tests/channels.rs.
-debian_packages=(dbus gnome-keyring chromium chromium-driver inspircd anope openssl)
+# InspIRCd and Anope (NickServ, SASL) as the IRC network of tests/channels.rs,
+# Prosody (its Lua modules come with it) as the XMPP server of tests/channels_xmpp.rs.
+debian_packages=(dbus gnome-keyring chromium chromium-driver inspircd anope openssl prosody)
 missing=()
 for p in "${debian_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -5,3 +5,4 @@
 pub mod conformance;
 pub mod irc_peer;
 pub mod matrix_peer;
+pub mod xmpp_peer;
