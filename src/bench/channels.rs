@@ -118,17 +118,55 @@ fn channel_pids(home: &Path) -> Vec<(String, u32)> {
     pids
 }
 
+/// A person on one channel's service.
+enum Side {
+    Irc(Person),
+    Matrix(super::matrix::MatrixPerson),
+}
+
+impl Side {
+    async fn round_trip(&mut self, text: &str) -> Result<Option<Duration>> {
+        match self {
+            Side::Irc(p) => p.round_trip(text).await,
+            Side::Matrix(p) => p.round_trip(text).await,
+        }
+    }
+}
+
 /// `clawos bench channels`.
-pub(super) async fn bench_channels(irc: SocketAddr, messages: usize) -> Result<()> {
+pub(super) async fn bench_channels(
+    irc: Option<SocketAddr>,
+    matrix: Option<String>,
+    messages: usize,
+) -> Result<()> {
+    if irc.is_none() && matrix.is_none() {
+        bail!("give --irc ADDR and/or --matrix URL: the servers the channels talk to");
+    }
     let dir = tempfile::tempdir()?;
     let home = dir.path().join("state");
     let hook: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     write_config(&home, clawos_events::Durability::Full, Some(hook))?;
     let mut cfg = std::fs::read_to_string(home.join("clawos.toml"))?;
-    cfg.push_str(&format!(
-        "\n[channels.irc]\nkind = \"irc\"\nserver = \"{irc}\"\ntls = false\nnick = \"{BOT}\"\n\
-         dm_policy = \"open\"\nburst = 1000\npace_ms = 1\n"
-    ));
+    let mut sides: Vec<(&str, Side)> = Vec::new();
+    if let Some(irc) = irc {
+        cfg.push_str(&format!(
+            "\n[channels.irc]\nkind = \"irc\"\nserver = \"{irc}\"\ntls = false\nnick = \"{BOT}\"\n\
+             dm_policy = \"open\"\nburst = 1000\npace_ms = 1\n"
+        ));
+    }
+    if let Some(url) = &matrix {
+        let server = url_server(url).await?;
+        cfg.push_str(&format!(
+            "\n[channels.matrix]\nkind = \"matrix\"\nhomeserver = \"{url}\"\n\
+             user_id = \"@{}:{server}\"\nsecret = \"{}\"\ndm_policy = \"open\"\nburst = 1000\npace_ms = 1\n",
+            super::matrix::BOT,
+            super::matrix::PASSWORD
+        ));
+        sides.push((
+            "matrix",
+            Side::Matrix(super::matrix::MatrixPerson::connect(url, &server).await?),
+        ));
+    }
     std::fs::write(home.join("clawos.toml"), cfg)?;
     let exe = std::env::current_exe()?;
     let client = reqwest::Client::new();
@@ -137,15 +175,24 @@ pub(super) async fn bench_channels(irc: SocketAddr, messages: usize) -> Result<(
     let (_gw, _) = start(&exe, &home, Some(hook))?;
     wait_webhook(&client, hook).await?;
     let webhook_ready = t0.elapsed();
-    let mut person = Person::connect(irc, "benchuser").await?;
-    let irc_ready = loop {
-        if person.round_trip("warm up").await?.is_some() {
-            break t0.elapsed();
+    if let Some(irc) = irc {
+        sides.insert(
+            0,
+            ("irc", Side::Irc(Person::connect(irc, "benchuser").await?)),
+        );
+    }
+    let mut ready = Vec::new();
+    for (name, side) in &mut sides {
+        loop {
+            if side.round_trip("warm up").await?.is_some() {
+                ready.push(t0.elapsed());
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                bail!("the {name} channel did not answer within 60 s");
+            }
         }
-        if t0.elapsed() > Duration::from_secs(60) {
-            bail!("the IRC channel did not answer within 60 s");
-        }
-    };
+    }
 
     // Idle memory, after the first messages and a quiet second.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -156,41 +203,69 @@ pub(super) async fn bench_channels(irc: SocketAddr, messages: usize) -> Result<(
             .map(|(_, p)| rss_kib(*p))
             .unwrap_or(0)
     };
-    let (rss_irc, rss_hook) = (rss_of("irc"), rss_of("hooks"));
+    let rss_hook = rss_of("hooks");
 
-    // Round trips, one at a time, alternating so both see the same machine.
-    let mut via_irc = Vec::with_capacity(messages);
+    // Round trips, one at a time, alternating so every channel sees the same machine.
     let mut via_hook = Vec::with_capacity(messages);
+    let mut via: Vec<Vec<Duration>> = sides.iter().map(|_| Vec::with_capacity(messages)).collect();
     for n in 0..messages {
         via_hook.push(post(&client, hook, n as u64).await?);
-        match person.round_trip(&format!("ping {n}")).await? {
-            Some(d) => via_irc.push(d),
-            None => bail!("no IRC answer to message {n}"),
+        for (i, (name, side)) in sides.iter_mut().enumerate() {
+            match side.round_trip(&format!("ping {n}")).await? {
+                Some(d) => via[i].push(d),
+                None => bail!("no {name} answer to message {n}"),
+            }
         }
     }
-    via_irc.sort();
     via_hook.sort();
-
     println!("channels (echo agent, {messages} sequential round trips each, same Gateway)");
-    println!(
-        "ready after Gateway spawn: webhook {}  irc {}  (irc includes the server's registration)",
-        ms(webhook_ready),
-        ms(irc_ready)
-    );
-    println!(
-        "idle RSS: irc {:.1} MB  webhook {:.1} MB  ratio {:.2}",
-        rss_irc as f64 / 1024.0,
-        rss_hook as f64 / 1024.0,
-        rss_irc as f64 / rss_hook.max(1) as f64
-    );
-    for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
-        let (i, h) = (pct(&via_irc, p), pct(&via_hook, p));
+    println!("ready after Gateway spawn: webhook {}", ms(webhook_ready));
+    for (i, (name, _)) in sides.iter().enumerate() {
+        via[i].sort();
+        let rss = rss_of(name);
         println!(
-            "round trip {name}: irc {}  webhook {}  ratio {:.2}",
-            ms(i),
-            ms(h),
-            i.as_secs_f64() / h.as_secs_f64().max(1e-9)
+            "{name}: ready {}  idle RSS {:.1} MB (webhook {:.1} MB, ratio {:.2})",
+            ms(ready[i]),
+            rss as f64 / 1024.0,
+            rss_hook as f64 / 1024.0,
+            rss as f64 / rss_hook.max(1) as f64
         );
+        for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+            let (c, h) = (pct(&via[i], p), pct(&via_hook, p));
+            println!(
+                "{name}: round trip {label} {}  webhook {}  ratio {:.2}",
+                ms(c),
+                ms(h),
+                c.as_secs_f64() / h.as_secs_f64().max(1e-9)
+            );
+        }
     }
     Ok(())
+}
+
+/// The server name of a homeserver's users, from a login of the bench's person.
+async fn url_server(url: &str) -> Result<String> {
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/_matrix/client/v3/login"))
+        .json(&serde_json::json!({"type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": super::matrix::PERSON},
+            "password": super::matrix::PASSWORD}))
+        .send()
+        .await
+        .context("reach the homeserver")?
+        .json()
+        .await?;
+    let user = v["user_id"].as_str().with_context(|| {
+        format!(
+            "cannot log in as {}: create `{}` and `{}` with password `{}` first ({v})",
+            super::matrix::PERSON,
+            super::matrix::BOT,
+            super::matrix::PERSON,
+            super::matrix::PASSWORD
+        )
+    })?;
+    Ok(user
+        .split_once(':')
+        .map(|(_, s)| s.to_string())
+        .unwrap_or_default())
 }

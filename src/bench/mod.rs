@@ -9,6 +9,7 @@ mod common;
 mod gateway;
 mod local;
 mod log;
+mod matrix;
 mod memory;
 mod prompt;
 mod turn;
@@ -68,7 +69,11 @@ pub enum BenchCommand {
     Channels {
         /// The IRC server, plaintext (`127.0.0.1:PORT`).
         #[arg(long)]
-        irc: std::net::SocketAddr,
+        irc: Option<std::net::SocketAddr>,
+        /// A Matrix homeserver (`http://127.0.0.1:PORT`) with the accounts `benchbot` and
+        /// `benchuser`, password `bench-password-123`.
+        #[arg(long)]
+        matrix: Option<String>,
         /// Round trips per channel.
         #[arg(long, default_value_t = 300)]
         messages: usize,
@@ -118,6 +123,10 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         } => turn::bench_turn(messages, turns, durability).await,
         BenchCommand::Memory { memories, queries } => memory::bench_memory(memories, queries).await,
         BenchCommand::Admin { events, requests } => admin::bench_admin(events, requests).await,
-        BenchCommand::Channels { irc, messages } => channels::bench_channels(irc, messages).await,
+        BenchCommand::Channels {
+            irc,
+            matrix,
+            messages,
+        } => channels::bench_channels(irc, matrix, messages).await,
     }
 }

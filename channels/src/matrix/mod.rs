@@ -258,8 +258,8 @@ impl Adapter for MatrixAdapter {
                 TextFormat::Markdown,
                 // Synapse's default rc_message: 0.2/s with a burst of 10.
                 RateLimit {
-                    burst: 10,
-                    every: Duration::from_secs(5),
+                    burst: self.settings.burst.unwrap_or(10),
+                    every: Duration::from_millis(self.settings.pace_ms.unwrap_or(5000)),
                 },
             )
         }

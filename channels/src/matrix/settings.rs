@@ -42,6 +42,11 @@ pub struct MatrixSettings {
     pub tls_ca_file: Option<PathBuf>,
     /// The device display name of the bot's login (default `clawos`).
     pub device_name: Option<String>,
+    /// Messages that may go at once (default 10, Synapse's `rc_message` burst).
+    pub burst: Option<u32>,
+    /// Then one message per this many milliseconds (default 5000, Synapse's 0.2/s). A
+    /// homeserver with looser limits may allow less.
+    pub pace_ms: Option<u64>,
 }
 
 impl KindSettings for MatrixSettings {
