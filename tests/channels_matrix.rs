@@ -21,6 +21,49 @@ async fn matrix_against_synapse() {
     invites_by_policy(&peer).await;
     refused_password(&peer).await;
     channels_add_then_doctor(&peer).await;
+    not_a_homeserver(&peer).await;
+}
+
+/// A server that answers every request with something that is not JSON: a clear
+/// protocol error in `clawos status` and reconnects in the same process, no crash loop.
+async fn not_a_homeserver(peer: &MatrixPeer) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot json!")
+                    .await;
+            });
+        }
+    });
+    let section = peer
+        .section("mxodd", &[], "")
+        .replace(&peer.hs.url(), &format!("http://127.0.0.1:{port}"));
+    let mut gw = Harness::new(&(echo_config("normal") + &section));
+    gw.start("127.0.0.1:0").await;
+    let log = gw
+        .wait_log("the bad answer reported", Duration::from_secs(60), |log| {
+            log.iter().any(|e| {
+                matches!(&e.payload,
+                clawos_events::EventPayload::ChannelLinkChanged(l)
+                    if !l.up && l.detail.contains("protocol error: login: the answer is not JSON"))
+            })
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        conformance::starts(&gw.log().await, "mxodd"),
+        conformance::starts(&log, "mxodd"),
+        "a bad server is retried in the same process, not by restarts"
+    );
+    gw.stop().await;
 }
 
 /// `clawos channels add matrix` with answers on stdin: a valid section, the password in
