@@ -190,3 +190,59 @@ async fn refused_password(peer: &XmppPeer) {
         "clawos status names the refused login:\n{status}"
     );
 }
+
+/// A server that answers the stream header with malformed XML: the adapter says it is a
+/// protocol error and reconnects in the same process (with backoff, not the slow retry of
+/// a refused password).
+#[tokio::test]
+async fn xmpp_a_misbehaving_server_gets_a_clear_error_and_a_reconnect() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        let mut connections = 0;
+        loop {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            connections += 1;
+            let mut buf = [0u8; 1024];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(
+                    b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+                      xmlns:stream='http://etherx.jabber.org/streams' id='s1' \
+                      from='clawos.test' version='1.0'><stream:features><<>>&&",
+                )
+                .await;
+            if connections == 2 {
+                return connections;
+            }
+        }
+    });
+    let config = format!(
+        "{}[channels.odd]\nkind = \"xmpp\"\njid = \"clawbot@clawos.test\"\n\
+         server = \"127.0.0.1:{port}\"\nsecret = \"whatever\"\n\n",
+        echo_config("normal")
+    );
+    let mut gw = Harness::new(&config);
+    gw.start("127.0.0.1:0").await;
+    let log = gw
+        .wait_log("the malformed XML reported", WITHIN, |log| {
+            log.iter().any(|e| {
+                matches!(&e.payload, EventPayload::ChannelLinkChanged(l)
+                    if l.channel == "odd" && !l.up && l.detail.starts_with("protocol error"))
+            })
+        })
+        .await;
+    let connections = tokio::time::timeout(WITHIN, server)
+        .await
+        .expect("the adapter reconnected")
+        .expect("server task");
+    assert_eq!(connections, 2);
+    assert_eq!(
+        conformance::starts(&log, "odd"),
+        1,
+        "no process restart: the adapter reconnects by itself"
+    );
+}
