@@ -288,6 +288,10 @@ impl Peer for IrcPeer {
         false
     }
 
+    fn groups(&self) -> bool {
+        true
+    }
+
     fn start_server(&mut self) {
         self.net.up();
     }
