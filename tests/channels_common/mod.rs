@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod email_peer;
 pub mod irc_peer;
 pub mod matrix_peer;
 pub mod xmpp_peer;

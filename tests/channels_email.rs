@@ -1,0 +1,198 @@
+//! The email channel against a real mail system: Dovecot 2.3 (IMAP with STARTTLS, IMAPS,
+//! IDLE) and aiosmtpd (submission with STARTTLS or implicit TLS, then AUTH), started on
+//! loopback by `tests/peers/email/start.sh`, once for this test binary. The conformance
+//! suite, then what is particular to email: threading headers, the sender allowlist, the
+//! attachment cap, and a refused password.
+
+mod channels_common;
+mod gateway_common;
+
+use std::time::{Duration, Instant};
+
+use channels_common::conformance;
+use channels_common::email_peer::{EmailPeer, MailPerson, MailSystem, BOT, BOT_PASSWORD};
+use clawos_events::EventPayload;
+use gateway_common::*;
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// The suite, then threading and the allowlist, then a refused password, on one mail
+/// system.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_against_dovecot_and_aiosmtpd() {
+    let mut peer = EmailPeer {
+        mail: MailSystem::start(),
+    };
+    eprintln!("mail system ready in {:?}", peer.mail.started_in);
+    conformance::run(&mut peer).await;
+    threads_allowlist_and_cap(&peer.mail).await;
+    refused_password(&peer.mail).await;
+}
+
+async fn link_up(gw: &Harness, channel: &str) {
+    gw.wait_log("the link up", WITHIN, |log| {
+        log.iter().any(|e| {
+            matches!(&e.payload, EventPayload::ChannelLinkChanged(l) if l.channel == channel && l.up)
+        })
+    })
+    .await;
+}
+
+/// A new mail gets `Re: <subject>` threaded on it; a reply in the thread keeps the
+/// subject (no `Re: Re:`), has its quote trimmed, and the answer's References carry the
+/// whole thread. Only allowed senders are answered; a file above the media cap is
+/// recorded without its bytes. IMAP with STARTTLS and SMTPS here (the suite used IMAPS
+/// and STARTTLS).
+async fn threads_allowlist_and_cap(mail: &MailSystem) {
+    let section = mail.section(
+        "mail",
+        true,
+        BOT_PASSWORD,
+        "dm_policy = \"allowlist\"\nallow = [\"email:carol@clawos.test\"]\n",
+    );
+    let config = format!(
+        "{}[media]\nmax_bytes = 10000\n\n{section}",
+        echo_config("normal")
+    );
+    let mut gw = Harness::new(&config);
+    let t = Instant::now();
+    gw.start("127.0.0.1:0").await;
+    link_up(&gw, "mail").await;
+    eprintln!("gateway started and email link up in {:?}", t.elapsed());
+    let mut carol = MailPerson::connect(mail, "carol").await;
+
+    let t = Instant::now();
+    let first = carol
+        .send(BOT, "Trip to Berlin", "Can you book the train?", None, None)
+        .await;
+    let r1 = carol.next_mail(WITHIN).await.expect("an answer to carol");
+    eprintln!(
+        "round trip (SMTP in, IDLE, echo, SMTP out, seen by IMAP): {:?}",
+        t.elapsed()
+    );
+    assert_eq!(r1.from, BOT);
+    assert_eq!(r1.subject, "Re: Trip to Berlin");
+    assert_eq!(r1.in_reply_to, vec![first.clone()]);
+    assert_eq!(r1.references, vec![first.clone()]);
+    assert_eq!(r1.auto_submitted.as_deref(), Some("auto-replied"));
+    assert!(
+        r1.text
+            .starts_with("echo: Subject: Trip to Berlin\n\nCan you book the train?"),
+        "a new thread reaches the agent with its subject: {:?}",
+        r1.text
+    );
+
+    let quoted = format!(
+        "Thanks!\n\nOn Tue, 1 Jul 2025 at 10:00, Claw <{BOT}> wrote:\n> {}\n",
+        r1.text.replace('\n', "\n> ")
+    );
+    let second = carol
+        .send(
+            BOT,
+            &format!("Re: {}", r1.subject),
+            &quoted,
+            Some(&r1),
+            None,
+        )
+        .await;
+    let r2 = carol
+        .next_mail(WITHIN)
+        .await
+        .expect("an answer in the thread");
+    assert_eq!(r2.subject, "Re: Trip to Berlin", "no Re: Re:");
+    assert_eq!(r2.in_reply_to, vec![second.clone()]);
+    assert_eq!(
+        r2.references,
+        vec![first.clone(), r1.message_id.clone(), second.clone()]
+    );
+    assert!(
+        r2.text.starts_with("echo: Thanks! ("),
+        "the quote is trimmed and a reply gets no subject in front: {:?}",
+        r2.text
+    );
+    let log = gw.log().await;
+    assert_eq!(
+        received(&log, &first).len(),
+        1,
+        "the Message-ID is the external id"
+    );
+
+    // Not on the allowlist: held, never answered.
+    let dave = MailPerson::connect(mail, "dave").await;
+    dave.send(BOT, "hello?", "is anyone there", None, None)
+        .await;
+    let big: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    carol
+        .send(
+            BOT,
+            "scan",
+            "the scan",
+            None,
+            Some(("scan.pdf", "application/pdf", &big)),
+        )
+        .await;
+    let log = gw
+        .wait_log("the large file recorded", WITHIN, |log| {
+            log.iter().any(|e| {
+                matches!(&e.payload, EventPayload::MessageReceived(m)
+                    if m.attachments.iter().any(|a| a.name == "scan.pdf"))
+            })
+        })
+        .await;
+    let scan = log
+        .iter()
+        .find_map(|e| match &e.payload {
+            EventPayload::MessageReceived(m) if !m.attachments.is_empty() => Some(m),
+            _ => None,
+        })
+        .expect("the scan's MessageReceived");
+    assert_eq!(
+        (
+            scan.attachments[0].size,
+            scan.attachments[0].blake3.as_deref()
+        ),
+        (20_000, None),
+        "above the media cap: its size, no bytes"
+    );
+    let from_dave = log.iter().any(|e| {
+        matches!(&e.payload, EventPayload::MessageReceived(m) if m.sender == "email:dave@clawos.test")
+    });
+    assert!(!from_dave, "a sender off the allowlist is not let in");
+    gw.stop().await;
+}
+
+/// A wrong password: `clawos status` says the login was refused, and the process is not
+/// restarted in a loop.
+async fn refused_password(mail: &MailSystem) {
+    let config = echo_config("normal") + &mail.section("mailbad", false, "not-the-password", "");
+    let mut gw = Harness::new(&config);
+    gw.start("127.0.0.1:0").await;
+    let log = gw
+        .wait_log("the refused login reported", WITHIN, |log| {
+            log.iter().any(|e| {
+                matches!(&e.payload, EventPayload::ChannelLinkChanged(l)
+                    if l.channel == "mailbad" && !l.up && l.detail.contains("authentication refused"))
+            })
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = gw.log().await;
+    assert_eq!(conformance::starts(&log, "mailbad"), 1);
+    assert_eq!(
+        conformance::starts(&later, "mailbad"),
+        1,
+        "the refused channel was not restarted in a loop"
+    );
+    let status = gw.cli(&["status"]).await;
+    let status = String::from_utf8_lossy(&status.stdout);
+    let line = status
+        .lines()
+        .find(|l| l.contains("mailbad"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("link down: authentication refused") && line.contains("bot@clawos.test"),
+        "clawos status names the refused login:\n{status}"
+    );
+    eprintln!("status: {line}");
+    gw.stop().await;
+}
