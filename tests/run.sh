@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # Debian packages the whole-system tests use: D-Bus and gnome-keyring for the keychain
 # test (tests/security.rs), Chromium and chromedriver for the admin UI (tests/admin.rs),
 # InspIRCd and Anope (NickServ, SASL) as the IRC network of tests/channels.rs,
-# Prosody (its Lua modules come with it) as the XMPP server of tests/channels_xmpp.rs.
-debian_packages=(dbus gnome-keyring chromium chromium-driver inspircd anope openssl prosody)
+# Prosody (its Lua modules come with it) as the XMPP server of tests/channels_xmpp.rs,
+# Dovecot (IMAP) as the mail server of tests/channels_email.rs.
+debian_packages=(dbus gnome-keyring chromium chromium-driver inspircd anope openssl prosody dovecot-imapd)
 missing=()
 for p in "${debian_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -33,6 +34,10 @@ bash tests/fetch-models.sh >/dev/null
 # Synapse (PyPI matrix-synapse) for the Matrix channel's tests, in .peers/synapse-venv.
 bash tests/peers/matrix/install.sh >/dev/null \
     || { echo "tests/run.sh: cannot install Synapse (PyPI matrix-synapse) for tests/channels_matrix.rs" >&2; exit 1; }
+
+# aiosmtpd (PyPI) as the SMTP submission server of tests/channels_email.rs, in .peers/email-venv.
+bash tests/peers/email/install.sh >/dev/null \
+    || { echo "tests/run.sh: cannot install the test mail system (Dovecot, aiosmtpd) for tests/channels_email.rs" >&2; exit 1; }
 
 cargo build --workspace --all-targets --locked
 log="$(mktemp)"
