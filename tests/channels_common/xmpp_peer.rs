@@ -346,6 +346,10 @@ impl Peer for XmppPeer {
     fn catches_up(&self) -> bool {
         true
     }
+
+    fn groups(&self) -> bool {
+        true
+    }
 }
 
 impl Person for XmppPerson {
