@@ -38,7 +38,7 @@ impl MatrixPerson {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.with_context(|| format!("{path}"))?;
+        let resp = req.send().await.with_context(|| path.to_string())?;
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {

@@ -140,7 +140,10 @@ enum Body {
 
 /// Check the homeserver answers its client API (`GET /_matrix/client/versions`), for
 /// `clawos doctor`.
-pub async fn probe(settings: &super::MatrixSettings, within: Duration) -> Result<(), AdapterError> {
+pub async fn probe(
+    settings: &super::settings::MatrixSettings,
+    within: Duration,
+) -> Result<(), AdapterError> {
     let http = http_client(settings.tls_ca_file.as_deref())?;
     let base = Url::parse(&settings.homeserver)
         .map_err(|e| AdapterError::Config(format!("homeserver `{}`: {e}", settings.homeserver)))?;
