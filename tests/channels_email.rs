@@ -154,6 +154,52 @@ async fn threads_allowlist_and_cap(mail: &MailSystem) {
         (20_000, None),
         "above the media cap: its size, no bytes"
     );
+    // A mail too large to read whole under this cap (its size over 4/3 of the cap plus
+    // 1 MiB): its text and header are read, its attachment listed with its size.
+    let huge: Vec<u8> = (0..1_500_000u32).map(|i| (i % 253) as u8).collect();
+    carol
+        .send(
+            BOT,
+            "video",
+            "the video",
+            None,
+            Some(("clip.mp4", "video/mp4", &huge)),
+        )
+        .await;
+    let log = gw
+        .wait_log("the huge mail recorded", WITHIN, |log| {
+            log.iter().any(|e| {
+                matches!(&e.payload, EventPayload::MessageReceived(m)
+                    if m.attachments.iter().any(|a| a.name == "clip.mp4"))
+            })
+        })
+        .await;
+    let clip = log
+        .iter()
+        .find_map(|e| match &e.payload {
+            EventPayload::MessageReceived(m)
+                if m.attachments.iter().any(|a| a.name == "clip.mp4") =>
+            {
+                Some(m)
+            }
+            _ => None,
+        })
+        .expect("the clip's MessageReceived");
+    let a = &clip.attachments[0];
+    assert_eq!(
+        (a.mime.as_deref(), a.blake3.as_deref()),
+        (Some("video/mp4"), None)
+    );
+    assert!(
+        a.size.abs_diff(1_500_000) < 60_000,
+        "the size estimated from the encoded part: {}",
+        a.size
+    );
+    assert!(
+        clip.text.starts_with("Subject: video\n\nthe video") && clip.text.contains("not kept"),
+        "{:?}",
+        clip.text
+    );
     let from_dave = log.iter().any(|e| {
         matches!(&e.payload, EventPayload::MessageReceived(m) if m.sender == "email:dave@clawos.test")
     });
@@ -195,4 +241,52 @@ async fn refused_password(mail: &MailSystem) {
     );
     eprintln!("status: {line}");
     gw.stop().await;
+}
+
+/// A server that answers with garbage: the adapter says the answer cannot be read, and
+/// reconnects in the same process.
+#[tokio::test]
+async fn email_a_misbehaving_server_gets_a_clear_error_and_a_reconnect() {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        for connections in 1.. {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            let _ = sock.write_all(b"\x00\x01\x02 not imap at all\r\n").await;
+            if connections == 2 {
+                return connections;
+            }
+        }
+        0
+    });
+    let config = format!(
+        "{}[channels.odd]\nkind = \"email\"\naddress = \"{BOT}\"\n\
+         imap_server = \"127.0.0.1:{port}\"\nimap_tls = \"starttls\"\n\
+         smtp_server = \"127.0.0.1:1\"\nsecret = \"x\"\n\n",
+        echo_config("normal")
+    );
+    let mut gw = Harness::new(&config);
+    gw.start("127.0.0.1:0").await;
+    let log = gw
+        .wait_log("the garbage reported", WITHIN, |log| {
+            log.iter().any(|e| {
+                matches!(&e.payload, EventPayload::ChannelLinkChanged(l)
+                    if l.channel == "odd" && !l.up && l.detail.contains("protocol error")
+                        && l.detail.contains("cannot be read"))
+            })
+        })
+        .await;
+    let connections = tokio::time::timeout(WITHIN, server)
+        .await
+        .expect("the adapter reconnected")
+        .expect("server task");
+    assert_eq!(connections, 2);
+    assert_eq!(
+        conformance::starts(&log, "odd"),
+        1,
+        "no process restart: the adapter reconnects by itself"
+    );
 }

@@ -58,11 +58,28 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
 type Session = async_imap::Session<Box<dyn Io>>;
 type Client = async_imap::Client<Box<dyn Io>>;
 
+/// An I/O error of the IMAP stream: async-imap reports an answer it cannot parse (or one
+/// past its buffer) as an I/O error of kind `Other`, which is the server's fault, not the
+/// link's.
+fn io_error(e: std::io::Error, doing: &str) -> AdapterError {
+    let text = e.to_string();
+    if e.kind() == std::io::ErrorKind::Other
+        && (text.contains("during parsing of") || text.contains("incoming data too large"))
+    {
+        let short: String = text.chars().take(160).collect();
+        AdapterError::Protocol(format!(
+            "IMAP {doing}: the server's answer cannot be read ({short})"
+        ))
+    } else {
+        AdapterError::Link(format!("IMAP {doing}: {e}"))
+    }
+}
+
 /// An IMAP error, as the platform should treat it.
 fn imap_error(e: async_imap::error::Error, doing: &str) -> AdapterError {
     use async_imap::error::Error;
     match e {
-        Error::Io(e) => AdapterError::Link(format!("IMAP {doing}: {e}")),
+        Error::Io(e) => io_error(e, doing),
         Error::ConnectionLost => {
             AdapterError::Link(format!("IMAP {doing}: the server closed the connection"))
         }
@@ -136,7 +153,7 @@ async fn greeting(client: &mut Client) -> Result<(), AdapterError> {
     let first = client
         .read_response()
         .await
-        .map_err(|e| AdapterError::Link(format!("IMAP greeting: {e}")))?
+        .map_err(|e| io_error(e, "greeting"))?
         .ok_or_else(|| AdapterError::Link("the IMAP server closed before its greeting".into()))?;
     match first.parsed() {
         async_imap::imap_proto::Response::Data {
@@ -565,5 +582,12 @@ mod tests {
         assert!(matches!(e, AdapterError::Link(_)));
         let e = imap_error(async_imap::error::Error::Bad("x".into()), "FETCH");
         assert!(matches!(e, AdapterError::Protocol(_)));
+        let garbage = std::io::Error::other("Error(..) during parsing of \"* NONSENSE\"");
+        assert!(matches!(
+            io_error(garbage, "greeting"),
+            AdapterError::Protocol(_)
+        ));
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(matches!(io_error(reset, "IDLE"), AdapterError::Link(_)));
     }
 }
