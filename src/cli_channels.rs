@@ -13,7 +13,7 @@ use clawos_replay::Home;
 /// `clawos channels ...`
 #[derive(Subcommand)]
 pub enum ChannelsCommand {
-    /// Add a channel, asking for its settings (`irc`, `matrix`).
+    /// Add a channel, asking for its settings (`irc`, `matrix`, `xmpp`).
     Add {
         /// The kind of channel.
         kind: String,
@@ -68,19 +68,13 @@ fn ask_irc<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<S
     let tls = a.ask("use TLS? (yes/no)", Some("yes"))?;
     let tls = !matches!(tls.to_lowercase().as_str(), "no" | "n" | "false");
     let nick = a.ask("the bot's nick", Some("clawbot"))?;
-    let channels = a.ask("channels to join, comma-separated (e.g. #clawos)", Some(""))?;
-    let channels: Vec<String> = channels
-        .split(',')
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-        .map(|c| quoted(&c))
-        .collect();
+    let channels = list(&a.ask("channels to join, comma-separated (e.g. #clawos)", Some(""))?);
     let auth = a.ask("log in with sasl, nickserv or none", Some("sasl"))?;
     let mut section = format!(
         "\n[channels.{name}]\nkind = \"irc\"\nserver = {}\ntls = {tls}\nnick = {}\nchannels = [{}]\nauth = {}\n",
         quoted(&server),
         quoted(&nick),
-        channels.join(", "),
+        channels,
         quoted(&auth)
     );
     let password = if auth == "none" {
@@ -97,16 +91,10 @@ fn ask_irc<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<S
 fn ask_matrix<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
     let homeserver = a.ask("homeserver URL", Some("https://matrix.org"))?;
     let user_id = a.ask("the bot's user id (@name:server)", None)?;
-    let rooms = a.ask(
+    let rooms = list(&a.ask(
         "rooms to join, comma-separated (!id or #alias:server)",
         Some(""),
-    )?;
-    let rooms: Vec<String> = rooms
-        .split(',')
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-        .map(|c| quoted(&c))
-        .collect();
+    )?);
     let invites = a.ask("accept room invites from: all, listed or none", Some("all"))?;
     let password = a.secret("the bot account's password (kept in the vault)")?;
     let section = format!(
@@ -115,11 +103,49 @@ fn ask_matrix<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Optio
          # In rooms: answer when \"mention\"ed (default), \"always\" or \"never\".\ngroup_policy = \"mention\"\n",
         quoted(&homeserver),
         quoted(&user_id),
-        rooms.join(", "),
+        rooms,
         quoted(&invites),
         quoted(name)
     );
     Ok((section, Some(password)))
+}
+
+/// The XMPP questions; returns the section and the password.
+fn ask_xmpp<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
+    let jid = a.ask("the bot's account (JID, name@example.org)", None)?;
+    let server = a.ask(
+        "server host:port (empty: the JID's domain, port 5222)",
+        Some(""),
+    )?;
+    let rooms = list(&a.ask(
+        "group chats to join, comma-separated (room@conference.example.org)",
+        Some(""),
+    )?);
+    let password = a.secret("the account's password (kept in the vault)")?;
+    let server = if server.is_empty() {
+        String::new()
+    } else {
+        format!("server = {}\n", quoted(&server))
+    };
+    let section = format!(
+        "\n[channels.{name}]\nkind = \"xmpp\"\njid = {}\n{server}rooms = [{rooms}]\nsecret_name = {}\n\
+         # Who may talk in 1:1 chats: \"pairing\" (default), \"allowlist\" or \"open\".\ndm_policy = \"pairing\"\n\
+         # In group chats: answer when \"mention\"ed (default), \"always\" or \"never\".\ngroup_policy = \"mention\"\n",
+        quoted(&jid),
+        quoted(name)
+    );
+    Ok((section, Some(password)))
+}
+
+/// A comma-separated answer as a TOML list's items.
+fn list(answer: &str) -> String {
+    answer
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(quoted)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `clawos channels add KIND`.
@@ -143,7 +169,8 @@ pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> R
     let (section, password) = match kind.as_str() {
         "irc" => ask_irc(&mut asker, &name)?,
         "matrix" => ask_matrix(&mut asker, &name)?,
-        other => bail!("`clawos channels add` knows irc and matrix; `{other}` is configured by hand in clawos.toml (see README)"),
+        "xmpp" => ask_xmpp(&mut asker, &name)?,
+        other => bail!("`clawos channels add` knows irc, matrix and xmpp; `{other}` is configured by hand in clawos.toml (see README)"),
     };
     let updated = format!("{}\n{section}", current.trim_end());
     Config::parse(&updated).context("the answers do not make a valid channel")?;

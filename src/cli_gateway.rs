@@ -320,6 +320,16 @@ async fn doctor_channels(config: &Config) -> usize {
                 let r = clawos_channels::matrix::api::probe(&s, within).await;
                 (s.homeserver.clone(), r)
             }
+            "xmpp" => {
+                let Ok(s) = settings_as::<clawos_channels::xmpp::XmppSettings>(&c.settings) else {
+                    continue;
+                };
+                let target = match s.host_port() {
+                    Ok((h, p)) => format!("{h}:{p}"),
+                    Err(_) => s.jid.clone(),
+                };
+                (target, clawos_channels::xmpp::link::probe(&s, within).await)
+            }
             _ => continue,
         };
         match reached {

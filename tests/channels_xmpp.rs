@@ -29,6 +29,48 @@ async fn xmpp_against_prosody() {
     eprintln!("xmpp: the conformance suite took {:?}", t0.elapsed());
     rooms_private_messages_and_catch_up(&peer).await;
     refused_password(&peer).await;
+    channels_add_then_doctor(&peer).await;
+}
+
+/// `clawos channels add xmpp` with answers on stdin: a valid section, the password in the
+/// vault only; `clawos doctor` reaches the server, and names one that is not there.
+async fn channels_add_then_doctor(peer: &XmppPeer) {
+    let home = tempfile::tempdir().expect("temp dir");
+    for (name, port) in [("xadded", peer.server.c2s_port), ("xgone", free_port())] {
+        let answers = format!("addbot@{DOMAIN}\n127.0.0.1:{port}\n\nsecret-pass-123\n");
+        let args = ["channels", "add", "xmpp", "--name", name];
+        let out = cli_with_input(home.path(), &args, Some(&answers)).await;
+        assert!(
+            out.status.success(),
+            "channels add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let toml = std::fs::read_to_string(home.path().join("clawos.toml")).expect("clawos.toml");
+    assert!(
+        toml.contains("[channels.xadded]") && toml.contains("kind = \"xmpp\""),
+        "{toml}"
+    );
+    assert!(
+        !toml.contains("secret-pass-123"),
+        "the password stays out of clawos.toml"
+    );
+    let secret = cli_in(home.path(), &["secrets", "get", "xadded"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&secret.stdout).trim(),
+        "secret-pass-123"
+    );
+    let doctor = cli_in(home.path(), &["doctor"]).await;
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(text.contains("channel xadded (xmpp): reaches"), "{text}");
+    assert!(
+        text.contains("channel xgone (xmpp): cannot reach"),
+        "{text}"
+    );
+    assert!(
+        !doctor.status.success(),
+        "an unreachable server is a problem"
+    );
 }
 
 fn received_texts(log: &[Ev]) -> Vec<(String, String, Option<String>)> {

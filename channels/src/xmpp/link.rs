@@ -217,6 +217,29 @@ pub async fn request(
     }
 }
 
+/// Check the server answers as an XMPP server for the account's domain (and offers
+/// STARTTLS when `tls` is on), for `clawos doctor`. Does not log in.
+pub async fn probe(settings: &XmppSettings, within: Duration) -> Result<(), AdapterError> {
+    let account = settings.account()?;
+    let (host, port) = settings.host_port()?;
+    let domain = account.domain().to_string();
+    let check = async {
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| AdapterError::Link(format!("cannot reach {host}:{port}: {e}")))?;
+        let (features, _stream) = open(tcp, &domain).await?;
+        if settings.tls && !features.can_starttls() {
+            return Err(AdapterError::Config(format!(
+                "{host}:{port} offers no STARTTLS"
+            )));
+        }
+        Ok(())
+    };
+    tokio::time::timeout(within, check).await.map_err(|_| {
+        AdapterError::Link(format!("{host}:{port} did not answer within {within:?}"))
+    })?
+}
+
 /// Connect, log in and bind, within [`CONNECT_TIMEOUT`].
 pub async fn connect(
     settings: &XmppSettings,
