@@ -27,6 +27,7 @@ async fn email_against_dovecot_and_aiosmtpd() {
     conformance::run(&mut peer).await;
     threads_allowlist_and_cap(&peer.mail).await;
     refused_password(&peer.mail).await;
+    polling_without_idle(&peer.mail).await;
 }
 
 async fn link_up(gw: &Harness, channel: &str) {
@@ -240,6 +241,35 @@ async fn refused_password(mail: &MailSystem) {
         "clawos status names the refused login:\n{status}"
     );
     eprintln!("status: {line}");
+    gw.stop().await;
+}
+
+/// A server without IDLE is polled (`poll_secs`), and mail is still answered.
+async fn polling_without_idle(mail: &MailSystem) {
+    mail.without_idle().await;
+    let section = mail.section(
+        "polled",
+        false,
+        BOT_PASSWORD,
+        "poll_secs = 5\ndm_policy = \"open\"\n",
+    );
+    let mut gw = Harness::new(&(echo_config("normal") + &section));
+    gw.start("127.0.0.1:0").await;
+    link_up(&gw, "polled").await;
+    let mut bob = MailPerson::connect(mail, "bob").await;
+    let t = Instant::now();
+    bob.send(BOT, "polled", "are you polling?", None, None)
+        .await;
+    let reply = bob
+        .next_mail(WITHIN)
+        .await
+        .expect("an answer from a polling channel");
+    assert!(
+        reply.text.starts_with("echo: Subject: polled"),
+        "{:?}",
+        reply.text
+    );
+    eprintln!("round trip when polling every 5 s: {:?}", t.elapsed());
     gw.stop().await;
 }
 

@@ -108,6 +108,30 @@ impl MailSystem {
         self.script("stop.sh", &[]);
     }
 
+    /// Take IDLE out of Dovecot's capabilities (until the next start), for a client that
+    /// must poll: the setting is appended and the master reloads its configuration.
+    pub async fn without_idle(&self) {
+        use std::io::Write;
+        let conf = self.dir.path().join("dovecot.conf");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .expect("dovecot.conf");
+        writeln!(
+            f,
+            "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ UIDPLUS"
+        )
+        .expect("write dovecot.conf");
+        let pid = std::fs::read_to_string(self.dir.path().join("dovecot.pid")).expect("pid");
+        let hup = Command::new("kill")
+            .args(["-HUP", pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(hup.success(), "reload Dovecot");
+        // The reload restarts the login and auth processes.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
     /// The certificate both servers present (trusted as the only root).
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("tls.crt")
