@@ -347,9 +347,7 @@ impl Inbox {
             if let Some(uid) = self.queue.pop_front() {
                 match self.fetch(uid).await? {
                     Read::Message(m, thread) => {
-                        if let Some(thread) = thread {
-                            self.threads.remember(&m.external_id, thread);
-                        }
+                        self.threads.remember(&m.external_id, thread);
                         self.pending = Some(uid);
                         return Ok(*m);
                     }

@@ -22,8 +22,9 @@ pub struct Thread {
 /// A mail, read.
 #[derive(Debug)]
 pub enum Read {
-    /// A message for the Gateway, and its thread when it has a Message-ID.
-    Message(Box<Inbound>, Option<Thread>),
+    /// A message for the Gateway, and its thread (its References end with its own
+    /// Message-ID, when it has one).
+    Message(Box<Inbound>, Thread),
     /// Not for the agent (the reason is logged).
     Skip(String),
 }
@@ -290,17 +291,15 @@ pub fn read(
         .map(|d| d.to_timestamp().saturating_mul(1000))
         .filter(|ms| *ms > 0)
         .unwrap_or_else(now_ms);
-    let thread = message_id.as_ref().map(|id| {
-        let mut refs = references.clone();
-        refs.push(id.clone());
-        if refs.len() > MAX_REFERENCES {
-            refs.drain(1..refs.len() - (MAX_REFERENCES - 1));
-        }
-        Thread {
-            subject: subject.clone(),
-            references: refs,
-        }
-    });
+    let mut refs = references;
+    refs.extend(message_id.clone());
+    if refs.len() > MAX_REFERENCES {
+        refs.drain(1..refs.len() - (MAX_REFERENCES - 1));
+    }
+    let thread = Thread {
+        subject,
+        references: refs,
+    };
     let inbound = Inbound {
         external_id: message_id.unwrap_or_else(|| fallback_id.to_string()),
         sender: format!("email:{from}"),
@@ -324,7 +323,7 @@ mod tests {
             .into_bytes()
     }
 
-    fn message(raw: &[u8], media: Option<&MediaStore>) -> (Inbound, Option<Thread>) {
+    fn message(raw: &[u8], media: Option<&MediaStore>) -> (Inbound, Thread) {
         match read(raw, "uid:1:7", BOT, media).unwrap() {
             Read::Message(m, t) => (*m, t),
             Read::Skip(why) => panic!("skipped: {why}"),
@@ -347,10 +346,10 @@ mod tests {
         assert_eq!(m.sent_at_ms, 1_751_364_000_000);
         assert_eq!(
             t,
-            Some(Thread {
+            Thread {
                 subject: "Trip to Berlin".into(),
                 references: vec!["a1@clawos.test".into()]
-            })
+            }
         );
         let (m, t) = message(
             &mail(
@@ -360,10 +359,7 @@ mod tests {
             None,
         );
         assert_eq!(m.text, "Thanks!");
-        assert_eq!(
-            t.unwrap().references,
-            vec!["a1@clawos.test", "b1@x", "a2@x"]
-        );
+        assert_eq!(t.references, vec!["a1@clawos.test", "b1@x", "a2@x"]);
         // The subject typed again as the first line is not doubled; no Message-ID: the
         // fallback id.
         let (m, t) = message(&mail("Subject: hello there", "Hello there, bot"), None);
@@ -371,7 +367,12 @@ mod tests {
             (m.text.as_str(), m.external_id.as_str()),
             ("Hello there, bot", "uid:1:7")
         );
-        assert_eq!(t, None);
+        assert_eq!(
+            t.references,
+            Vec::<String>::new(),
+            "a thread with no Message-ID"
+        );
+        assert_eq!(t.subject, "hello there");
     }
 
     #[test]

@@ -143,11 +143,15 @@ impl Sender {
         let to: lettre::Address = to.parse().map_err(|e| {
             AdapterError::Refused(format!("`{}` is not an email address: {e}", message.to))
         })?;
+        let thread = message
+            .in_reply_to
+            .as_deref()
+            .and_then(|id| self.threads.get(id));
+        // A mail without a Message-ID (its external id is `uid:…`) cannot be referred to.
         let answered = message
             .in_reply_to
             .as_deref()
             .filter(|id| !id.starts_with("uid:"));
-        let thread = answered.and_then(|id| self.threads.get(id));
         let subject = match &thread {
             Some(t) => match bare_subject(&t.subject) {
                 "" => "Re: (no subject)".to_string(),
