@@ -18,8 +18,9 @@ use super::conformance::{Heard, Peer, Person};
 
 /// The mail domain.
 pub const DOMAIN: &str = "clawos.test";
-/// The bot's address and password.
+/// The bot's address.
 pub const BOT: &str = "bot@clawos.test";
+/// The bot's password (IMAP and SMTP).
 pub const BOT_PASSWORD: &str = "bot-pass";
 /// The people of the test mail system (each one's password is `NAME-pass`).
 pub const PEOPLE: &[&str] = &["alice", "bob", "carol", "dave"];
@@ -35,10 +36,15 @@ fn free_port() -> u16 {
 
 /// A running mail system in its own folder.
 pub struct MailSystem {
+    /// Its folder (config, certificate, mail, logs).
     pub dir: tempfile::TempDir,
+    /// IMAP with STARTTLS.
     pub imap: u16,
+    /// IMAP over TLS.
     pub imaps: u16,
+    /// SMTP submission with STARTTLS.
     pub smtp: u16,
+    /// SMTP submission over TLS.
     pub smtps: u16,
     /// How long the last start took.
     pub started_in: Duration,
