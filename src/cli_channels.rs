@@ -58,7 +58,8 @@ impl<R: BufRead> Asker<R> {
     }
 }
 
-fn quoted(s: &str) -> String {
+/// `s` as a TOML string (quoted, escaped).
+pub(crate) fn quoted(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 

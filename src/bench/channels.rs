@@ -1,10 +1,10 @@
-//! `clawos bench channels`: the IRC channel process beside the webhook channel process in
-//! the same Gateway, on the same machine, in the same run: ready time, idle memory, and
-//! message round trips with the echo agent.
+//! `clawos bench channels`: the IRC, Matrix and/or XMPP channel processes beside the
+//! webhook channel process in the same Gateway, on the same machine, in the same run: ready
+//! time, idle memory, and message round trips with the echo agent.
 //!
-//! It needs an IRC server on loopback (`tests/peers/irc/start.sh` starts InspIRCd +
-//! Anope); the bot's pacing is lifted (`pace_ms = 1`) so the figures time the path, not
-//! the flood limit.
+//! It needs the servers on loopback (`tests/peers/irc/start.sh` starts InspIRCd + Anope,
+//! `tests/peers/xmpp/start.sh` Prosody, ...); the bots' pacing is lifted (`pace_ms = 1`)
+//! so the figures time the path, not the flood limit.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,10 +14,9 @@ use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::common::{free_port, start, write_config};
+use super::common::{free_port, start, write_config, BOT, PASSWORD, PERSON};
 use super::gateway::{ms, pct, post, rss_kib, wait_webhook};
-
-const BOT: &str = "benchbot";
+use crate::cli_channels::quoted;
 
 /// A person on the IRC server: a raw client.
 struct Person {
@@ -122,6 +121,7 @@ fn channel_pids(home: &Path) -> Vec<(String, u32)> {
 enum Side {
     Irc(Person),
     Matrix(super::matrix::MatrixPerson),
+    Xmpp(Box<super::xmpp::XmppPerson>),
 }
 
 impl Side {
@@ -129,6 +129,7 @@ impl Side {
         match self {
             Side::Irc(p) => p.round_trip(text).await,
             Side::Matrix(p) => p.round_trip(text).await,
+            Side::Xmpp(p) => p.round_trip(text).await,
         }
     }
 }
@@ -137,10 +138,14 @@ impl Side {
 pub(super) async fn bench_channels(
     irc: Option<SocketAddr>,
     matrix: Option<String>,
+    xmpp: Option<super::xmpp::XmppServer>,
     messages: usize,
 ) -> Result<()> {
-    if irc.is_none() && matrix.is_none() {
-        bail!("give --irc ADDR and/or --matrix URL: the servers the channels talk to");
+    if irc.is_none() && matrix.is_none() && xmpp.is_none() {
+        bail!(
+            "give --irc ADDR, --matrix URL and/or --xmpp HOST:PORT: the servers the channels \
+             talk to"
+        );
     }
     let dir = tempfile::tempdir()?;
     let home = dir.path().join("state");
@@ -158,13 +163,27 @@ pub(super) async fn bench_channels(
         let server = url_server(url).await?;
         cfg.push_str(&format!(
             "\n[channels.matrix]\nkind = \"matrix\"\nhomeserver = \"{url}\"\n\
-             user_id = \"@{}:{server}\"\nsecret = \"{}\"\ndm_policy = \"open\"\nburst = 1000\npace_ms = 1\n",
-            super::matrix::BOT,
-            super::matrix::PASSWORD
+             user_id = \"@{BOT}:{server}\"\nsecret = \"{PASSWORD}\"\ndm_policy = \"open\"\nburst = 1000\npace_ms = 1\n"
         ));
         sides.push((
             "matrix",
             Side::Matrix(super::matrix::MatrixPerson::connect(url, &server).await?),
+        ));
+    }
+    if let Some(server) = &xmpp {
+        let ca = match &server.ca {
+            Some(f) => format!("tls_ca_file = {}\n", quoted(&f.display().to_string())),
+            None => String::new(),
+        };
+        cfg.push_str(&format!(
+            "\n[channels.xmpp]\nkind = \"xmpp\"\njid = {}\nserver = {}\n{ca}\
+             secret = \"{PASSWORD}\"\ndm_policy = \"open\"\nburst = 1000\npace_ms = 1\n",
+            quoted(&server.bot()),
+            quoted(&server.addr)
+        ));
+        sides.push((
+            "xmpp",
+            Side::Xmpp(Box::new(super::xmpp::XmppPerson::connect(server).await?)),
         ));
     }
     std::fs::write(home.join("clawos.toml"), cfg)?;
@@ -176,10 +195,7 @@ pub(super) async fn bench_channels(
     wait_webhook(&client, hook).await?;
     let webhook_ready = t0.elapsed();
     if let Some(irc) = irc {
-        sides.insert(
-            0,
-            ("irc", Side::Irc(Person::connect(irc, "benchuser").await?)),
-        );
+        sides.insert(0, ("irc", Side::Irc(Person::connect(irc, PERSON).await?)));
     }
     let mut ready = Vec::new();
     for (name, side) in &mut sides {
@@ -248,8 +264,8 @@ async fn url_server(url: &str) -> Result<String> {
     let v: serde_json::Value = reqwest::Client::new()
         .post(format!("{url}/_matrix/client/v3/login"))
         .json(&serde_json::json!({"type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": super::matrix::PERSON},
-            "password": super::matrix::PASSWORD}))
+            "identifier": {"type": "m.id.user", "user": PERSON},
+            "password": PASSWORD}))
         .send()
         .await
         .context("reach the homeserver")?
@@ -257,11 +273,8 @@ async fn url_server(url: &str) -> Result<String> {
         .await?;
     let user = v["user_id"].as_str().with_context(|| {
         format!(
-            "cannot log in as {}: create `{}` and `{}` with password `{}` first ({v})",
-            super::matrix::PERSON,
-            super::matrix::BOT,
-            super::matrix::PERSON,
-            super::matrix::PASSWORD
+            "cannot log in as {PERSON}: create `{BOT}` and `{PERSON}` with password \
+             `{PASSWORD}` first ({v})"
         )
     })?;
     Ok(user

@@ -175,6 +175,13 @@ pub(super) fn tempfile_dir() -> Result<std::path::PathBuf> {
 /// The webhook channel's secret in benchmark configurations.
 pub(super) const SECRET: &str = "bench-secret-0123456789";
 
+/// The bot's account (IRC nick) the channel benchmark expects on a chat server.
+pub(super) const BOT: &str = "benchbot";
+/// The person talking to it there.
+pub(super) const PERSON: &str = "benchuser";
+/// Both accounts' password.
+pub(super) const PASSWORD: &str = "bench-password-123";
+
 /// A free loopback port.
 pub(super) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

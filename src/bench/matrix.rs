@@ -6,12 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-/// The bot's and the person's accounts the bench expects on the homeserver.
-pub const BOT: &str = "benchbot";
-/// The person.
-pub const PERSON: &str = "benchuser";
-/// Both accounts' password.
-pub const PASSWORD: &str = "bench-password-123";
+use super::common::{BOT, PASSWORD, PERSON};
 
 /// A logged-in person with a direct chat to the bot.
 pub struct MatrixPerson {

@@ -13,6 +13,7 @@ mod matrix;
 mod memory;
 mod prompt;
 mod turn;
+mod xmpp;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -64,8 +65,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 30)]
         requests: usize,
     },
-    /// The IRC channel process beside the webhook one: ready time, idle memory, round
-    /// trips (needs an IRC server: `tests/peers/irc/start.sh`).
+    /// The IRC, Matrix and/or XMPP channel processes beside the webhook one: ready time,
+    /// idle memory, round trips (needs the servers: `tests/peers/irc/start.sh`, ...).
     Channels {
         /// The IRC server, plaintext (`127.0.0.1:PORT`).
         #[arg(long)]
@@ -74,6 +75,17 @@ pub enum BenchCommand {
         /// `benchuser`, password `bench-password-123`.
         #[arg(long)]
         matrix: Option<String>,
+        /// An XMPP server's client port (`127.0.0.1:PORT`, STARTTLS) with the accounts
+        /// `benchbot` and `benchuser`, password `bench-password-123`.
+        #[arg(long, value_name = "HOST:PORT")]
+        xmpp: Option<String>,
+        /// The XMPP server's certificate (PEM), to trust for STARTTLS when it is
+        /// self-signed (`tests/peers/xmpp/start.sh` writes `DIR/tls.crt`).
+        #[arg(long, value_name = "FILE")]
+        xmpp_ca: Option<std::path::PathBuf>,
+        /// The XMPP accounts' domain.
+        #[arg(long, default_value = "clawos.test")]
+        xmpp_domain: String,
         /// Round trips per channel.
         #[arg(long, default_value_t = 300)]
         messages: usize,
@@ -126,7 +138,17 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Channels {
             irc,
             matrix,
+            xmpp,
+            xmpp_ca,
+            xmpp_domain,
             messages,
-        } => channels::bench_channels(irc, matrix, messages).await,
+        } => {
+            let xmpp = xmpp.map(|addr| xmpp::XmppServer {
+                addr,
+                ca: xmpp_ca,
+                domain: xmpp_domain,
+            });
+            channels::bench_channels(irc, matrix, xmpp, messages).await
+        }
     }
 }

@@ -121,6 +121,8 @@ impl XmppServer {
             nick: None,
             rooms: vec![],
             upload_service: None,
+            burst: None,
+            pace_ms: None,
         }
     }
 

@@ -385,6 +385,8 @@ mod tests {
             nick: None,
             rooms: vec![],
             upload_service: None,
+            burst: None,
+            pace_ms: None,
         };
         let http = Http::new(&s).unwrap();
         let may = |u: &str| http.may_fetch(&Url::parse(u).unwrap());

@@ -200,8 +200,8 @@ impl Adapter for XmppAdapter {
                 LengthUnit::Chars,
                 TextFormat::Markdown,
                 RateLimit {
-                    burst: 5,
-                    every: Duration::from_secs(1),
+                    burst: self.settings.burst.unwrap_or(5),
+                    every: Duration::from_millis(self.settings.pace_ms.unwrap_or(1000)),
                 },
             )
         }

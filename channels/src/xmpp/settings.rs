@@ -42,6 +42,11 @@ pub struct XmppSettings {
     /// The HTTP upload service (XEP-0363), e.g. `upload.example.org` (default: found by
     /// service discovery on the server).
     pub upload_service: Option<String>,
+    /// Messages that may go at once (default 5).
+    pub burst: Option<u32>,
+    /// Then one message per this many milliseconds (default 1000). A server with looser
+    /// limits may allow less.
+    pub pace_ms: Option<u64>,
 }
 
 impl crate::platform::KindSettings for XmppSettings {
@@ -141,6 +146,8 @@ mod tests {
             nick: None,
             rooms: vec!["team@conference.clawos.test".into()],
             upload_service: None,
+            burst: None,
+            pace_ms: None,
         }
     }
 
