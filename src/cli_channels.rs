@@ -13,7 +13,7 @@ use clawos_replay::Home;
 /// `clawos channels ...`
 #[derive(Subcommand)]
 pub enum ChannelsCommand {
-    /// Add a channel, asking for its settings (`irc`, `matrix`, `xmpp`).
+    /// Add a channel, asking for its settings (`irc`, `matrix`, `xmpp`, `email`).
     Add {
         /// The kind of channel.
         kind: String,
@@ -138,6 +138,45 @@ fn ask_xmpp<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<
     Ok((section, Some(password)))
 }
 
+/// The email questions; returns the section and the password.
+fn ask_email<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
+    let address = a.ask("the bot's address (bot@example.com)", None)?;
+    let domain = address
+        .split_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or("example.com");
+    let imap = a.ask("IMAP server host:port", Some(&format!("imap.{domain}:993")))?;
+    let imap_tls = a.ask("IMAP security: tls or starttls", Some("tls"))?;
+    let smtp = a.ask(
+        "SMTP submission server host:port",
+        Some(&format!("smtp.{domain}:465")),
+    )?;
+    let smtp_tls = a.ask("SMTP security: tls or starttls", Some("tls"))?;
+    let ca = a.ask(
+        "a CA file to trust besides the public roots (empty: none)",
+        Some(""),
+    )?;
+    let password = a.secret("the mailbox password (kept in the vault)")?;
+    let ca = if ca.is_empty() {
+        String::new()
+    } else {
+        format!("tls_ca_file = {}\n", quoted(&ca))
+    };
+    let section = format!(
+        "\n[channels.{name}]\nkind = \"email\"\naddress = {}\nimap_server = {}\nimap_tls = {}\n\
+         smtp_server = {}\nsmtp_tls = {}\n{ca}secret_name = {}\n\
+         # Who may write: \"allowlist\" with allow = [\"email:you@example.com\"] is safest for mail.\n\
+         dm_policy = \"allowlist\"\nallow = []\n",
+        quoted(&address),
+        quoted(&imap),
+        quoted(&imap_tls),
+        quoted(&smtp),
+        quoted(&smtp_tls),
+        quoted(name)
+    );
+    Ok((section, Some(password)))
+}
+
 /// A comma-separated answer as a TOML list's items.
 fn list(answer: &str) -> String {
     answer
@@ -171,7 +210,8 @@ pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> R
         "irc" => ask_irc(&mut asker, &name)?,
         "matrix" => ask_matrix(&mut asker, &name)?,
         "xmpp" => ask_xmpp(&mut asker, &name)?,
-        other => bail!("`clawos channels add` knows irc, matrix and xmpp; `{other}` is configured by hand in clawos.toml (see README)"),
+        "email" => ask_email(&mut asker, &name)?,
+        other => bail!("`clawos channels add` knows irc, matrix, xmpp and email, not `{other}`"),
     };
     let updated = format!("{}\n{section}", current.trim_end());
     Config::parse(&updated).context("the answers do not make a valid channel")?;

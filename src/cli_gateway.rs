@@ -330,6 +330,14 @@ async fn doctor_channels(config: &Config) -> usize {
                 };
                 (target, clawos_channels::xmpp::link::probe(&s, within).await)
             }
+            "email" => {
+                let Ok(s) = settings_as::<clawos_channels::email::EmailSettings>(&c.settings)
+                else {
+                    continue;
+                };
+                let r = clawos_channels::email::imap::probe(&s, within).await;
+                (format!("IMAP {}", s.imap_server), r)
+            }
             _ => continue,
         };
         match reached {

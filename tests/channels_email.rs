@@ -28,6 +28,7 @@ async fn email_against_dovecot_and_aiosmtpd() {
     threads_allowlist_and_cap(&peer.mail).await;
     refused_password(&peer.mail).await;
     polling_without_idle(&peer.mail).await;
+    channels_add_then_doctor(&peer.mail).await;
 }
 
 async fn link_up(gw: &Harness, channel: &str) {
@@ -318,5 +319,54 @@ async fn email_a_misbehaving_server_gets_a_clear_error_and_a_reconnect() {
         conformance::starts(&log, "odd"),
         1,
         "no process restart: the adapter reconnects by itself"
+    );
+}
+
+/// `clawos channels add email` with answers on stdin: a valid section (allowlist by
+/// default), the password in the vault only; `clawos doctor` reaches the IMAP server over
+/// TLS, and names one that is not there.
+async fn channels_add_then_doctor(mail: &MailSystem) {
+    let home = tempfile::tempdir().expect("temp dir");
+    let ca = mail.ca_file().display().to_string();
+    for (name, port) in [("madded", mail.imaps), ("mgone", free_port())] {
+        let answers = format!(
+            "addbot@clawos.test\n127.0.0.1:{port}\ntls\n127.0.0.1:{}\nstarttls\n{ca}\nsecret-pass-123\n",
+            mail.smtp
+        );
+        let args = ["channels", "add", "email", "--name", name];
+        let out = cli_with_input(home.path(), &args, Some(&answers)).await;
+        assert!(
+            out.status.success(),
+            "channels add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let toml = std::fs::read_to_string(home.path().join("clawos.toml")).expect("clawos.toml");
+    assert!(
+        toml.contains("[channels.madded]") && toml.contains("dm_policy = \"allowlist\""),
+        "{toml}"
+    );
+    assert!(
+        !toml.contains("secret-pass-123"),
+        "the password stays out of clawos.toml"
+    );
+    let secret = cli_in(home.path(), &["secrets", "get", "madded"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&secret.stdout).trim(),
+        "secret-pass-123"
+    );
+    let doctor = cli_in(home.path(), &["doctor"]).await;
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        text.contains("channel madded (email): reaches IMAP"),
+        "{text}"
+    );
+    assert!(
+        text.contains("channel mgone (email): cannot reach"),
+        "{text}"
+    );
+    assert!(
+        !doctor.status.success(),
+        "an unreachable server is a problem"
     );
 }

@@ -17,7 +17,6 @@
 //! deleted.
 
 use std::collections::VecDeque;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +24,7 @@ use async_imap::extensions::idle::IdleResponse;
 use async_imap::imap_proto::{BodyStructure, ContentEncoding, Status};
 use async_imap::types::{Fetch, UnsolicitedResponse};
 use futures::{StreamExt, TryStreamExt};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -112,29 +110,7 @@ async fn timed<T>(
     }
 }
 
-/// TLS settings: the public roots, plus the certificates in `ca_file`.
-pub fn tls_config(
-    ca_file: Option<&Path>,
-) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, AdapterError> {
-    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(ca) = ca_file {
-        let bad = |e: &dyn std::fmt::Display| {
-            AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display()))
-        };
-        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(&e))? {
-            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
-        }
-    }
-    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| AdapterError::Config(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
-}
+pub use crate::platform::tls::client_config as tls_config;
 
 async fn tls(io: Box<dyn Io>, settings: &EmailSettings) -> Result<Box<dyn Io>, AdapterError> {
     let (host, _) = settings.imap_host_port()?;
@@ -174,6 +150,20 @@ async fn greeting(client: &mut Client) -> Result<(), AdapterError> {
             "the IMAP server's greeting is not one: {other:?}"
         ))),
     }
+}
+
+/// Check the IMAP server answers with a greeting over the configured TLS (and STARTTLS),
+/// for `clawos doctor`. Does not log in.
+pub async fn probe(settings: &EmailSettings, within: Duration) -> Result<(), AdapterError> {
+    tokio::time::timeout(within, open_client(settings))
+        .await
+        .map_err(|_| {
+            AdapterError::Link(format!(
+                "{} did not answer within {within:?}",
+                settings.imap_server
+            ))
+        })?
+        .map(|_| ())
 }
 
 async fn open_client(settings: &EmailSettings) -> Result<Client, AdapterError> {

@@ -1,14 +1,12 @@
 //! One IRC connection: TCP or TLS, line framing with a length cap, registration (SASL
 //! PLAIN or NickServ), then PING/PONG while the platform reads and writes messages.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
 use irc_proto::{CapSubCommand, Command, Message, Response};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::{AnyDelimiterCodec, Framed};
@@ -94,29 +92,10 @@ async fn open(settings: &IrcSettings) -> Result<Box<dyn Io>, AdapterError> {
     if !settings.tls {
         return Ok(Box::new(tcp));
     }
-    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(ca) = &settings.tls_ca_file {
-        let certs = CertificateDer::pem_file_iter(ca)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        for cert in certs {
-            let cert = cert
-                .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        }
-    }
-    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| AdapterError::Config(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = crate::platform::tls::client_config(settings.tls_ca_file.as_deref())?;
     let name = ServerName::try_from(host.to_string())
         .map_err(|e| AdapterError::Config(format!("server name {host}: {e}")))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
         .map_err(|e| AdapterError::Link(format!("TLS with {}: {e}", settings.server)))?;

@@ -14,6 +14,7 @@ pub mod pace;
 pub mod runner;
 pub mod split;
 pub mod stream;
+pub mod tls;
 
 use std::future::Future;
 use std::time::Duration;

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 use sasl::common::{ChannelBinding, Credentials};
 use tokio::io::{AsyncRead, AsyncWrite, BufStream};
 use tokio::net::TcpStream;
@@ -51,40 +50,12 @@ pub struct Link {
     pub early: Vec<Stanza>,
 }
 
-/// The certificates of a PEM file (`tls_ca_file`).
-pub fn ca_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, AdapterError> {
-    let bad = |e: &dyn std::fmt::Display| {
-        AdapterError::Config(format!("tls_ca_file {}: {e}", path.display()))
-    };
-    let mut out = Vec::new();
-    for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
-        out.push(cert.map_err(|e| bad(&e))?);
-    }
-    if out.is_empty() {
-        return Err(bad(&"no certificate in the file"));
-    }
-    Ok(out)
-}
+pub use crate::platform::tls::ca_certs;
 
-fn tls_config(settings: &XmppSettings) -> Result<tokio_rustls::rustls::ClientConfig, AdapterError> {
-    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(ca) = &settings.tls_ca_file {
-        for cert in ca_certs(ca)? {
-            roots
-                .add(cert)
-                .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        }
-    }
-    Ok(
-        tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
-            tokio_rustls::rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| AdapterError::Config(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
+fn tls_config(
+    settings: &XmppSettings,
+) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, AdapterError> {
+    crate::platform::tls::client_config(settings.tls_ca_file.as_deref())
 }
 
 /// What a tokio-xmpp error means for the platform.
@@ -281,7 +252,7 @@ async fn log_in(settings: &XmppSettings, password: Option<&str>) -> Result<Link,
         let tcp = starttls(stream).await?;
         let name = ServerName::try_from(domain.clone())
             .map_err(|e| AdapterError::Config(format!("server name {domain}: {e}")))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(tls_config(settings)?))
+        let tls = tokio_rustls::TlsConnector::from(tls_config(settings)?)
             .connect(name, tcp)
             .await
             .map_err(|e| AdapterError::Link(format!("TLS with {host}:{port} ({domain}): {e}")))?;
