@@ -188,40 +188,11 @@ async fn invites_by_policy(peer: &MatrixPeer) {
     gw.stop().await;
 }
 
-/// A wrong password: `clawos status` says the login was refused, and the process is not
-/// restarted in a loop.
+/// A wrong password: refused, reported, retried slowly (conformance::refused_login).
 async fn refused_password(peer: &MatrixPeer) {
     let section = peer.section("mxbad", &[], "").replace(
         channels_common::matrix_peer::BOT_PASSWORD,
         "not-the-password",
     );
-    let mut gw = Harness::new(&(echo_config("normal") + &section));
-    gw.start("127.0.0.1:0").await;
-    let log = gw
-        .wait_log(
-            "the refused login reported",
-            Duration::from_secs(60),
-            |log| {
-                log.iter().any(|e| {
-                    matches!(&e.payload,
-                clawos_events::EventPayload::ChannelLinkChanged(l)
-                    if !l.up && l.detail.contains("authentication refused"))
-                })
-            },
-        )
-        .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let log2 = gw.log().await;
-    assert_eq!(
-        conformance::starts(&log2, "mxbad"),
-        conformance::starts(&log, "mxbad"),
-        "a refused login is retried slowly in the same process, not by restarts"
-    );
-    let status = gw.cli(&["status"]).await;
-    let status = String::from_utf8_lossy(&status.stdout);
-    assert!(
-        status.contains("link down: authentication refused"),
-        "clawos status names the refusal:\n{status}"
-    );
-    gw.stop().await;
+    conformance::refused_login(&(echo_config("normal") + &section), "mxbad").await;
 }

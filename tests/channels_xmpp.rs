@@ -196,41 +196,7 @@ async fn refused_password(peer: &XmppPeer) {
         + &peer
             .server
             .section("refused", "badbot", "not-the-password", &[]);
-    let mut gw = Harness::new(&config);
-    gw.start("127.0.0.1:0").await;
-    let log = gw
-        .wait_log("the refused login reported", WITHIN, |log| {
-            log.iter().any(|e| {
-                matches!(&e.payload, EventPayload::ChannelLinkChanged(l)
-                    if l.channel == "refused" && !l.up
-                        && l.detail.contains("authentication refused"))
-            })
-        })
-        .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let log_after = gw.log().await;
-    assert_eq!(conformance::starts(&log, "refused"), 1);
-    assert_eq!(
-        conformance::starts(&log_after, "refused"),
-        1,
-        "the refused channel was not restarted in a loop"
-    );
-    let attempts = log_after
-        .iter()
-        .filter(|e| {
-            matches!(&e.payload, EventPayload::ChannelLinkChanged(l)
-                if l.channel == "refused" && !l.up)
-        })
-        .count();
-    assert_eq!(attempts, 1, "a refused password is retried slowly");
-    let status = gw.cli(&["status"]).await;
-    let status = String::from_utf8_lossy(&status.stdout);
-    assert!(
-        status
-            .lines()
-            .any(|l| l.contains("refused") && l.contains("link down: authentication refused")),
-        "clawos status names the refused login:\n{status}"
-    );
+    conformance::refused_login(&config, "refused").await;
 }
 
 /// A server that answers the stream header with malformed XML: the adapter says it is a

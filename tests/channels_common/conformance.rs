@@ -393,3 +393,39 @@ async fn catch_up<P: Person>(gw: &Harness, person: &mut P, bot: &str) {
         summary(&log)
     );
 }
+
+/// A refused login (ARCHITECTURE.md I16): a Gateway with `config` runs `channel`, whose
+/// password is wrong. The refusal is in the log and in `clawos status`, and it is retried
+/// slowly in the same process: one start, one attempt in the seconds that follow, no
+/// crash loop. Returns `clawos status`'s line for the channel, for checks of its wording.
+pub async fn refused_login(config: &str, channel: &str) -> String {
+    let mut gw = Harness::new(config);
+    gw.start("127.0.0.1:0").await;
+    let refused = |log: &[Ev]| {
+        log.iter()
+            .filter(|e| {
+                matches!(&e.payload, EventPayload::ChannelLinkChanged(l)
+                if l.channel == channel && !l.up && l.detail.contains("authentication refused"))
+            })
+            .count()
+    };
+    gw.wait_log("the refused login reported", WITHIN, |log| refused(log) > 0)
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = gw.log().await;
+    assert_eq!(
+        starts(&log, channel),
+        1,
+        "the refused channel was not restarted in a loop"
+    );
+    assert_eq!(refused(&log), 1, "a refused password is retried slowly");
+    let status = gw.cli(&["status"]).await;
+    let status = String::from_utf8_lossy(&status.stdout).to_string();
+    let line = status
+        .lines()
+        .find(|l| l.contains(channel) && l.contains("link down: authentication refused"))
+        .unwrap_or_else(|| panic!("clawos status names the refused login:\n{status}"))
+        .to_string();
+    gw.stop().await;
+    line
+}

@@ -15,6 +15,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::net::TcpStream;
 
 use super::conformance::{Heard, Peer, Person};
+use crate::gateway_common::free_port;
 
 /// The mail domain.
 pub const DOMAIN: &str = "clawos.test";
@@ -26,12 +27,7 @@ pub const BOT_PASSWORD: &str = "bot-pass";
 pub const PEOPLE: &[&str] = &["alice", "bob", "carol", "dave"];
 
 fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/email")
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    super::peers_dir("email")
 }
 
 /// A running mail system in its own folder.

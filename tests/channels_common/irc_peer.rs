@@ -10,6 +10,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use super::conformance::{Heard, Peer, Person};
+use crate::gateway_common::free_port;
 
 /// A running test network in its own folder.
 pub struct IrcNetwork {
@@ -20,12 +21,7 @@ pub struct IrcNetwork {
 }
 
 fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/irc")
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    super::peers_dir("irc")
 }
 
 impl IrcNetwork {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::conformance::{Heard, Peer, Person};
+use crate::gateway_common::free_port;
 
 /// The homeserver's name.
 pub const SERVER: &str = "clawos.test";
@@ -17,12 +18,7 @@ pub const SERVER: &str = "clawos.test";
 pub const BOT_PASSWORD: &str = "bot-password-123";
 
 fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/matrix")
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    super::peers_dir("matrix")
 }
 
 /// A running Synapse in its own folder.

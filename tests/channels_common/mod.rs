@@ -7,3 +7,10 @@ pub mod email_peer;
 pub mod irc_peer;
 pub mod matrix_peer;
 pub mod xmpp_peer;
+
+/// The folder of a service's test peer scripts, `tests/peers/KIND`.
+pub fn peers_dir(kind: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(kind)
+}

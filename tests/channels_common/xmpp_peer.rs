@@ -22,6 +22,7 @@ use clawos_channels::xmpp::parsers::stanza::Stanza;
 use clawos_channels::xmpp::XmppSettings;
 
 use super::conformance::{Heard, Peer, Person};
+use crate::gateway_common::free_port;
 
 /// The server's domain.
 pub const DOMAIN: &str = "clawos.test";
@@ -33,12 +34,7 @@ pub const UPLOAD: &str = "upload.clawos.test";
 pub const BOT_PASSWORD: &str = "bot-password-123";
 
 fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/xmpp")
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    super::peers_dir("xmpp")
 }
 
 /// A running Prosody in its own folder.
