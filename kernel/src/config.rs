@@ -307,7 +307,10 @@ impl ChannelConfig {
 }
 
 /// The kinds of channel this build has.
-pub const CHANNEL_KINDS: &[&str] = &["terminal", "webhook", "irc", "matrix", "xmpp", "email"];
+pub const CHANNEL_KINDS: &[&str] = &[
+    "terminal", "webhook", "irc", "matrix", "xmpp", "email", "telegram", "slack", "discord",
+    "signal", "imessage", "whatsapp",
+];
 /// The kinds of agent a person chooses from.
 pub const AGENT_KINDS: &[&str] = &["pi"];
 /// `echo`: a diagnostic agent that answers with the message it got, with no model. The
@@ -521,6 +524,12 @@ fn check_settings(kind: &str, settings: &toml::Table) -> Result<(), (Option<Stri
         "matrix" => check_kind::<clawos_channels::matrix::MatrixSettings>(settings),
         "xmpp" => check_kind::<clawos_channels::xmpp::XmppSettings>(settings),
         "email" => check_kind::<clawos_channels::email::EmailSettings>(settings),
+        "telegram" => check_kind::<clawos_channels::telegram::TelegramSettings>(settings),
+        "slack" => check_kind::<clawos_channels::slack::SlackSettings>(settings),
+        "discord" => check_kind::<clawos_channels::discord::DiscordSettings>(settings),
+        "signal" => check_kind::<clawos_channels::signal::SignalSettings>(settings),
+        "imessage" => check_kind::<clawos_channels::imessage::ImessageSettings>(settings),
+        "whatsapp" => check_kind::<clawos_channels::whatsapp::WhatsappSettings>(settings),
         _ => match settings.keys().next() {
             Some(key) => Err((
                 Some(key.clone()),

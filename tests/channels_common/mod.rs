@@ -3,9 +3,15 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod discord_peer;
 pub mod email_peer;
+pub mod imessage_peer;
 pub mod irc_peer;
 pub mod matrix_peer;
+pub mod signal_peer;
+pub mod slack_peer;
+pub mod telegram_peer;
+pub mod whatsapp_peer;
 pub mod xmpp_peer;
 
 /// The folder of a service's test peer scripts, `tests/peers/KIND`.

@@ -1,0 +1,1 @@
+//! The discord stand-in and a person on it (being built).

@@ -1,0 +1,1 @@
+//! The imessage stand-in and a person on it (being built).

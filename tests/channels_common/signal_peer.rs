@@ -1,0 +1,1 @@
+//! The signal stand-in and a person on it (being built).

@@ -1,0 +1,1 @@
+//! The slack stand-in and a person on it (being built).

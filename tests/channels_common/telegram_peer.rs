@@ -1,0 +1,1 @@
+//! The telegram stand-in and a person on it (being built).

@@ -1,0 +1,1 @@
+//! The whatsapp stand-in and a person on it (being built).
