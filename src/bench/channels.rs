@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::common::{free_port, start, write_config, BOT, PASSWORD, PERSON};
-use super::gateway::{ms, pct, post, rss_kib, wait_webhook};
+use super::gateway::{memory_kib, ms, pct, post, wait_webhook, Memory};
 use crate::cli_channels::quoted;
 
 /// A person on the IRC server: a raw client.
@@ -213,13 +213,14 @@ pub(super) async fn bench_channels(
     // Idle memory, after the first messages and a quiet second.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pids = channel_pids(&home);
-    let rss_of = |name: &str| {
+    let memory_of = |name: &str| {
         pids.iter()
             .find(|(n, _)| n == name)
-            .map(|(_, p)| rss_kib(*p))
-            .unwrap_or(0)
+            .map(|(_, p)| memory_kib(*p))
+            .unwrap_or_default()
     };
-    let rss_hook = rss_of("hooks");
+    let hook_memory = memory_of("hooks");
+    let memory: Vec<Memory> = sides.iter().map(|(name, _)| memory_of(name)).collect();
 
     // Round trips, one at a time, alternating so every channel sees the same machine.
     let mut via_hook = Vec::with_capacity(messages);
@@ -238,13 +239,19 @@ pub(super) async fn bench_channels(
     println!("ready after Gateway spawn: webhook {}", ms(webhook_ready));
     for (i, (name, _)) in sides.iter().enumerate() {
         via[i].sort();
-        let rss = rss_of(name);
+        let (m, h) = (memory[i], hook_memory);
+        let mb = |k: u64| k as f64 / 1024.0;
         println!(
-            "{name}: ready {}  idle RSS {:.1} MB (webhook {:.1} MB, ratio {:.2})",
+            "{name}: ready {}  idle RSS {:.1} MB, private {:.1} MB, PSS {:.1} MB \
+             (webhook {:.1} / {:.1} / {:.1} MB; private ratio {:.2})",
             ms(ready[i]),
-            rss as f64 / 1024.0,
-            rss_hook as f64 / 1024.0,
-            rss as f64 / rss_hook.max(1) as f64
+            mb(m.rss),
+            mb(m.private),
+            mb(m.pss),
+            mb(h.rss),
+            mb(h.private),
+            mb(h.pss),
+            m.private as f64 / h.private.max(1) as f64
         );
         for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
             let (c, h) = (pct(&via[i], p), pct(&via_hook, p));

@@ -75,6 +75,37 @@ pub(super) fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// A process's memory in KiB, from `/proc/PID/smaps_rollup`: resident, private to it
+/// (what it alone costs), and proportional (shared pages split among their users).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Memory {
+    /// Resident set: every page it touches, shared ones counted whole.
+    pub rss: u64,
+    /// Pages no other process maps (heap, stacks, written data).
+    pub private: u64,
+    /// Proportional set: shared pages divided among the processes that map them.
+    pub pss: u64,
+}
+
+/// The memory of process `pid` (zeros when it cannot be read).
+pub(super) fn memory_kib(pid: u32) -> Memory {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else {
+        return Memory::default();
+    };
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Memory {
+        rss: field("Rss:"),
+        private: field("Private_Clean:") + field("Private_Dirty:"),
+        pss: field("Pss:"),
+    }
+}
+
 fn channel_pid(home: &Path) -> Option<u32> {
     // The newest ChannelStarted in the log names the webhook process.
     let out = Command::new(std::env::current_exe().ok()?)
