@@ -177,23 +177,35 @@ fn ask_email<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option
     Ok((section, Some(password)))
 }
 
-/// The Telegram questions; returns the section and the bot token.
-fn ask_telegram<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
-    use clawos_channels::telegram::settings::DEFAULT_API_URL;
-    let url = a.ask("the Bot API URL", Some(DEFAULT_API_URL))?;
-    let token = a.secret("the bot token from @BotFather (kept in the vault)")?;
-    let api = if url == DEFAULT_API_URL {
+/// The Signal questions; returns the section (signal-cli has no password).
+fn ask_signal<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
+    let url = a.ask(
+        "the signal-cli daemon's URL (signal-cli -a +NUMBER daemon --http)",
+        Some(clawos_channels::signal::settings::DEFAULT_URL),
+    )?;
+    let account = a.ask(
+        "the bot's number, registered or linked in signal-cli (+E.164)",
+        None,
+    )?;
+    let dir = a.ask(
+        "signal-cli's attachments folder (empty: ~/.local/share/signal-cli/attachments)",
+        Some(""),
+    )?;
+    let bot_name = a.ask("a name that addresses the bot in groups", Some("clawbot"))?;
+    let dir = if dir.is_empty() {
         String::new()
     } else {
-        format!("api_url = {}\n", quoted(&url))
+        format!("attachments_dir = {}\n", quoted(&dir))
     };
     let section = format!(
-        "\n[channels.{name}]\nkind = \"telegram\"\n{api}secret_name = {}\n\
-         # Who may talk in private chats: \"pairing\" (default), \"allowlist\" or \"open\".\ndm_policy = \"pairing\"\n\
-         # In groups: answer when \"mention\"ed (@username, or a reply to the bot; default), \"always\" or \"never\".\ngroup_policy = \"mention\"\n",
-        quoted(name)
+        "\n[channels.{name}]\nkind = \"signal\"\nurl = {}\naccount = {}\n{dir}name = {}\n\
+         # Who may talk in direct messages: \"pairing\" (default), \"allowlist\" or \"open\".\ndm_policy = \"pairing\"\n\
+         # In groups: answer when \"mention\"ed (default), \"always\" or \"never\".\ngroup_policy = \"mention\"\n",
+        quoted(&url),
+        quoted(&account),
+        quoted(&bot_name)
     );
-    Ok((section, Some(token)))
+    Ok((section, None))
 }
 
 /// A comma-separated answer as a TOML list's items.
@@ -230,7 +242,7 @@ pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> R
         "matrix" => ask_matrix(&mut asker, &name)?,
         "xmpp" => ask_xmpp(&mut asker, &name)?,
         "email" => ask_email(&mut asker, &name)?,
-        "telegram" => ask_telegram(&mut asker, &name)?,
+        "signal" => ask_signal(&mut asker, &name)?,
         other => bail!("`clawos channels add` knows irc, matrix, xmpp and email, not `{other}`"),
     };
     let updated = format!("{}\n{section}", current.trim_end());
