@@ -177,6 +177,25 @@ fn ask_email<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option
     Ok((section, Some(password)))
 }
 
+/// The Telegram questions; returns the section and the bot token.
+fn ask_telegram<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
+    use clawos_channels::telegram::settings::DEFAULT_API_URL;
+    let url = a.ask("the Bot API URL", Some(DEFAULT_API_URL))?;
+    let token = a.secret("the bot token from @BotFather (kept in the vault)")?;
+    let api = if url == DEFAULT_API_URL {
+        String::new()
+    } else {
+        format!("api_url = {}\n", quoted(&url))
+    };
+    let section = format!(
+        "\n[channels.{name}]\nkind = \"telegram\"\n{api}secret_name = {}\n\
+         # Who may talk in private chats: \"pairing\" (default), \"allowlist\" or \"open\".\ndm_policy = \"pairing\"\n\
+         # In groups: answer when \"mention\"ed (@username, or a reply to the bot; default), \"always\" or \"never\".\ngroup_policy = \"mention\"\n",
+        quoted(name)
+    );
+    Ok((section, Some(token)))
+}
+
 /// The Signal questions; returns the section (signal-cli has no password).
 fn ask_signal<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
     let url = a.ask(
@@ -243,6 +262,7 @@ pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> R
         "xmpp" => ask_xmpp(&mut asker, &name)?,
         "email" => ask_email(&mut asker, &name)?,
         "signal" => ask_signal(&mut asker, &name)?,
+        "telegram" => ask_telegram(&mut asker, &name)?,
         other => bail!("`clawos channels add` knows irc, matrix, xmpp and email, not `{other}`"),
     };
     let updated = format!("{}\n{section}", current.trim_end());

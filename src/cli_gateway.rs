@@ -289,6 +289,7 @@ pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
                 c.channels.len()
             );
             problems += doctor_channels(&c).await;
+            problems += doctor_telegram(home, &c).await;
             let pi_only = c.agents.values().all(|a| a.kind == "pi");
             if pi_only {
                 println!("agent pi: no LLM provider configured; Pi answers every message with setup instructions. Add a provider under [agents.pi] in clawos.toml.");
@@ -383,6 +384,40 @@ async fn doctor_channels(config: &Config) -> usize {
             Err(e) => {
                 problems += 1;
                 println!("channel {name} ({}): cannot reach {target}: {e}", c.kind);
+            }
+        }
+    }
+    problems
+}
+
+/// The Telegram part of `clawos doctor`: each Telegram channel's bot token (from the
+/// vault) checked with `getMe`. Returns the number of problems.
+async fn doctor_telegram(home: &Home, config: &Config) -> usize {
+    use clawos_channels::telegram::{api::probe, TelegramSettings};
+    use clawos_kernel::config::settings_as;
+    let mut problems = 0;
+    for (name, c) in config.channels.iter().filter(|(_, c)| c.kind == "telegram") {
+        let Ok(s) = settings_as::<TelegramSettings>(&c.settings) else {
+            continue;
+        };
+        let token = match (&c.secret, &c.secret_name) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(n)) => match clawos_kernel::vault::Vault::open(home.dir()).await {
+                Ok(v) => {
+                    let t = v.get(n).await.ok().flatten();
+                    v.close().await;
+                    t.map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                }
+                Err(_) => None,
+            },
+            (None, None) => None,
+        };
+        let url = s.api_url();
+        match probe(&s, token.as_deref(), std::time::Duration::from_secs(5)).await {
+            Ok(bot) => println!("channel {name} (telegram): reaches {url} as {bot}"),
+            Err(e) => {
+                problems += 1;
+                println!("channel {name} (telegram): cannot reach {url}: {e}");
             }
         }
     }
