@@ -111,6 +111,21 @@ fn ask_matrix<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Optio
     Ok((section, Some(password)))
 }
 
+/// The Discord questions; returns the section and the bot token.
+fn ask_discord<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
+    let api_url = a.ask("REST API base URL", Some("https://discord.com/api/v10"))?;
+    let token =
+        a.secret("the bot token (developer portal, your application, Bot; kept in the vault)")?;
+    let section = format!(
+        "\n[channels.{name}]\nkind = \"discord\"\napi_url = {}\nsecret_name = {}\n\
+         # Who may talk in DMs: \"pairing\" (default), \"allowlist\" or \"open\".\ndm_policy = \"pairing\"\n\
+         # In guild channels: answer when \"mention\"ed (default), \"always\" or \"never\".\ngroup_policy = \"mention\"\n",
+        quoted(&api_url),
+        quoted(name)
+    );
+    Ok((section, Some(token)))
+}
+
 /// The XMPP questions; returns the section and the password.
 fn ask_xmpp<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
     let jid = a.ask("the bot's account (JID, name@example.org)", None)?;
@@ -259,6 +274,7 @@ pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> R
     let (section, password) = match kind.as_str() {
         "irc" => ask_irc(&mut asker, &name)?,
         "matrix" => ask_matrix(&mut asker, &name)?,
+        "discord" => ask_discord(&mut asker, &name)?,
         "xmpp" => ask_xmpp(&mut asker, &name)?,
         "email" => ask_email(&mut asker, &name)?,
         "signal" => ask_signal(&mut asker, &name)?,

@@ -351,6 +351,15 @@ async fn doctor_channels(config: &Config) -> usize {
                 let r = clawos_channels::matrix::api::probe(&s, within).await;
                 (s.homeserver.clone(), r)
             }
+            "discord" => {
+                let Ok(s) = settings_as::<clawos_channels::discord::DiscordSettings>(&c.settings)
+                else {
+                    continue;
+                };
+                let token = c.secret.as_deref();
+                let r = clawos_channels::discord::api::probe(&s, token, within).await;
+                (s.api_url(), r)
+            }
             "xmpp" => {
                 let Ok(s) = settings_as::<clawos_channels::xmpp::XmppSettings>(&c.settings) else {
                     continue;
