@@ -211,6 +211,37 @@ fn ask_telegram<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Opt
     Ok((section, Some(token)))
 }
 
+/// The WhatsApp Cloud API questions; returns the section and the secret
+/// `ACCESS_TOKEN:APP_SECRET`.
+fn ask_whatsapp<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
+    use clawos_channels::whatsapp::settings::DEFAULT_API_URL;
+    let url = a.ask("the Graph API URL", Some(DEFAULT_API_URL))?;
+    let number = a.ask("the phone number id (WhatsApp Manager, API Setup)", None)?;
+    let listen = a.ask("where the webhook listens", Some("127.0.0.1:8444"))?;
+    let verify = a.ask(
+        "the webhook's verify token (as typed in the Meta app)",
+        None,
+    )?;
+    let secret = a.secret(
+        "ACCESS_TOKEN:APP_SECRET (the permanent token, a colon, the app secret; kept in the vault)",
+    )?;
+    let api = if url == DEFAULT_API_URL {
+        String::new()
+    } else {
+        format!("api_url = {}\n", quoted(&url))
+    };
+    let section = format!(
+        "\n[channels.{name}]\nkind = \"whatsapp\"\n{api}phone_number_id = {}\nwebhook_listen = {}\n\
+         verify_token = {}\nsecret_name = {}\n\
+         # Who may write: \"pairing\" (default), \"allowlist\" or \"open\".\ndm_policy = \"pairing\"\n",
+        quoted(&number),
+        quoted(&listen),
+        quoted(&verify),
+        quoted(name)
+    );
+    Ok((section, Some(secret)))
+}
+
 /// The Signal questions; returns the section (signal-cli has no password).
 fn ask_signal<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
     let url = a.ask(
@@ -278,6 +309,7 @@ pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> R
         "xmpp" => ask_xmpp(&mut asker, &name)?,
         "email" => ask_email(&mut asker, &name)?,
         "signal" => ask_signal(&mut asker, &name)?,
+        "whatsapp" => ask_whatsapp(&mut asker, &name)?,
         "telegram" => ask_telegram(&mut asker, &name)?,
         other => bail!("`clawos channels add` knows irc, matrix, xmpp and email, not `{other}`"),
     };

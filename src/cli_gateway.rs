@@ -290,6 +290,7 @@ pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
             );
             problems += doctor_channels(&c).await;
             problems += doctor_telegram(home, &c).await;
+            problems += doctor_whatsapp(home, &c).await;
             let pi_only = c.agents.values().all(|a| a.kind == "pi");
             if pi_only {
                 println!("agent pi: no LLM provider configured; Pi answers every message with setup instructions. Add a provider under [agents.pi] in clawos.toml.");
@@ -427,6 +428,45 @@ async fn doctor_telegram(home: &Home, config: &Config) -> usize {
             Err(e) => {
                 problems += 1;
                 println!("channel {name} (telegram): cannot reach {url}: {e}");
+            }
+        }
+    }
+    problems
+}
+
+/// The WhatsApp part of `clawos doctor`: each WhatsApp channel's access token (from the
+/// vault secret `ACCESS_TOKEN:APP_SECRET`) checked with `GET /{phone_number_id}`. Returns
+/// the number of problems.
+async fn doctor_whatsapp(home: &Home, config: &Config) -> usize {
+    use clawos_channels::whatsapp::{api::probe, settings::split_secret, WhatsappSettings};
+    use clawos_kernel::config::settings_as;
+    let mut problems = 0;
+    for (name, c) in config.channels.iter().filter(|(_, c)| c.kind == "whatsapp") {
+        let Ok(s) = settings_as::<WhatsappSettings>(&c.settings) else {
+            continue;
+        };
+        let secret = match (&c.secret, &c.secret_name) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(n)) => match clawos_kernel::vault::Vault::open(home.dir()).await {
+                Ok(v) => {
+                    let t = v.get(n).await.ok().flatten();
+                    v.close().await;
+                    t.map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                }
+                Err(_) => None,
+            },
+            (None, None) => None,
+        };
+        let url = s.api_url();
+        let probed = match split_secret(secret.as_deref()) {
+            Ok((token, _)) => probe(&s, &token, std::time::Duration::from_secs(5)).await,
+            Err(e) => Err(e),
+        };
+        match probed {
+            Ok(number) => println!("channel {name} (whatsapp): reaches {url} as {number}"),
+            Err(e) => {
+                problems += 1;
+                println!("channel {name} (whatsapp): cannot reach {url}: {e}");
             }
         }
     }
