@@ -273,6 +273,28 @@ fn ask_signal<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Optio
     Ok((section, None))
 }
 
+/// The Slack questions; returns the section and the app's two tokens (`xapp-…:xoxb-…`).
+fn ask_slack<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
+    use clawos_channels::slack::settings::{tokens_of, DEFAULT_API_URL};
+    let url = a.ask("the Web API URL", Some(DEFAULT_API_URL))?;
+    let app = a.secret("the app-level token, xapp-… (Socket Mode; kept in the vault)")?;
+    let bot = a.secret("the bot token, xoxb-… (kept in the vault)")?;
+    let pair = format!("{}:{}", app.trim(), bot.trim());
+    tokens_of(&pair).map_err(|e| anyhow::anyhow!(e))?;
+    let api = if url == DEFAULT_API_URL {
+        String::new()
+    } else {
+        format!("api_url = {}\n", quoted(&url))
+    };
+    let section = format!(
+        "\n[channels.{name}]\nkind = \"slack\"\n{api}secret_name = {}\n\
+         # Who may talk in direct messages: \"pairing\" (default), \"allowlist\" or \"open\".\ndm_policy = \"pairing\"\n\
+         # In channels: answer when \"mention\"ed (default), \"always\" or \"never\".\ngroup_policy = \"mention\"\n",
+        quoted(name)
+    );
+    Ok((section, Some(pair)))
+}
+
 /// A comma-separated answer as a TOML list's items.
 fn list(answer: &str) -> String {
     answer
@@ -311,6 +333,7 @@ pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> R
         "signal" => ask_signal(&mut asker, &name)?,
         "whatsapp" => ask_whatsapp(&mut asker, &name)?,
         "telegram" => ask_telegram(&mut asker, &name)?,
+        "slack" => ask_slack(&mut asker, &name)?,
         other => bail!("`clawos channels add` knows irc, matrix, xmpp and email, not `{other}`"),
     };
     let updated = format!("{}\n{section}", current.trim_end());

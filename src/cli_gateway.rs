@@ -290,6 +290,7 @@ pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
             );
             problems += doctor_channels(&c).await;
             problems += doctor_telegram(home, &c).await;
+            problems += doctor_slack(home, &c).await;
             problems += doctor_whatsapp(home, &c).await;
             let pi_only = c.agents.values().all(|a| a.kind == "pi");
             if pi_only {
@@ -467,6 +468,40 @@ async fn doctor_whatsapp(home: &Home, config: &Config) -> usize {
             Err(e) => {
                 problems += 1;
                 println!("channel {name} (whatsapp): cannot reach {url}: {e}");
+            }
+        }
+    }
+    problems
+}
+
+/// The Slack part of `clawos doctor`: each Slack channel's bot token (from the vault)
+/// checked with `auth.test`. Returns the number of problems.
+async fn doctor_slack(home: &Home, config: &Config) -> usize {
+    use clawos_channels::slack::{api::probe, SlackSettings};
+    use clawos_kernel::config::settings_as;
+    let mut problems = 0;
+    for (name, c) in config.channels.iter().filter(|(_, c)| c.kind == "slack") {
+        let Ok(s) = settings_as::<SlackSettings>(&c.settings) else {
+            continue;
+        };
+        let secret = match (&c.secret, &c.secret_name) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(n)) => match clawos_kernel::vault::Vault::open(home.dir()).await {
+                Ok(v) => {
+                    let t = v.get(n).await.ok().flatten();
+                    v.close().await;
+                    t.map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                }
+                Err(_) => None,
+            },
+            (None, None) => None,
+        };
+        let url = s.api_url();
+        match probe(&s, secret.as_deref(), std::time::Duration::from_secs(5)).await {
+            Ok(bot) => println!("channel {name} (slack): reaches {url} as {bot}"),
+            Err(e) => {
+                problems += 1;
+                println!("channel {name} (slack): cannot reach {url}: {e}");
             }
         }
     }
