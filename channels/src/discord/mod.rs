@@ -199,7 +199,15 @@ impl Adapter for DiscordAdapter {
             };
         cursor.save(&serde_json::to_string(&session).unwrap_or_default())?;
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(gateway::pump(ws, interval, session.seq, tx));
+        // Heartbeats carry the last sequence received, replayed ones included.
+        let last = replayed
+            .iter()
+            .filter_map(|e| match e {
+                Event::Dispatch(seq, _, _) => Some(*seq),
+                Event::Failed(..) => None,
+            })
+            .fold(session.seq, u64::max);
+        tokio::spawn(gateway::pump(ws, interval, last, tx));
         let dm_cursor = Cursor::from_env("dm_channels");
         let dms = dm_cursor
             .load()

@@ -20,6 +20,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -132,7 +133,7 @@ class Conn:
             try:
                 self.wfile.write(head + payload)
                 self.wfile.flush()
-            except OSError:
+            except (OSError, ValueError):   # reset, or the handler's file already closed
                 self.closed = True
 
     def send(self, obj):
@@ -400,6 +401,7 @@ class Handler(BaseHTTPRequestHandler):
             return rest(self, method, parts[2:])
         except Exception as e:  # a bug in the stand-in must show, not hang the client
             sys.stderr.write(f"stand-in error: {e!r}\n")
+            traceback.print_exc()
             return error(self, 500, 0, "500: Internal Server Error")
 
     def upgrade(self, query):
