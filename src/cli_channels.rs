@@ -295,6 +295,27 @@ fn ask_slack<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option
     Ok((section, Some(pair)))
 }
 
+/// The iMessage (BlueBubbles) questions; returns the section and the server password.
+fn ask_imessage<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
+    let url = a.ask("the BlueBubbles server's URL (http://HOST:1234)", None)?;
+    let bot_name = a.ask("a name that addresses the bot in groups", Some("clawbot"))?;
+    let private = a.ask(
+        "does the server have the Private API (threaded replies)? (yes/no)",
+        Some("no"),
+    )?;
+    let private = matches!(private.to_lowercase().as_str(), "yes" | "y" | "true");
+    let password = a.secret("the BlueBubbles server password (kept in the vault)")?;
+    let section = format!(
+        "\n[channels.{name}]\nkind = \"imessage\"\nurl = {}\nname = {}\nprivate_api = {private}\nsecret_name = {}\n\
+         # Who may talk in direct chats: \"pairing\" (default), \"allowlist\" or \"open\".\ndm_policy = \"pairing\"\n\
+         # In group chats: answer when \"mention\"ed (default), \"always\" or \"never\".\ngroup_policy = \"mention\"\n",
+        quoted(&url),
+        quoted(&bot_name),
+        quoted(name)
+    );
+    Ok((section, Some(password)))
+}
+
 /// A comma-separated answer as a TOML list's items.
 fn list(answer: &str) -> String {
     answer
@@ -331,6 +352,7 @@ pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> R
         "xmpp" => ask_xmpp(&mut asker, &name)?,
         "email" => ask_email(&mut asker, &name)?,
         "signal" => ask_signal(&mut asker, &name)?,
+        "imessage" => ask_imessage(&mut asker, &name)?,
         "whatsapp" => ask_whatsapp(&mut asker, &name)?,
         "telegram" => ask_telegram(&mut asker, &name)?,
         "slack" => ask_slack(&mut asker, &name)?,

@@ -289,6 +289,7 @@ pub async fn doctor(home: &Home, durability: Durability) -> Result<()> {
                 c.channels.len()
             );
             problems += doctor_channels(&c).await;
+            problems += doctor_imessage(home, &c).await;
             problems += doctor_telegram(home, &c).await;
             problems += doctor_slack(home, &c).await;
             problems += doctor_whatsapp(home, &c).await;
@@ -502,6 +503,39 @@ async fn doctor_slack(home: &Home, config: &Config) -> usize {
             Err(e) => {
                 problems += 1;
                 println!("channel {name} (slack): cannot reach {url}: {e}");
+            }
+        }
+    }
+    problems
+}
+
+/// The iMessage part of `clawos doctor`: each BlueBubbles server pinged with its password
+/// (from the vault). Returns the number of problems.
+async fn doctor_imessage(home: &Home, config: &Config) -> usize {
+    use clawos_channels::imessage::{api::probe, ImessageSettings};
+    use clawos_kernel::config::settings_as;
+    let mut problems = 0;
+    for (name, c) in config.channels.iter().filter(|(_, c)| c.kind == "imessage") {
+        let Ok(s) = settings_as::<ImessageSettings>(&c.settings) else {
+            continue;
+        };
+        let password = match (&c.secret, &c.secret_name) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(n)) => match clawos_kernel::vault::Vault::open(home.dir()).await {
+                Ok(v) => {
+                    let p = v.get(n).await.ok().flatten();
+                    v.close().await;
+                    p.map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                }
+                Err(_) => None,
+            },
+            (None, None) => None,
+        };
+        match probe(&s, password.as_deref(), std::time::Duration::from_secs(5)).await {
+            Ok(()) => println!("channel {name} (imessage): reaches {}", s.url),
+            Err(e) => {
+                problems += 1;
+                println!("channel {name} (imessage): cannot reach {}: {e}", s.url);
             }
         }
     }
