@@ -30,6 +30,7 @@ fail_next = {}       # route -> [(status, message)]
 broken_next = []     # raw bodies to answer the next message/query with
 last_poll = [0.0]
 last_ts = [0]
+DELIVERY_LATENCY = 0.3   # seconds before the person sees what the bot sent
 
 
 def save():
@@ -110,7 +111,7 @@ def add_message(frm, chat, text, from_me=False, attachments=(), **extra):
     with lock:
         m = {"rowid": len(state["messages"]) + 1, "guid": str(uuid.uuid4()).upper(),
              "from": frm, "chat": chat, "text": text, "ts": now_ms(), "fromMe": from_me,
-             "attachments": list(attachments)}
+             "attachments": list(attachments), "at": time.time()}
         m.update(extra)
         state["messages"].append(m)
         save()
@@ -348,9 +349,13 @@ def control(what, c, qs):
     if what == "sent":
         with lock:
             out = []
+            # A message reaches the person's phone a moment after the server answered.
+            seen = time.time() - DELIVERY_LATENCY
             for m in state["messages"]:
                 if not m["fromMe"]:
                     continue
+                if m.get("at", 0) > seen:
+                    break
                 files = []
                 for a in m.get("attachments", []):
                     with open(os.path.join(ATTACH, a), "rb") as f:
