@@ -338,12 +338,20 @@ async fn files<P: Person>(gw: &Harness, person: &mut P, bot: &str) {
         "the image that came back has the same bytes"
     );
     let log = gw
-        .wait_log("the image in the log both ways", WITHIN, |log| {
-            log.iter().any(|e| {
-                matches!(&e.payload, EventPayload::MessageSent(s)
-                if s.attachments.iter().any(|a| a.blake3.as_deref() == Some(hash.as_str())))
-            })
-        })
+        .wait_log(
+            "the image in the log both ways, its delivery acked",
+            WITHIN,
+            |log| {
+                // Acked too: the next step freezes the process, and a delivery not yet acked
+                // would (rightly) be sent again after the restart.
+                log.iter().any(|e| {
+                    matches!(&e.payload, EventPayload::MessageSent(s)
+                if s.attachments.iter().any(|a| a.blake3.as_deref() == Some(hash.as_str()))
+                    && log.iter().any(|a| matches!(&a.payload,
+                        EventPayload::DeliveryAcked(d) if d.delivery_id == s.delivery_id)))
+                })
+            },
+        )
         .await;
     let inbound = log.iter().find_map(|e| match &e.payload {
         EventPayload::MessageReceived(m) if !m.attachments.is_empty() => Some(m),
