@@ -6,6 +6,7 @@ mod cli_approvals;
 mod cli_channels;
 mod cli_chat;
 mod cli_cron;
+mod cli_doctor;
 mod cli_gateway;
 mod cli_log;
 mod cli_media;
