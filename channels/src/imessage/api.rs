@@ -268,16 +268,7 @@ impl Api {
                 "attachment/download",
             )
             .await?;
-        let mut out = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| link("download", e))? {
-            if out.len() as u64 + chunk.len() as u64 > cap {
-                return Err(AdapterError::Refused(format!(
-                    "attachment {guid}: larger than the {cap}-byte cap"
-                )));
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out)
+        crate::platform::http::read_capped(&mut resp, &format!("attachment {guid}"), cap).await
     }
 }
 

@@ -407,15 +407,6 @@ impl Api {
                 resp.status()
             )));
         }
-        let mut out = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| link("download", e))? {
-            if out.len() as u64 + chunk.len() as u64 > cap {
-                return Err(AdapterError::Refused(format!(
-                    "download {mxc}: larger than the {cap}-byte cap"
-                )));
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out)
+        crate::platform::http::read_capped(&mut resp, &format!("download {mxc}"), cap).await
     }
 }

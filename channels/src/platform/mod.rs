@@ -10,6 +10,7 @@
 
 pub mod cursor;
 pub mod format;
+pub mod http;
 pub mod pace;
 pub mod runner;
 pub mod split;

@@ -207,16 +207,7 @@ impl Api {
                 resp.status()
             )));
         }
-        let mut out = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| link("media download", e))? {
-            if out.len() as u64 + chunk.len() as u64 > cap {
-                return Err(AdapterError::Refused(format!(
-                    "media download: larger than the {cap}-byte cap"
-                )));
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out)
+        crate::platform::http::read_capped(&mut resp, "media download", cap).await
     }
 }
 
