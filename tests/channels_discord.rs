@@ -106,6 +106,13 @@ async fn particular(peer: &DiscordPeer) {
     let new: Vec<&String> = heard.iter().filter(|t| !t.starts_with("* ")).collect();
     assert_eq!(new.len(), 1, "one message, then edits: {heard:#?}");
     assert!(heard.len() >= 3, "the reply grows by edits: {heard:#?}");
+    let typing = peer.control("GET", "stats", Value::Null).await["typing"].clone();
+    assert!(
+        typing
+            .as_array()
+            .is_some_and(|t| t.contains(&Value::from(carol.dm.clone()))),
+        "the bot typed in carol's DM before its reply: {typing}"
+    );
     assert!(
         heard.last().is_some_and(|t| t.contains(words)),
         "{heard:#?}"

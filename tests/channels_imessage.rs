@@ -85,6 +85,15 @@ async fn awkward_messages(peer: &ImessagePeer) {
     dan.say_with(None, "", json!({"itemType": 2})).await;
     dan.say_with(None, "", json!({})).await;
     round_trip(&mut dan, "after the tapbacks").await;
+    // A reply that takes a while: the bot is shown typing in dan's chat first.
+    round_trip(&mut dan, "slowly: one two three").await;
+    let typing = peer.standin.control("typing", json!({})).await;
+    assert!(
+        typing.as_array().is_some_and(|t| t
+            .iter()
+            .any(|g| g.as_str() == Some(&format!("iMessage;-;{}", dan.number)))),
+        "typing shown in dan's chat: {typing}"
+    );
     let log = gw.log().await;
     let received = log
         .iter()
@@ -92,7 +101,7 @@ async fn awkward_messages(peer: &ImessagePeer) {
         .count();
     assert_eq!(
         received,
-        2,
+        3,
         "only the messages are logged:\n{}",
         summary(&log)
     );

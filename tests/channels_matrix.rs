@@ -182,6 +182,10 @@ async fn invites_by_policy(peer: &MatrixPeer) {
     );
     assert!(edits >= 2, "the reply grows by edits: {heard:#?}");
     assert!(
+        carol.saw_bot_typing,
+        "the bot was shown typing before its first words"
+    );
+    assert!(
         heard.last().is_some_and(|t| t.contains(words)),
         "the last edit is the whole reply: {heard:#?}"
     );

@@ -74,6 +74,15 @@ async fn awkward_payloads(peer: &SignalPeer) {
 
     carol.control_noise().await;
     round_trip(&mut carol, "after the noise").await;
+    // A reply that takes a while: the daemon is asked to show the bot typing first.
+    round_trip(&mut carol, "slowly: one two three").await;
+    let typing = peer.standin.control("typing", json!({})).await["typing"].clone();
+    assert!(
+        typing
+            .as_array()
+            .is_some_and(|t| t.iter().any(|x| x["recipient"] == json!([carol.number]))),
+        "sendTyping to carol before the slow reply: {typing}"
+    );
     let log = gw.log().await;
     assert_eq!(
         link_ups(&log, name),
@@ -87,8 +96,8 @@ async fn awkward_payloads(peer: &SignalPeer) {
         .count();
     assert_eq!(
         received,
-        1,
-        "only the message is logged:\n{}",
+        2,
+        "only the messages are logged:\n{}",
         summary(&log)
     );
 

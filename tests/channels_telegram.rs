@@ -120,6 +120,14 @@ async fn particulars(peer: &TelegramPeer) {
         "it grew by edits: {:#?}",
         carol.edits
     );
+    // Before the first words, the bot was shown typing in carol's chat.
+    let actions = peer.api.control("stats", json!({})).await["actions"].clone();
+    assert!(
+        actions.as_array().is_some_and(|a| a
+            .iter()
+            .any(|x| x["chat_id"] == json!(carol.id) && x["action"] == "typing")),
+        "a typing action in carol's chat: {actions}"
+    );
 
     // In a group: a reply to the bot's message addresses it without a mention.
     carol.join(conformance::GROUP, "").await;

@@ -17,7 +17,8 @@ pub const SLOW_WORD: std::time::Duration = std::time::Duration::from_millis(300)
 /// TEXT N times, for replies longer than a service lets a person send. Records nothing
 /// and calls no model. Files that came with the message go back with the reply, so a
 /// channel's attachments can be tested both ways. `slowly: TEXT` streams the reply a word
-/// at a time ([`TurnRecorder::delta`], [`SLOW_WORD`] apart), as a model's reply streams.
+/// at a time ([`TurnRecorder::delta`], each after a [`SLOW_WORD`] pause), as a model's reply
+/// streams.
 pub struct EchoAgent {
     name: String,
 }
@@ -45,10 +46,10 @@ impl Agent for EchoAgent {
             input.history.len()
         );
         if input.message.starts_with("slowly: ") {
-            for (i, word) in reply.split_inclusive(' ').enumerate() {
-                if i > 0 {
-                    tokio::time::sleep(SLOW_WORD).await;
-                }
+            // A pause before the first word too, as a model thinks before it writes:
+            // channels show the bot typing meanwhile.
+            for word in reply.split_inclusive(' ') {
+                tokio::time::sleep(SLOW_WORD).await;
                 recorder.delta(word);
             }
         }

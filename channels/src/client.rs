@@ -63,6 +63,15 @@ pub enum Incoming {
         /// The reply so far.
         text: String,
     },
+    /// The agent began answering `in_reply_to` (show a typing indicator).
+    Typing {
+        /// External id of the inbound message it answers.
+        in_reply_to: String,
+        /// Recipient address.
+        to: String,
+        /// Chat or group, `None` for a direct message.
+        chat: Option<String>,
+    },
 }
 
 /// What the kernel said about an inbound message.
@@ -266,6 +275,9 @@ async fn session(
                     Ok(KernelFrame::Partial { in_reply_to, to, chat, text }) => {
                         // Best effort: a slow adapter skips a step, never blocks the bus.
                         let _ = deliveries.try_send(Incoming::Partial { in_reply_to, to, chat, text });
+                    }
+                    Ok(KernelFrame::Typing { in_reply_to, to, chat }) => {
+                        let _ = deliveries.try_send(Incoming::Typing { in_reply_to, to, chat });
                     }
                     Ok(KernelFrame::Error { code: ErrorCode::Unauthorized, message }) => {
                         return Err(ChannelError::Refused { code: ErrorCode::Unauthorized, message });

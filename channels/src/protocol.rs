@@ -170,6 +170,16 @@ pub enum KernelFrame {
         /// The reply so far.
         text: String,
     },
+    /// The agent began answering `in_reply_to`: channels that can show a typing
+    /// indicator show it until the reply comes.
+    Typing {
+        /// External id of the inbound message it answers.
+        in_reply_to: String,
+        /// Recipient address.
+        to: String,
+        /// Chat or group, `None` for a direct message.
+        chat: Option<String>,
+    },
 }
 
 /// A frame that could not be decoded.

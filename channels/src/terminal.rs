@@ -47,6 +47,8 @@ fn show(
             let _ = out.flush();
             None
         }
+        // A terminal shows the reply as it grows; no indicator before it.
+        Incoming::Typing { .. } => None,
         Incoming::Deliver(d) => {
             let streamed = d
                 .in_reply_to

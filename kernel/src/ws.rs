@@ -276,7 +276,7 @@ async fn chat_send(
                 e = sub.next() => e,
                 d = deltas.recv() => {
                     if let Ok(d) = d {
-                        if d.trigger_seq == seq {
+                        if d.trigger_seq == seq && !d.text.is_empty() {
                             let _ = out
                                 .send(json!({"type": "event", "event": "chat",
                                     "payload": {"runId": run, "sessionKey": key, "state": "delta",

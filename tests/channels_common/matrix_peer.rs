@@ -193,6 +193,8 @@ pub struct MatrixPerson {
     groups: HashMap<String, String>,
     direct: Option<String>,
     heard: VecDeque<Heard>,
+    /// The bot was seen typing (an `m.typing` event naming it) in some room.
+    pub saw_bot_typing: bool,
 }
 
 impl MatrixPerson {
@@ -222,6 +224,7 @@ impl MatrixPerson {
             groups: HashMap::new(),
             direct: None,
             heard: VecDeque::new(),
+            saw_bot_typing: false,
         };
         let v = p
             .call(
@@ -328,6 +331,14 @@ impl MatrixPerson {
         let bot_id = format!("@{bot}:{SERVER}");
         let rooms = v["rooms"]["join"].as_object().cloned().unwrap_or_default();
         for (room, joined) in rooms {
+            let typing = joined["ephemeral"]["events"]
+                .as_array()
+                .into_iter()
+                .flatten();
+            for e in typing.filter(|e| e["type"] == "m.typing") {
+                let mut users = e["content"]["user_ids"].as_array().into_iter().flatten();
+                self.saw_bot_typing |= users.any(|u| u == bot_id.as_str());
+            }
             for e in joined["timeline"]["events"]
                 .as_array()
                 .into_iter()

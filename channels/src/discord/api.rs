@@ -237,6 +237,19 @@ impl Api {
             .ok_or_else(|| AdapterError::Protocol("the sent message has no id".into()))
     }
 
+    /// Show the bot typing in a channel for the next 10 seconds
+    /// (`POST /channels/{id}/typing`).
+    pub async fn typing(&self, channel: &str) -> Result<(), AdapterError> {
+        self.call(
+            Method::POST,
+            &format!("/channels/{channel}/typing"),
+            Body::None,
+            "show typing",
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Replace the text of a message the bot sent.
     pub async fn edit(&self, channel: &str, id: &str, text: &str) -> Result<(), AdapterError> {
         self.call(

@@ -89,25 +89,31 @@ pub struct DiscordOutbox {
 impl DiscordOutbox {
     /// The channel a message goes to: its chat, or the DM channel with its recipient
     /// (opened when not known yet).
-    async fn channel_for(&self, message: &Outgoing) -> Result<String, AdapterError> {
-        if let Some(chat) = &message.chat {
-            return Ok(chat.clone());
+    async fn channel_for(&self, to: &str, chat: Option<&str>) -> Result<String, AdapterError> {
+        if let Some(chat) = chat {
+            return Ok(chat.to_string());
         }
-        if let Some(c) = self.shared.dm_of(&message.to) {
+        if let Some(c) = self.shared.dm_of(to) {
             return Ok(c);
         }
-        let user = user_of(&message.to).ok_or_else(|| {
-            AdapterError::Refused(format!("`{}` is not a Discord address", message.to))
-        })?;
+        let user = user_of(to)
+            .ok_or_else(|| AdapterError::Refused(format!("`{to}` is not a Discord address")))?;
         let channel = self.shared.api.open_dm(user).await?;
-        self.shared.remember_dm(&message.to, &channel);
+        self.shared.remember_dm(to, &channel);
         Ok(channel)
     }
 }
 
 impl Outbox for DiscordOutbox {
+    async fn typing(&self, to: &str, chat: Option<&str>, _: &str) -> Result<(), AdapterError> {
+        let channel = self.channel_for(to, chat).await?;
+        self.shared.api.typing(&channel).await
+    }
+
     async fn send(&self, message: &Outgoing) -> Result<Option<String>, AdapterError> {
-        let channel = self.channel_for(message).await?;
+        let channel = self
+            .channel_for(&message.to, message.chat.as_deref())
+            .await?;
         let mut payload = json!({"content": message.text, "allowed_mentions": {"parse": []}});
         if let Some(id) = message
             .in_reply_to
@@ -133,7 +139,9 @@ impl Outbox for DiscordOutbox {
     }
 
     async fn edit(&self, message_id: &str, message: &Outgoing) -> Result<(), AdapterError> {
-        let channel = self.channel_for(message).await?;
+        let channel = self
+            .channel_for(&message.to, message.chat.as_deref())
+            .await?;
         self.shared
             .api
             .edit(&channel, message_id, &message.text)
@@ -149,6 +157,7 @@ impl Adapter for DiscordAdapter {
             threads: true,
             edits: true,
             edit_interval: Duration::from_millis(1200),
+            typing: true,
             attachments_in: true,
             attachments_out: true,
             ..Capabilities::text(

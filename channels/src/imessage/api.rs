@@ -207,6 +207,18 @@ impl Api {
         Ok(v["guid"].as_str().map(String::from))
     }
 
+    /// Show the bot typing in `chat` (`POST /api/v1/chat/{guid}/typing`, Private API).
+    pub async fn typing(&self, chat: &str) -> Result<(), AdapterError> {
+        self.call(
+            Method::POST,
+            &["api", "v1", "chat", chat, "typing"],
+            None,
+            "chat/typing",
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Send a file (multipart `attachment`); the new message's GUID, if given.
     pub async fn send_attachment(
         &self,

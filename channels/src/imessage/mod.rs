@@ -85,14 +85,23 @@ pub struct ImessageOutbox {
     sent: Arc<Sent>,
 }
 
+/// The chat GUID a message goes to: its chat, or the direct chat with its recipient.
+fn chat_of(to: &str, chat: Option<&str>) -> Result<String, AdapterError> {
+    match chat {
+        Some(c) => Ok(c.to_string()),
+        None => Ok(direct_chat(&handle_of(to).ok_or_else(|| {
+            AdapterError::Refused(format!("`{to}` is not an iMessage address"))
+        })?)),
+    }
+}
+
 impl Outbox for ImessageOutbox {
+    async fn typing(&self, to: &str, chat: Option<&str>, _: &str) -> Result<(), AdapterError> {
+        self.api.typing(&chat_of(to, chat)?).await
+    }
+
     async fn send(&self, message: &Outgoing) -> Result<Option<String>, AdapterError> {
-        let chat = match &message.chat {
-            Some(c) => c.clone(),
-            None => direct_chat(&handle_of(&message.to).ok_or_else(|| {
-                AdapterError::Refused(format!("`{}` is not an iMessage address", message.to))
-            })?),
-        };
+        let chat = chat_of(&message.to, message.chat.as_deref())?;
         let guid = match &message.file {
             Some(file) => {
                 let bytes = file.read()?;
@@ -125,6 +134,8 @@ impl Adapter for ImessageAdapter {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             threads: self.settings.private_api,
+            // The typing indicator needs the Private API too.
+            typing: self.settings.private_api,
             attachments_in: true,
             attachments_out: true,
             ..Capabilities::text(

@@ -341,6 +341,26 @@ impl Api {
         Ok(v["event_id"].as_str().unwrap_or_default().to_string())
     }
 
+    /// Show `user` (the bot) typing in `room` for `timeout`.
+    pub async fn typing(
+        &self,
+        room: &str,
+        user: &str,
+        timeout: Duration,
+    ) -> Result<(), AdapterError> {
+        let body = serde_json::json!({"typing": true, "timeout": timeout.as_millis() as u64});
+        self.request(
+            Method::PUT,
+            &["_matrix", "client", "v3", "rooms", room, "typing", user],
+            &[],
+            Some(Body::Json(body)),
+            Duration::from_secs(30),
+            "typing",
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Create a direct chat with `user`; the room id.
     pub async fn create_direct(&self, user: &str) -> Result<String, AdapterError> {
         let body = json!({"is_direct": true, "invite": [user], "preset": "trusted_private_chat"});

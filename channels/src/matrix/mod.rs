@@ -147,18 +147,17 @@ pub struct MatrixOutbox {
 impl MatrixOutbox {
     /// The room a message goes to: its chat, or the direct chat with its recipient
     /// (created when there is none yet).
-    async fn room_for(&self, message: &Outgoing) -> Result<String, AdapterError> {
-        if let Some(room) = &message.chat {
-            return Ok(room.clone());
+    async fn room_for(&self, to: &str, chat: Option<&str>) -> Result<String, AdapterError> {
+        if let Some(room) = chat {
+            return Ok(room.to_string());
         }
-        if let Some(room) = self.shared.direct_room(&message.to) {
+        if let Some(room) = self.shared.direct_room(to) {
             return Ok(room);
         }
-        let user = user_of(&message.to).ok_or_else(|| {
-            AdapterError::Refused(format!("`{}` is not a Matrix address", message.to))
-        })?;
+        let user = user_of(to)
+            .ok_or_else(|| AdapterError::Refused(format!("`{to}` is not a Matrix address")))?;
         let room = self.shared.api.create_direct(&user).await?;
-        self.shared.remember_direct(&message.to, &room);
+        self.shared.remember_direct(to, &room);
         Ok(room)
     }
 }
@@ -174,8 +173,16 @@ fn text_content(markdown: &str) -> Value {
 }
 
 impl Outbox for MatrixOutbox {
+    async fn typing(&self, to: &str, chat: Option<&str>, _: &str) -> Result<(), AdapterError> {
+        let room = self.room_for(to, chat).await?;
+        // Lapses by itself a little after the platform's next renewal.
+        let lasts = crate::platform::typing::REFRESH * 2;
+        let api = &self.shared.api;
+        api.typing(&room, &self.shared.user_id, lasts).await
+    }
+
     async fn edit(&self, message_id: &str, message: &Outgoing) -> Result<(), AdapterError> {
-        let room = self.room_for(message).await?;
+        let room = self.room_for(&message.to, message.chat.as_deref()).await?;
         let new = text_content(&message.text);
         let mut content = json!({
             "msgtype": "m.text",
@@ -199,7 +206,7 @@ impl Outbox for MatrixOutbox {
     }
 
     async fn send(&self, message: &Outgoing) -> Result<Option<String>, AdapterError> {
-        let room = self.room_for(message).await?;
+        let room = self.room_for(&message.to, message.chat.as_deref()).await?;
         let mut content = match &message.file {
             Some(file) => {
                 let bytes = file.read()?;
@@ -250,6 +257,7 @@ impl Adapter for MatrixAdapter {
             threads: true,
             edits: true,
             edit_interval: Duration::from_millis(1500),
+            typing: true,
             attachments_in: true,
             attachments_out: true,
             ..Capabilities::text(

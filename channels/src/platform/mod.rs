@@ -16,6 +16,7 @@ pub mod runner;
 pub mod split;
 pub mod stream;
 pub mod tls;
+pub mod typing;
 
 use std::future::Future;
 use std::time::Duration;
@@ -223,6 +224,19 @@ pub trait Outbox: Send + Sync + 'static {
             ))
         }
     }
+
+    /// Show that the bot is typing to `to` (or in `chat`) while it answers the message
+    /// `answering` (the service's id for it), for services that declare
+    /// [`Capabilities::typing`]. Best effort: an error is logged, never retried.
+    fn typing(
+        &self,
+        to: &str,
+        chat: Option<&str>,
+        answering: &str,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        let _ = (to, chat, answering);
+        async { Ok(()) }
+    }
 }
 
 /// A channel adapter: one outside service.
@@ -238,4 +252,11 @@ pub trait Adapter: Send + 'static {
     fn connect(
         &mut self,
     ) -> impl Future<Output = Result<(Self::Outbox, InboundStream), AdapterError>> + Send;
+
+    /// After an error that needs a person ([`AdapterError::needs_a_person`]), resolves
+    /// once what they had to do may be done (a phone linked, a file written), so the
+    /// platform tries again at once rather than after the long wait. Default: never.
+    fn retry_hint(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }

@@ -13,7 +13,7 @@
 //!   password) is retried slowly rather than in a loop.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::OptionFuture;
 use futures::StreamExt;
@@ -22,6 +22,7 @@ use super::format::render;
 use super::pace::{reconnect_delays, Pacer, NEEDS_A_PERSON_DELAY};
 use super::split::split;
 use super::stream::Growing;
+use super::typing::{Place, Typing};
 use super::{Adapter, AdapterError, Capabilities, Outbox, Outgoing, OutgoingFile, TextFormat};
 use crate::client::{connect, BusHandle, ChannelIdentity, Incoming};
 use crate::media::MediaStore;
@@ -174,9 +175,12 @@ pub async fn run<A: Adapter>(
         // Deliveries keep arriving while the link is down; queue them.
         let wait = tokio::time::sleep(delay);
         tokio::pin!(wait);
+        let hint = adapter.retry_hint();
+        tokio::pin!(hint);
         loop {
             tokio::select! {
                 _ = &mut wait => break,
+                _ = &mut hint, if down.needs_a_person() => break,
                 d = incoming.recv() => match d {
                     // A reply cannot grow while the link is down; it arrives whole.
                     Some(Incoming::Partial { .. }) => {}
@@ -239,12 +243,16 @@ struct Shape {
 struct Work {
     backlog: VecDeque<Sending>,
     growing: Growing,
+    typing: Typing,
 }
 
 impl Work {
     fn take(&mut self, incoming: Incoming, shape: &Shape) {
         match incoming {
             Incoming::Deliver(d) => {
+                if let Some(k) = d.in_reply_to.as_deref() {
+                    self.typing.stop(k);
+                }
                 let edit_first = d
                     .in_reply_to
                     .as_deref()
@@ -256,8 +264,21 @@ impl Work {
                 to,
                 chat,
                 text,
-            } if shape.caps.edits => self.growing.update(in_reply_to, to, chat, text),
+            } if shape.caps.edits => {
+                // The reply shows as it grows: that is better than an indicator.
+                self.typing.stop(&in_reply_to);
+                self.growing.update(in_reply_to, to, chat, text)
+            }
             Incoming::Partial { .. } => {}
+            Incoming::Typing {
+                in_reply_to,
+                to,
+                chat,
+            } if shape.caps.typing => {
+                self.typing
+                    .start(in_reply_to, Place { to, chat }, Instant::now())
+            }
+            Incoming::Typing { .. } => {}
         }
     }
 }
@@ -326,6 +347,7 @@ async fn serve<O: Outbox>(
         }
         let idle = work.backlog.is_empty();
         let due = work.growing.next_due(shape.caps.edit_interval);
+        let typing = work.typing.next_due();
         tokio::select! {
             biased;
             ack = OptionFuture::from(committing.as_mut()), if committing.is_some() => {
@@ -351,6 +373,16 @@ async fn serve<O: Outbox>(
                 if let Some((key, _)) = due {
                     if let Err(e) = show_growing(shape, outbox, &mut work.growing, &key).await {
                         return Served::LinkDown(e);
+                    }
+                }
+            }
+            // A typing indicator is due (first shown, or renewed).
+            _ = sleep_until(typing.as_ref().map(|(_, at)| *at)), if typing.is_some() && idle => {
+                if let Some((key, _)) = typing {
+                    if let Some(place) = work.typing.sending(&key, Instant::now()) {
+                        if let Err(e) = outbox.typing(&place.to, place.chat.as_deref(), &key).await {
+                            tracing::debug!(error = %e, "a typing indicator was not shown");
+                        }
                     }
                 }
             }

@@ -145,6 +145,19 @@ impl Outbox for SignalOutbox {
         let v = result?;
         Ok(v["timestamp"].as_i64().map(|t| t.to_string()))
     }
+
+    async fn typing(&self, to: &str, chat: Option<&str>, _: &str) -> Result<(), AdapterError> {
+        let params = match chat {
+            Some(group) => json!({"groupId": group}),
+            None => {
+                let to = recipient_of(to).ok_or_else(|| {
+                    AdapterError::Refused(format!("`{to}` is not a Signal address"))
+                })?;
+                json!({"recipient": [to]})
+            }
+        };
+        self.api.call("sendTyping", params).await.map(|_| ())
+    }
 }
 
 impl Adapter for SignalAdapter {
@@ -153,6 +166,7 @@ impl Adapter for SignalAdapter {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             threads: true,
+            typing: true,
             attachments_in: true,
             attachments_out: true,
             ..Capabilities::text(

@@ -66,14 +66,13 @@ pub struct TelegramOutbox {
 
 /// The chat a message goes to: its group, or the private chat with its recipient (whose
 /// id is the user's).
-fn chat_of(message: &Outgoing) -> Result<i64, AdapterError> {
-    match &message.chat {
+fn chat_of(to: &str, chat: Option<&str>) -> Result<i64, AdapterError> {
+    match chat {
         Some(c) => c
             .parse()
             .map_err(|_| AdapterError::Refused(format!("`{c}` is not a Telegram chat id"))),
-        None => user_of(&message.to).ok_or_else(|| {
-            AdapterError::Refused(format!("`{}` is not a Telegram address", message.to))
-        }),
+        None => user_of(to)
+            .ok_or_else(|| AdapterError::Refused(format!("`{to}` is not a Telegram address"))),
     }
 }
 
@@ -89,7 +88,7 @@ fn cannot_parse(e: &AdapterError) -> bool {
 
 impl Outbox for TelegramOutbox {
     async fn send(&self, message: &Outgoing) -> Result<Option<String>, AdapterError> {
-        let chat = chat_of(message)?;
+        let chat = chat_of(&message.to, message.chat.as_deref())?;
         let reply = message
             .in_reply_to
             .as_deref()
@@ -147,6 +146,16 @@ impl Outbox for TelegramOutbox {
         Ok(sent["message_id"].as_i64().map(|m| format!("{chat}/{m}")))
     }
 
+    async fn typing(&self, to: &str, chat: Option<&str>, _: &str) -> Result<(), AdapterError> {
+        let chat = chat_of(to, chat)?;
+        let body = json!({"chat_id": chat, "action": "typing"});
+        self.bot
+            .api
+            .call("sendChatAction", Some(Body::Json(body)))
+            .await
+            .map(|_| ())
+    }
+
     async fn edit(&self, message_id: &str, message: &Outgoing) -> Result<(), AdapterError> {
         let (chat, id) = split_id(message_id).ok_or_else(|| {
             AdapterError::Refused(format!("`{message_id}` is not a Telegram message id"))
@@ -184,6 +193,7 @@ impl Adapter for TelegramAdapter {
             threads: true,
             edits: true,
             edit_interval: Duration::from_secs(1),
+            typing: true,
             attachments_in: true,
             attachments_out: true,
             ..Capabilities::text(

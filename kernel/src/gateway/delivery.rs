@@ -147,7 +147,13 @@ impl Gateway {
                 e = sub.next() => e?,
                 d = deltas.recv() => {
                     if let Ok(d) = d {
-                        if d.channel == channel && !d.reply_key.is_empty() {
+                        if d.channel == channel && !d.reply_key.is_empty() && d.text.is_empty() {
+                            let _ = out.try_send(KernelFrame::Typing {
+                                in_reply_to: d.reply_key,
+                                to: d.to,
+                                chat: d.chat,
+                            });
+                        } else if d.channel == channel && !d.reply_key.is_empty() {
                             let text = growing.entry(d.reply_key.clone()).or_default();
                             text.push_str(&d.text);
                             let _ = out.try_send(KernelFrame::Partial {

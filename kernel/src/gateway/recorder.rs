@@ -34,7 +34,8 @@ pub struct Delta {
     pub chat: Option<String>,
     /// The turn.
     pub turn: Uuid,
-    /// The fragment.
+    /// The fragment; empty when the turn has just begun (channels then show that the
+    /// agent is typing).
     pub text: String,
 }
 
@@ -314,5 +315,13 @@ impl TurnRecorder for SessionRecorder {
             turn: self.turn,
             text: text.to_string(),
         });
+    }
+}
+
+impl SessionRecorder {
+    /// Tell the channels the turn began, before any fragment: an empty [`Delta`]
+    /// (channels that can show one show a typing indicator).
+    pub(crate) fn turn_began(&self) {
+        TurnRecorder::delta(self, "");
     }
 }

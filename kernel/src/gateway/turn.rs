@@ -164,6 +164,7 @@ impl Gateway {
             reply_to: m.sender.clone(),
             reply_chat: m.chat.clone(),
         };
+        recorder.turn_began();
         let input = TurnInput {
             turn_id: turn,
             session_id: session.to_string(),

@@ -50,7 +50,8 @@ def load_state():
 STATE = load_state()
 SESSIONS = {}   # session_id -> {"seq", "events": [(seq, frame)], "conn", "intents"}
 CONTROL = {"rate_limits": [], "rate_limited": 0, "early_retries": 0, "unauthorized": 0,
-           "identifies": 0, "resumes": 0, "no_ack": False, "limited_at": None}
+           "identifies": 0, "resumes": 0, "no_ack": False, "limited_at": None,
+           "typing": []}
 BOT = {"id": BOT_ID, "username": "clawbot", "discriminator": "0", "global_name": None,
        "avatar": None, "bot": True, "flags": 0}
 
@@ -457,7 +458,8 @@ def rest(h, method, parts):
             return h.reply(200, channel_json(dm_channel(rid)))
     known = {"users/@me": ["GET"], "gateway/bot": ["GET"], "gateway": ["GET"],
              "users/@me/channels": ["POST"], "channels/{id}/messages": ["POST", "GET"],
-             "channels/{id}/messages/{id}": ["PATCH", "GET", "DELETE"]}
+             "channels/{id}/messages/{id}": ["PATCH", "GET", "DELETE"],
+             "channels/{id}/typing": ["POST"]}
     if route not in known:
         return error(h, 404, 0, "404: Not Found")
     if method not in known[route]:
@@ -470,6 +472,14 @@ def rest(h, method, parts):
         return post_message(h, cid)
     if route == "channels/{id}/messages/{id}" and method == "PATCH":
         return patch_message(h, cid, parts[3])
+    if route == "channels/{id}/typing" and method == "POST":
+        # Trigger Typing Indicator: 204 No Content, no body (docs: Resources, Channel).
+        with LOCK:
+            CONTROL["typing"].append(cid)
+        h.send_response(204)
+        h.send_header("content-length", "0")
+        h.end_headers()
+        return None
     return error(h, 405, 0, "405: Method Not Allowed")
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import unquote, parse_qs, urlparse
 
 DIR, PORT, PASSWORD = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ATTACH = os.path.join(DIR, "attachments")
@@ -27,6 +27,7 @@ if os.path.exists(STATE):
     with open(STATE) as f:
         state = json.load(f)
 fail_next = {}       # route -> [(status, message)]
+typing = []          # chat GUIDs the bot showed typing in (Private API), in order
 broken_next = []     # raw bodies to answer the next message/query with
 last_poll = [0.0]
 last_ts = [0]
@@ -297,6 +298,15 @@ class Handler(BaseHTTPRequestHandler):
             if broken is not None:
                 return 200, broken.encode()
             return query(json.loads(raw))
+        if verb in ("POST", "DELETE") and len(parts) == 3 and parts[0] == "chat" \
+                and parts[2] == "typing":
+            # Start or stop the typing indicator (Private API); the chat must exist.
+            guid = check_chat(unquote(parts[1]))
+            with lock:
+                if verb == "POST":
+                    typing.append(guid)
+            return ok(None, "Successfully started typing!" if verb == "POST"
+                      else "Successfully stopped typing!")
         if verb == "GET" and len(parts) == 3 and parts[0] == "attachment" and parts[2] == "download":
             if parts[1] not in state["attachments"]:
                 raise Bad(404, "Attachment does not exist!", "Database Error")
@@ -310,8 +320,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self.route("POST")
 
+    def do_DELETE(self):
+        self.route("DELETE")
+
 
 def control(what, c, qs):
+    if what == "typing":
+        with lock:
+            return list(typing)
     if what == "group":
         with lock:
             guid = "iMessage;+;chat%d" % (100000 + len(state["chats"]))

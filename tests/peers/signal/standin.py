@@ -34,6 +34,7 @@ if os.path.exists(GROUPS):
     with open(GROUPS) as f:
         groups = json.load(f)
 fail_next = {}       # method -> [error objects]
+typing = []          # sendTyping calls: {"recipient", "groupId", "stop"}
 last_ts = 0
 DELIVERY_LATENCY = 0.3   # seconds before the person sees what the account sent
 
@@ -186,6 +187,9 @@ def rpc(method, p):
     if method == "sendTyping":
         if p.get("recipient") is None and p.get("groupId") is None:
             bad("Invalid params: No recipients given")
+        with lock:
+            typing.append({"recipient": p.get("recipient"), "groupId": p.get("groupId"),
+                           "stop": bool(p.get("stop"))})
         return {}
     if method == "sendReaction":
         for k in ("emoji", "targetAuthor", "targetTimestamp"):
@@ -378,6 +382,9 @@ def control(what, c):
             push(envelope(frm, **body)[0])
         push("{}", name="somethingNew")
         return {}
+    if what == "typing":
+        with lock:
+            return {"typing": list(typing)}
     if what == "raw":
         return {"id": push(c["data"], name=c.get("event", "receive"))}
     if what == "big":

@@ -37,6 +37,8 @@ else:
          "messages": {}, "sent": [], "files": {}, "privacy": False}
 # Test controls, not kept across restarts.
 FAULTS = {"rate": {}, "status": {}, "raw": []}
+# Chat actions the bot sent (typing...), in order; they are not messages, so not in S.
+ACTIONS = []
 POLL = {"gen": 0, "seen": 0.0, "calls": 0}
 
 
@@ -367,6 +369,8 @@ def m_sendChatAction(params, files):
     check_chat(params)
     if params.get("action") not in ("typing", "upload_photo", "upload_document"):
         raise bad("wrong parameter action in request")
+    with LOCK:
+        ACTIONS.append({"chat_id": int_param(params, "chat_id"), "action": params["action"]})
     return True
 
 
@@ -571,7 +575,7 @@ class Handler(BaseHTTPRequestHandler):
         if what == "stats":
             return self.answer(200, {"poll_seen": POLL["seen"], "poll_calls": POLL["calls"],
                                      "rate": FAULTS["rate"], "sent": len(S["sent"]),
-                                     "pending": len(S["updates"])})
+                                     "pending": len(S["updates"]), "actions": ACTIONS})
         if what == "sent":
             # long poll: what the bot sent after index `after`, up to `wait` seconds
             after, wait = int(q.get("after", 0)), float(q.get("wait", 0))
