@@ -21,6 +21,12 @@ pub enum ChannelsCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Link a WhatsApp channel (`kind = "whatsapp-web"`) to a phone: shows QR codes to
+    /// scan (or a pairing code, with `pair_phone` set) until the phone links it.
+    Pair {
+        /// The channel's name in clawos.toml.
+        name: String,
+    },
 }
 
 /// Asks questions on stdin (a prompt on stderr when it is a terminal).
@@ -329,7 +335,18 @@ fn list(answer: &str) -> String {
 
 /// `clawos channels add KIND`.
 pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> Result<()> {
-    let ChannelsCommand::Add { kind, name } = cmd;
+    match cmd {
+        ChannelsCommand::Add { kind, name } => add(home, durability, kind, name).await,
+        ChannelsCommand::Pair { name } => crate::cli_phone_link::pair(home, &name).await,
+    }
+}
+
+async fn add(
+    home: &Home,
+    durability: Durability,
+    kind: String,
+    name: Option<String>,
+) -> Result<()> {
     let name = name.unwrap_or_else(|| kind.clone());
     let path = home.dir().join("clawos.toml");
     let current = if path.exists() {
@@ -354,9 +371,13 @@ pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> R
         "signal" => ask_signal(&mut asker, &name)?,
         "imessage" => ask_imessage(&mut asker, &name)?,
         "whatsapp" => ask_whatsapp(&mut asker, &name)?,
+        "whatsapp-web" => ask_whatsapp_web(&mut asker, &name)?,
         "telegram" => ask_telegram(&mut asker, &name)?,
         "slack" => ask_slack(&mut asker, &name)?,
-        other => bail!("`clawos channels add` knows irc, matrix, xmpp and email, not `{other}`"),
+        other => bail!(
+            "`clawos channels add` knows {}, not `{other}`",
+            clawos_kernel::config::CHANNEL_KINDS[2..].join(", ")
+        ),
     };
     let updated = format!("{}\n{section}", current.trim_end());
     Config::parse(&updated).context("the answers do not make a valid channel")?;
@@ -375,5 +396,30 @@ pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> R
         "added [channels.{name}] to {}; `clawos doctor` checks it can reach its server, and it starts with the Gateway",
         path.display()
     );
+    if kind == "whatsapp-web" {
+        println!("now link it to the phone: `clawos channels pair {name}`");
+    }
     Ok(())
+}
+
+/// The questions for WhatsApp as a linked device; no secret (the linked session is kept
+/// in the channel's state folder once paired).
+fn ask_whatsapp_web<R: BufRead>(a: &mut Asker<R>, name: &str) -> Result<(String, Option<String>)> {
+    let phone = a.ask(
+        "the phone's number to pair by code, with its country code (empty: scan a QR code)",
+        Some(""),
+    )?;
+    let bot_name = a.ask("a name that addresses the bot in groups", Some("clawbot"))?;
+    let phone = if phone.is_empty() {
+        String::new()
+    } else {
+        format!("pair_phone = {}\n", quoted(&phone))
+    };
+    let section = format!(
+        "\n[channels.{name}]\nkind = \"whatsapp-web\"\n{phone}name = {}\n\
+         # Who may talk in direct messages: \"pairing\" (default), \"allowlist\" or \"open\".\ndm_policy = \"pairing\"\n\
+         # In groups: answer when \"mention\"ed (default), \"always\" or \"never\".\ngroup_policy = \"mention\"\n",
+        quoted(&bot_name)
+    );
+    Ok((section, None))
 }

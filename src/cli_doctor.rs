@@ -27,7 +27,12 @@ type Checked = (String, Result<Option<String>, AdapterError>);
 
 /// Check one channel; `None` for a kind with nothing to reach (terminal, webhook) or
 /// settings that do not read (the config check reports those).
-async fn check(c: &ChannelConfig, secret: Option<&str>) -> Option<Checked> {
+async fn check(
+    home: &Home,
+    name: &str,
+    c: &ChannelConfig,
+    secret: Option<&str>,
+) -> Option<Checked> {
     use clawos_channels as ch;
     let unit = |r: Result<(), AdapterError>| r.map(|()| None);
     let named = |r: Result<String, AdapterError>| r.map(Some);
@@ -89,6 +94,20 @@ async fn check(c: &ChannelConfig, secret: Option<&str>) -> Option<Checked> {
             let r = unit(ch::imessage::api::probe(&s, secret, WITHIN).await);
             (s.url.clone(), r)
         }
+        "whatsapp-web" => {
+            // Nothing to dial without a session: whether a phone is linked is the check.
+            let dir = home.dir().join("channels").join(name);
+            let r = match ch::whatsapp_web::store::SessionStore::open(&dir) {
+                Err(e) => Err(AdapterError::Config(e.to_string())),
+                Ok(s) => match ch::whatsapp_web::pair::linked_number(&s).await {
+                    Some(n) => Ok(Some(format!("+{n}"))),
+                    None => Err(AdapterError::AuthRefused(ch::whatsapp_web::not_linked(
+                        name,
+                    ))),
+                },
+            };
+            ("a linked phone".to_string(), r)
+        }
         _ => return None,
     })
 }
@@ -106,7 +125,7 @@ pub async fn channels(home: &Home, config: &Config) -> usize {
     let mut problems = 0;
     for (name, c) in &config.channels {
         let secret = secret_of(vault.as_ref(), c).await;
-        let Some((target, reached)) = check(c, secret.as_deref()).await else {
+        let Some((target, reached)) = check(home, name, c, secret.as_deref()).await else {
             continue;
         };
         match reached {

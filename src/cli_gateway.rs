@@ -3,41 +3,12 @@
 
 use std::net::SocketAddr;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use clawos_events::Durability;
 use clawos_kernel::config::{Config, DEFAULT_CONFIG};
 use clawos_kernel::RunOptions;
 use clawos_replay::Home;
-
-/// `clawos channel KIND`: the entry point of channel processes (started by the Gateway).
-#[derive(Subcommand)]
-pub enum ChannelKind {
-    /// Lines on stdin in, replies on stdout.
-    Terminal,
-    /// HTTP POST in, replies in the response.
-    Webhook,
-    /// An IRC network: channels and private messages.
-    Irc,
-    /// A Matrix homeserver: rooms and direct chats.
-    Matrix,
-    /// An XMPP server: chats and group chats (MUC).
-    Xmpp,
-    /// A mailbox: IMAP in, SMTP out.
-    Email,
-    /// A Telegram bot (Bot API).
-    Telegram,
-    /// A Slack app (Socket Mode or Events API, Web API).
-    Slack,
-    /// A Discord bot (Gateway and REST).
-    Discord,
-    /// A signal-cli daemon (JSON-RPC).
-    Signal,
-    /// A BlueBubbles server (iMessage).
-    Imessage,
-    /// WhatsApp (the Business Cloud API).
-    Whatsapp,
-}
 
 /// `clawos config ...`
 #[derive(Subcommand)]
@@ -111,76 +82,9 @@ pub async fn gateway(home: &Home, listen: Option<SocketAddr>, allow_remote: bool
 }
 
 /// `clawos channel KIND`.
-pub async fn channel(kind: ChannelKind) -> Result<()> {
-    use clawos_channels::client::ChannelIdentity;
-    match kind {
-        ChannelKind::Terminal => {
-            let id = ChannelIdentity::from_env("terminal")?;
-            let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-            clawos_channels::terminal::run(id, interactive).await?;
-        }
-        ChannelKind::Webhook => {
-            let id = ChannelIdentity::from_env("webhook")?;
-            let listen: SocketAddr = std::env::var(clawos_channels::webhook::ENV_LISTEN)
-                .map_err(|_| anyhow!("{} is not set", clawos_channels::webhook::ENV_LISTEN))?
-                .parse()
-                .context("bad webhook listen address")?;
-            let secret = std::env::var(clawos_channels::webhook::ENV_SECRET)
-                .map_err(|_| anyhow!("{} is not set", clawos_channels::webhook::ENV_SECRET))?;
-            clawos_channels::webhook::run(id, listen, secret).await?;
-        }
-        ChannelKind::Irc => run_adapter("irc", clawos_channels::irc::IrcAdapter::new).await?,
-        ChannelKind::Matrix => {
-            run_adapter("matrix", clawos_channels::matrix::MatrixAdapter::new).await?
-        }
-        ChannelKind::Xmpp => run_adapter("xmpp", clawos_channels::xmpp::XmppAdapter::new).await?,
-        ChannelKind::Email => {
-            run_adapter("email", clawos_channels::email::EmailAdapter::new).await?
-        }
-        ChannelKind::Telegram => {
-            run_adapter("telegram", clawos_channels::telegram::TelegramAdapter::new).await?
-        }
-        ChannelKind::Slack => {
-            run_adapter("slack", clawos_channels::slack::SlackAdapter::new).await?
-        }
-        ChannelKind::Discord => {
-            run_adapter("discord", clawos_channels::discord::DiscordAdapter::new).await?
-        }
-        ChannelKind::Signal => {
-            run_adapter("signal", clawos_channels::signal::SignalAdapter::new).await?
-        }
-        ChannelKind::Imessage => {
-            run_adapter("imessage", clawos_channels::imessage::ImessageAdapter::new).await?
-        }
-        ChannelKind::Whatsapp => {
-            run_adapter("whatsapp", clawos_channels::whatsapp::WhatsappAdapter::new).await?
-        }
-    }
+pub async fn channel(kind: &str) -> Result<()> {
+    clawos_channels::process::run(kind).await?;
     Ok(())
-}
-
-/// Run a platform adapter of `kind`, built from the settings and the secret the Gateway
-/// put in the environment.
-async fn run_adapter<S, A>(kind: &str, build: impl FnOnce(S, Option<String>) -> A) -> Result<()>
-where
-    S: clawos_channels::platform::KindSettings,
-    A: clawos_channels::platform::Adapter,
-{
-    let id = clawos_channels::client::ChannelIdentity::from_env(kind)?;
-    let settings: S = channel_settings()?;
-    settings
-        .validate()
-        .map_err(|e| anyhow!("{kind} settings: {e}"))?;
-    let secret = std::env::var(clawos_channels::protocol::ENV_CHANNEL_SECRET).ok();
-    clawos_channels::platform::runner::run(id, build(settings, secret)).await?;
-    Ok(())
-}
-
-/// The channel kind's settings the Gateway put in the environment.
-fn channel_settings<T: serde::de::DeserializeOwned>() -> Result<T> {
-    let var = clawos_channels::protocol::ENV_CHANNEL_SETTINGS;
-    let json = std::env::var(var).map_err(|_| anyhow!("{var} is not set"))?;
-    serde_json::from_str(&json).with_context(|| format!("{var} does not hold valid settings"))
 }
 
 /// `clawos config ...`

@@ -13,6 +13,7 @@ mod cli_media;
 mod cli_memory;
 mod cli_models;
 mod cli_pairing;
+mod cli_phone_link;
 mod cli_replay;
 mod cli_routing;
 mod cli_secrets;
@@ -64,8 +65,11 @@ enum Command {
         allow_remote: bool,
     },
     /// Run a channel process (started by the Gateway, not by hand).
-    #[command(subcommand)]
-    Channel(cli_gateway::ChannelKind),
+    Channel {
+        /// Its kind: terminal, webhook, irc, matrix, xmpp, email, telegram, slack,
+        /// discord, signal, imessage, whatsapp, whatsapp-web.
+        kind: String,
+    },
     /// Check the configuration.
     #[command(subcommand)]
     Config(cli_gateway::ConfigCommand),
@@ -152,14 +156,14 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     if !matches!(
         cli.command,
-        Command::Up { .. } | Command::Gateway { .. } | Command::Chat | Command::Channel(_)
+        Command::Up { .. } | Command::Gateway { .. } | Command::Chat | Command::Channel { .. }
     ) {
         default_sigpipe();
     }
     let home = cli.home.map(Home::new).unwrap_or_else(Home::from_env);
     // A channel process waits on two sockets: one thread is all it needs, and it keeps
     // the process small (BENCHMARKS.md, idle RSS of a channel).
-    let runtime = if matches!(cli.command, Command::Channel(_)) {
+    let runtime = if matches!(cli.command, Command::Channel { .. }) {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -179,7 +183,7 @@ fn main() -> Result<()> {
                 allow_remote,
             } => cli_gateway::gateway(&home, listen, allow_remote).await,
             Command::Chat => cli_chat::chat(&home).await,
-            Command::Channel(kind) => cli_gateway::channel(kind).await,
+            Command::Channel { kind } => cli_gateway::channel(&kind).await,
             Command::Config(c) => cli_gateway::config(&home, c),
             Command::Status => cli_gateway::status(&home).await,
             Command::Doctor => cli_gateway::doctor(&home, cli.durability).await,

@@ -22,6 +22,7 @@ pub mod irc;
 pub mod matrix;
 pub mod media;
 pub mod platform;
+pub mod process;
 pub mod protocol;
 pub mod signal;
 pub mod slack;
@@ -29,6 +30,7 @@ pub mod telegram;
 pub mod terminal;
 pub mod webhook;
 pub mod whatsapp;
+pub mod whatsapp_web;
 pub mod xmpp;
 
 use protocol::ErrorCode;

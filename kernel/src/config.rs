@@ -307,10 +307,7 @@ impl ChannelConfig {
 }
 
 /// The kinds of channel this build has.
-pub const CHANNEL_KINDS: &[&str] = &[
-    "terminal", "webhook", "irc", "matrix", "xmpp", "email", "telegram", "slack", "discord",
-    "signal", "imessage", "whatsapp",
-];
+pub const CHANNEL_KINDS: &[&str] = clawos_channels::process::KINDS;
 /// The kinds of agent a person chooses from.
 pub const AGENT_KINDS: &[&str] = &["pi"];
 /// `echo`: a diagnostic agent that answers with the message it got, with no model. The
@@ -530,6 +527,9 @@ fn check_settings(kind: &str, settings: &toml::Table) -> Result<(), (Option<Stri
         "signal" => check_kind::<clawos_channels::signal::SignalSettings>(settings),
         "imessage" => check_kind::<clawos_channels::imessage::ImessageSettings>(settings),
         "whatsapp" => check_kind::<clawos_channels::whatsapp::WhatsappSettings>(settings),
+        "whatsapp-web" => {
+            check_kind::<clawos_channels::whatsapp_web::settings::WhatsappWebSettings>(settings)
+        }
         _ => match settings.keys().next() {
             Some(key) => Err((
                 Some(key.clone()),
