@@ -12,13 +12,16 @@ use crate::{Agent, AgentError, TurnInput, TurnOutput, TurnRecorder};
 /// The pause between two words of a `slowly:` reply.
 pub const SLOW_WORD: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// How long a `later:` reply waits before it is written.
+pub const LATER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A diagnostic agent for tests and benchmarks: replies `echo: TEXT (n before)`, `n` being
 /// the number of history messages it was given. `repeat N: TEXT` (N up to 2000) echoes
 /// TEXT N times, for replies longer than a service lets a person send. Records nothing
 /// and calls no model. Files that came with the message go back with the reply, so a
 /// channel's attachments can be tested both ways. `slowly: TEXT` streams the reply a word
 /// at a time ([`TurnRecorder::delta`], each after a [`SLOW_WORD`] pause), as a model's reply
-/// streams.
+/// streams. `later: TEXT` answers whole after [`LATER`] (a model slow to answer).
 pub struct EchoAgent {
     name: String,
 }
@@ -45,6 +48,9 @@ impl Agent for EchoAgent {
             repeated(&input.message),
             input.history.len()
         );
+        if input.message.starts_with("later: ") {
+            tokio::time::sleep(LATER).await;
+        }
         if input.message.starts_with("slowly: ") {
             // A pause before the first word too, as a model thinks before it writes:
             // channels show the bot typing meanwhile.

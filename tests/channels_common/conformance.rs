@@ -239,9 +239,14 @@ pub async fn run<S: Peer>(peer: &mut S) {
         .find(|c| c.name == NAME)
         .expect("the channel process")
         .pid;
-    alice.say(None, &bot, "said just before the kill").await;
+    // The agent takes a second (`later:`), so the kill lands before the reply is
+    // written: no send can race the kill, and the reply must come from the Gateway's
+    // delivery to the new process, once.
+    alice
+        .say(None, &bot, "later: said just before the kill")
+        .await;
     gw.wait_log("the message before the kill", WITHIN, |log| {
-        !received(log, "said just before the kill").is_empty()
+        !received(log, "later: said just before the kill").is_empty()
     })
     .await;
     assert!(signal(pid, "KILL"), "kill -9 the channel process");
@@ -253,7 +258,7 @@ pub async fn run<S: Peer>(peer: &mut S) {
     alice.wait_for_bot(None, &bot, WITHIN).await;
     let mut answers = 0;
     while let Some(h) = alice.hear(&bot, Duration::from_secs(5)).await {
-        if h.text.starts_with("echo: said just before the kill") {
+        if h.text.starts_with("echo: later: said just before the kill") {
             answers += 1;
         }
     }

@@ -15,7 +15,7 @@ pub mod api;
 pub mod settings;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::media::MediaStore;
 use crate::platform::cursor::Cursor;
+use crate::platform::recent::RecentIds;
 use crate::platform::{
     Adapter, AdapterError, Capabilities, InboundStream, LengthUnit, Outbox, Outgoing, RateLimit,
     TextFormat,
@@ -36,34 +37,12 @@ pub const MAX_TEXT_CHARS: usize = 4000;
 /// Messages asked for per query.
 const PAGE: u32 = 100;
 
-/// GUIDs of the messages the bot sent lately (a reply to one addresses the bot).
-#[derive(Default)]
-struct Sent(Mutex<VecDeque<String>>);
-
-impl Sent {
-    fn remember(&self, guid: String) {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        s.push_back(guid);
-        while s.len() > 512 {
-            s.pop_front();
-        }
-    }
-
-    fn contains(&self, guid: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(|g| g == guid)
-    }
-}
-
 /// The iMessage adapter.
 pub struct ImessageAdapter {
     settings: ImessageSettings,
     password: Option<String>,
     media: Option<MediaStore>,
-    sent: Arc<Sent>,
+    sent: Arc<RecentIds>,
 }
 
 impl ImessageAdapter {
@@ -82,7 +61,7 @@ impl ImessageAdapter {
 pub struct ImessageOutbox {
     api: Api,
     private_api: bool,
-    sent: Arc<Sent>,
+    sent: Arc<RecentIds>,
 }
 
 /// The chat GUID a message goes to: its chat, or the direct chat with its recipient.
@@ -195,7 +174,7 @@ struct Poller {
     api: Api,
     settings: ImessageSettings,
     media: Option<MediaStore>,
-    sent: Arc<Sent>,
+    sent: Arc<RecentIds>,
     cursor: Cursor,
     at: Option<Position>,
     /// The position after the batch being handed out, saved once it is committed.

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::media::MediaStore;
 use crate::platform::cursor::Cursor;
 use crate::platform::format::render;
+use crate::platform::recent::RecentIds;
 use crate::platform::{
     Adapter, AdapterError, Capabilities, InboundStream, LengthUnit, Outbox, Outgoing, RateLimit,
     TextFormat,
@@ -44,7 +45,7 @@ struct Shared {
     direct: Mutex<HashMap<String, String>>,
     direct_cursor: Cursor,
     /// Event ids the bot sent lately (a reply to one addresses the bot).
-    sent: Mutex<VecDeque<String>>,
+    sent: RecentIds,
 }
 
 impl Shared {
@@ -67,22 +68,6 @@ impl Shared {
                 tracing::warn!(error = %e, "cannot save the direct chat rooms");
             }
         }
-    }
-
-    fn remember_sent(&self, event_id: String) {
-        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        sent.push_back(event_id);
-        while sent.len() > 512 {
-            sent.pop_front();
-        }
-    }
-
-    fn was_sent(&self, event_id: &str) -> bool {
-        self.sent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(|e| e == event_id)
     }
 }
 
@@ -244,7 +229,7 @@ impl Outbox for MatrixOutbox {
             .api
             .send(&room, "m.room.message", &txn, content)
             .await?;
-        self.shared.remember_sent(event_id.clone());
+        self.shared.sent.remember(event_id.clone());
         Ok(Some(event_id))
     }
 }
@@ -286,7 +271,7 @@ impl Adapter for MatrixAdapter {
             user_id: self.settings.user_id.clone(),
             direct: Mutex::new(direct),
             direct_cursor,
-            sent: Mutex::new(VecDeque::new()),
+            sent: RecentIds::default(),
         });
         for room in &self.settings.rooms {
             if let Err(e) = api.join(room).await {
@@ -471,7 +456,7 @@ impl SyncLoop {
                 .is_some_and(|ids| ids.iter().any(|i| i == self.shared.user_id.as_str()))
             || content["m.relates_to"]["m.in_reply_to"]["event_id"]
                 .as_str()
-                .is_some_and(|e| self.shared.was_sent(e));
+                .is_some_and(|e| self.shared.sent.contains(e));
         if direct {
             self.shared.remember_direct(&address, room);
         }

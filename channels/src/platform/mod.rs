@@ -12,6 +12,7 @@ pub mod cursor;
 pub mod format;
 pub mod http;
 pub mod pace;
+pub mod recent;
 pub mod runner;
 pub mod split;
 pub mod stream;

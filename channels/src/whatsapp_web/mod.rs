@@ -13,9 +13,8 @@ pub mod settings;
 pub mod spool;
 pub mod store;
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -34,6 +33,7 @@ use self::settings::{jid_of, WhatsappWebSettings};
 use self::spool::Spool;
 use self::store::SessionStore;
 use crate::media::MediaStore;
+use crate::platform::recent::RecentIds;
 use crate::platform::{
     AdapterError, Capabilities, InboundStream, LengthUnit, Outbox, Outgoing, RateLimit, TextFormat,
 };
@@ -45,9 +45,6 @@ pub const MAX_TEXT_CHARS: usize = 65_536;
 /// How long the first connection may take before the link counts as down.
 const CONNECT_WITHIN: Duration = Duration::from_secs(20);
 
-/// How many sent message ids are remembered (a reply to one addresses the bot).
-const SENT_KEPT: usize = 512;
-
 /// The words a person reads in `clawos status` while no phone is linked.
 pub fn not_linked(channel: &str) -> String {
     format!(
@@ -57,35 +54,13 @@ pub fn not_linked(channel: &str) -> String {
     )
 }
 
-/// Message ids the bot sent lately.
-#[derive(Default)]
-struct Sent(Mutex<VecDeque<String>>);
-
-impl Sent {
-    fn remember(&self, id: String) {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        s.push_back(id);
-        while s.len() > SENT_KEPT {
-            s.pop_front();
-        }
-    }
-
-    fn contains(&self, id: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(|s| s == id)
-    }
-}
-
 /// The WhatsApp linked-device adapter.
 pub struct WhatsappWebAdapter {
     settings: WhatsappWebSettings,
     media: Option<MediaStore>,
     dir: Option<PathBuf>,
     channel: String,
-    sent: Arc<Sent>,
+    sent: Arc<RecentIds>,
     running: Option<BotHandle>,
 }
 
@@ -110,7 +85,7 @@ struct SpoolHook {
     spool: Arc<Spool>,
     media: Option<MediaStore>,
     name: Option<String>,
-    sent: Arc<Sent>,
+    sent: Arc<RecentIds>,
 }
 
 #[async_trait]
@@ -183,7 +158,7 @@ async fn fetch(
 /// The sending half.
 pub struct WhatsappWebOutbox {
     client: Arc<Client>,
-    sent: Arc<Sent>,
+    sent: Arc<RecentIds>,
 }
 
 fn target(to: &str, chat: Option<&str>) -> Result<Jid, AdapterError> {
