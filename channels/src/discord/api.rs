@@ -45,19 +45,9 @@ pub enum Body {
 
 /// An HTTP client that trusts the public roots and, if given, a private CA.
 pub fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, AdapterError> {
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .user_agent("DiscordBot (https://github.com/clawos/clawos, 1)");
-    if let Some(ca) = ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build()
-        .map_err(|e| AdapterError::Config(format!("HTTP client: {e}")))
+    let builder =
+        reqwest::Client::builder().user_agent("DiscordBot (https://github.com/clawos/clawos, 1)");
+    crate::platform::http::client_with(builder, ca_file)
 }
 
 /// What an error answer means for the platform.

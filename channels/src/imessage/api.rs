@@ -29,22 +29,6 @@ fn link(what: &str, e: reqwest::Error) -> AdapterError {
     AdapterError::Link(format!("{what}: {}", e.without_url()))
 }
 
-/// An HTTP client that trusts the public roots and, if given, a private CA.
-pub fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, AdapterError> {
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true);
-    if let Some(ca) = ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build()
-        .map_err(|e| AdapterError::Config(format!("HTTP client: {e}")))
-}
-
 /// The body of a request.
 enum Body {
     Json(Value),
@@ -54,7 +38,7 @@ enum Body {
 impl Api {
     /// A client of the server in `settings` with its password.
     pub fn new(settings: &ImessageSettings, password: &str) -> Result<Self, AdapterError> {
-        let http = http_client(settings.tls_ca_file.as_deref())?;
+        let http = crate::platform::http::client(settings.tls_ca_file.as_deref())?;
         let base = Url::parse(&settings.url)
             .map_err(|e| AdapterError::Config(format!("url `{}`: {e}", settings.url)))?;
         Ok(Api {

@@ -60,22 +60,6 @@ fn link(what: &str, e: reqwest::Error) -> AdapterError {
     AdapterError::Link(format!("{what}: {e}"))
 }
 
-/// An HTTP client that trusts the public roots and, if given, a private CA.
-pub fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, AdapterError> {
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true);
-    if let Some(ca) = ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build()
-        .map_err(|e| AdapterError::Config(format!("HTTP client: {e}")))
-}
-
 fn endpoint(base: &Url, segments: &[&str]) -> Result<Url, AdapterError> {
     let mut url = base.clone();
     url.path_segments_mut()
@@ -144,7 +128,7 @@ pub async fn probe(
     settings: &super::settings::MatrixSettings,
     within: Duration,
 ) -> Result<(), AdapterError> {
-    let http = http_client(settings.tls_ca_file.as_deref())?;
+    let http = crate::platform::http::client(settings.tls_ca_file.as_deref())?;
     let base = Url::parse(&settings.homeserver)
         .map_err(|e| AdapterError::Config(format!("homeserver `{}`: {e}", settings.homeserver)))?;
     let url = endpoint(&base, &["_matrix", "client", "versions"])?;

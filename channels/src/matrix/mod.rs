@@ -259,7 +259,7 @@ impl Adapter for MatrixAdapter {
     }
 
     async fn connect(&mut self) -> Result<(MatrixOutbox, InboundStream), AdapterError> {
-        let http = api::http_client(self.settings.tls_ca_file.as_deref())?;
+        let http = crate::platform::http::client(self.settings.tls_ca_file.as_deref())?;
         let api = self.log_in(&http).await?;
         let direct_cursor = Cursor::from_env("direct_rooms");
         let direct = direct_cursor

@@ -56,15 +56,6 @@ fn link(what: &str, e: reqwest::Error) -> AdapterError {
     AdapterError::Link(format!("{what}: {e}"))
 }
 
-/// An HTTP client for the daemon.
-pub fn http_client() -> Result<reqwest::Client, AdapterError> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| AdapterError::Config(format!("HTTP client: {e}")))
-}
-
 impl Api {
     /// A client of the daemon in `settings`.
     pub fn new(http: reqwest::Client, settings: &SignalSettings) -> Result<Self, AdapterError> {
@@ -293,7 +284,7 @@ pub fn parse_event(block: &str) -> Option<Event> {
 
 /// Check the daemon answers JSON-RPC (`version`), for `clawos doctor`: its version.
 pub async fn probe(settings: &SignalSettings, within: Duration) -> Result<String, AdapterError> {
-    let api = Api::new(http_client()?, settings)?;
+    let api = Api::new(crate::platform::http::client(None)?, settings)?;
     let v = api.call_within("version", json!({}), within).await?;
     Ok(v["version"].as_str().unwrap_or("unknown").to_string())
 }

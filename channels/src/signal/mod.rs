@@ -182,7 +182,7 @@ impl Adapter for SignalAdapter {
     }
 
     async fn connect(&mut self) -> Result<(SignalOutbox, InboundStream), AdapterError> {
-        let api = Api::new(api::http_client()?, &self.settings)?;
+        let api = Api::new(crate::platform::http::client(None)?, &self.settings)?;
         api.call("version", json!({})).await?;
         // Asks for the account: a daemon that does not know it says so here.
         api.call("listGroups", json!({})).await?;

@@ -29,22 +29,6 @@ fn link(what: &str, e: reqwest::Error) -> AdapterError {
     AdapterError::Link(format!("{what}: {}", e.without_url()))
 }
 
-/// An HTTP client that trusts the public roots and, if given, a private CA.
-pub fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, AdapterError> {
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true);
-    if let Some(ca) = ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build()
-        .map_err(|e| AdapterError::Config(format!("HTTP client: {e}")))
-}
-
 /// What an `{"ok": false}` answer means for the platform.
 pub fn error_of(method: &str, v: &Value) -> AdapterError {
     let error = v["error"].as_str().unwrap_or("(no error named)");
@@ -91,7 +75,7 @@ pub async fn probe(
         AdapterError::Config("no tokens: set `secret_name` and the vault secret".into())
     })?;
     let tokens = super::settings::tokens_of(secret).map_err(AdapterError::Config)?;
-    let http = http_client(settings.tls_ca_file.as_deref())?;
+    let http = crate::platform::http::client(settings.tls_ca_file.as_deref())?;
     let api = Api::new(http, settings, tokens.bot);
     let me = api.call_within("auth.test", None, within).await?;
     Ok(format!(

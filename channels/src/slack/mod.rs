@@ -218,7 +218,7 @@ impl Adapter for SlackAdapter {
             ));
         }
         let tokens = settings::tokens_of(secret).map_err(AdapterError::AuthRefused)?;
-        let http = api::http_client(self.settings.tls_ca_file.as_deref())?;
+        let http = crate::platform::http::client(self.settings.tls_ca_file.as_deref())?;
         let api = Api::new(http.clone(), &self.settings, tokens.bot.clone());
         let app = Api::new(http, &self.settings, tokens.app.clone());
         let me = api.call("auth.test", None).await?;

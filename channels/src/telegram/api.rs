@@ -52,22 +52,6 @@ fn link(what: &str, e: reqwest::Error) -> AdapterError {
     AdapterError::Link(format!("{what}: {}", e.without_url()))
 }
 
-/// An HTTP client that trusts the public roots and, if given, a private CA.
-pub fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, AdapterError> {
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true);
-    if let Some(ca) = ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build()
-        .map_err(|e| AdapterError::Config(format!("HTTP client: {e}")))
-}
-
 /// What an error answer means for the platform.
 fn error_of(method: &str, status: u16, v: &Value) -> AdapterError {
     let code = v["error_code"].as_u64().unwrap_or(u64::from(status));
@@ -104,7 +88,7 @@ pub async fn probe(
     let token = token.ok_or_else(|| {
         AdapterError::Config("no bot token: set `secret_name` and the vault secret".into())
     })?;
-    let http = http_client(settings.tls_ca_file.as_deref())?;
+    let http = crate::platform::http::client(settings.tls_ca_file.as_deref())?;
     let api = Api::new(http, settings, token.to_string());
     let me = api.call_within("getMe", None, within).await?;
     me["username"]

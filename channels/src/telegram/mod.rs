@@ -227,7 +227,7 @@ impl Adapter for TelegramAdapter {
                     .into(),
             ));
         }
-        let http = api::http_client(self.settings.tls_ca_file.as_deref())?;
+        let http = crate::platform::http::client(self.settings.tls_ca_file.as_deref())?;
         let api = Api::new(http, &self.settings, token);
         let me = api.call("getMe", None).await?;
         let (Some(id), Some(username)) = (me["id"].as_i64(), me["username"].as_str()) else {

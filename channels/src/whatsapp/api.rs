@@ -46,22 +46,6 @@ fn link(what: &str, e: reqwest::Error) -> AdapterError {
     AdapterError::Link(format!("{what}: {}", e.without_url()))
 }
 
-/// An HTTP client that trusts the public roots and, if given, a private CA.
-pub fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, AdapterError> {
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true);
-    if let Some(ca) = ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| AdapterError::Config(format!("tls_ca_file {}: {e}", ca.display())))?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build()
-        .map_err(|e| AdapterError::Config(format!("HTTP client: {e}")))
-}
-
 /// Whether a Graph error code is a rate limit.
 fn rate_limited(status: u16, code: i64) -> bool {
     status == 429 || matches!(code, 4 | 17 | 32 | 613 | 80007 | 130429 | 131056)
@@ -103,7 +87,7 @@ pub async fn probe(
     token: &str,
     within: Duration,
 ) -> Result<String, AdapterError> {
-    let http = http_client(settings.tls_ca_file.as_deref())?;
+    let http = crate::platform::http::client(settings.tls_ca_file.as_deref())?;
     let api = Api::new(http, settings, token.to_string());
     let v = api
         .call_within(&format!("/{}", settings.phone_number_id), None, within)

@@ -146,7 +146,7 @@ impl Adapter for WhatsappAdapter {
 
     async fn connect(&mut self) -> Result<(WhatsappOutbox, InboundStream), AdapterError> {
         let (token, app_secret) = settings::split_secret(self.secret.as_deref())?;
-        let http = api::http_client(self.settings.tls_ca_file.as_deref())?;
+        let http = crate::platform::http::client(self.settings.tls_ca_file.as_deref())?;
         let api = Api::new(http, &self.settings, token);
         let number = format!("/{}", self.settings.phone_number_id);
         let me = api.call(&number, None).await?;
