@@ -6,6 +6,7 @@ mod cli_approvals;
 mod cli_channels;
 mod cli_chat;
 mod cli_cron;
+mod cli_devices;
 mod cli_doctor;
 mod cli_gateway;
 mod cli_log;
@@ -89,6 +90,9 @@ enum Command {
     /// Approve senders who received a pairing code.
     #[command(subcommand)]
     Pairing(cli_pairing::PairingCommand),
+    /// Devices on /ws (Control UIs, companion apps, nodes): list, approve, reject, revoke.
+    #[command(subcommand)]
+    Devices(cli_devices::DevicesCommand),
     /// Scheduled prompts.
     #[command(subcommand)]
     Cron(cli_cron::CronCommand),
@@ -196,6 +200,7 @@ fn main() -> Result<()> {
             Command::Approvals(c) => cli_approvals::approvals(&home, cli.durability, c).await,
             Command::Cron(c) => cli_cron::cron(&home, cli.durability, c).await,
             Command::Pairing(c) => cli_pairing::pairing(&home, cli.durability, c).await,
+            Command::Devices(c) => cli_devices::devices(&home, cli.durability, c).await,
             Command::Memory(c) => cli_memory::run(&home, cli.durability, c).await,
             Command::Media(c) => cli_media::run(&home, cli.durability, c).await,
             Command::Replay(c) => cli_replay::run(&home, cli.durability, c).await,

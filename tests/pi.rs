@@ -81,7 +81,7 @@ async fn scripted_conversation_with_tools_is_logged_and_replays_without_a_provid
         assert!(third.contains(needle), "request 3 lacks {needle}: {third}");
     }
     assert!(
-        reqs[0]["tools"].as_array().is_some_and(|t| t.len() == 5),
+        reqs[0]["tools"].as_array().is_some_and(|t| t.len() == 6),
         "{}",
         reqs[0]
     );

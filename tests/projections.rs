@@ -1234,7 +1234,43 @@ fn conversation() -> Vec<(String, NewEvent)> {
             stream::APPROVALS.into(),
             approval_answered(0xb001, true, "cli"),
         ),
+        /* 43 */ (stream::DEVICES.into(), device_requested(0xd1, "phone")),
+        /* 44 */
+        (
+            stream::DEVICES.into(),
+            NewEvent::new(clawos_events::DevicePairingResolved {
+                request_id: Uuid::from_u128(0xd1),
+                device_id: "phone".into(),
+                approved: true,
+                by: "cli".into(),
+            }),
+        ),
+        /* 45 */
+        (
+            stream::DEVICES.into(),
+            NewEvent::new(clawos_events::DeviceTokenIssued {
+                device_id: "phone".into(),
+                role: "operator".into(),
+                scopes: vec!["operator.read".into()],
+                generation: 1,
+            }),
+        ),
+        /* 46 */ (stream::DEVICES.into(), device_requested(0xd2, "laptop")),
     ]
+}
+
+fn device_requested(id: u128, device: &str) -> NewEvent {
+    NewEvent::new(clawos_events::DevicePairingRequested {
+        request_id: Uuid::from_u128(id),
+        device_id: device.into(),
+        public_key: "key".into(),
+        role: "operator".into(),
+        scopes: vec!["operator.read".into()],
+        client: "cli/cli".into(),
+        platform: "linux".into(),
+        display_name: device.into(),
+        remote: "127.0.0.1".into(),
+    })
 }
 
 fn pairing_requested(channel: &str, address: &str, code_hash: &str) -> NewEvent {
@@ -1302,7 +1338,7 @@ async fn state_at_n_equals_the_live_tables_when_n_was_applied() {
         live.push(dump_all(&pool).await);
     }
     let head = store.head();
-    assert_eq!(head, 42);
+    assert_eq!(head, 46);
     assert_eq!(live.len() as u64, head + 1);
     // The conversation did build something in every table.
     for t in all_tables() {

@@ -173,6 +173,21 @@ pub trait TurnRecorder: Send + Sync {
     async fn approve(&self, _action: &str) -> Result<bool, AgentError> {
         Err(AgentError::Unsupported("approvals"))
     }
+    /// The nodes connected to the Gateway (paired phones, computers, ...), one line each:
+    /// id, name, platform and the commands it offers.
+    async fn nodes(&self) -> Result<Vec<String>, AgentError> {
+        Err(AgentError::Unsupported("nodes"))
+    }
+    /// Run `command` on node `node` with `params`; its result as JSON text. The Gateway
+    /// records the invocation and its outcome.
+    async fn invoke_node(
+        &self,
+        _node: &str,
+        _command: &str,
+        _params: serde_json::Value,
+    ) -> Result<String, AgentError> {
+        Err(AgentError::Unsupported("nodes"))
+    }
     /// Run a chat command (`/branch NAME`, `/switch NAME`, `/branches`, `/compact`) in this
     /// session; its answer.
     async fn session_command(&self, _command: &str) -> Result<String, AgentError> {

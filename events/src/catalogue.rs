@@ -463,6 +463,102 @@ pub struct PairingApproved {
     pub address: String,
 }
 
+/// A session was closed (`sessions.delete`): its owner's next message opens a new
+/// session. Its events stay in the log; only the read models stop listing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionClosed {
+    /// The session.
+    pub session_id: String,
+    /// Who closed it (`device:<id>`, `token:<client>`, `cli`).
+    pub by: String,
+}
+
+/// A device (a Control UI, a companion app, a node) proved it holds an Ed25519 key the
+/// Gateway did not know and asked to be paired. It waits until a person answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicePairingRequested {
+    /// Request id (`clawos devices approve ID`).
+    pub request_id: Uuid,
+    /// Device id: the SHA-256 of its public key, hex.
+    pub device_id: String,
+    /// Its Ed25519 public key (32 bytes, base64url without padding).
+    pub public_key: String,
+    /// Role asked for (`operator` or `node`).
+    pub role: String,
+    /// Scopes asked for.
+    pub scopes: Vec<String>,
+    /// Client id and mode it announced (e.g. `cli` / `cli`, `openclaw-ios` / `node`).
+    pub client: String,
+    /// Platform it announced (e.g. `linux`, `ios`).
+    pub platform: String,
+    /// Name to show.
+    pub display_name: String,
+    /// Address it connected from.
+    pub remote: String,
+}
+
+/// A person (or the loopback rule) answered a device's pairing request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicePairingResolved {
+    /// The request answered.
+    pub request_id: Uuid,
+    /// The device.
+    pub device_id: String,
+    /// Whether the device is now paired.
+    pub approved: bool,
+    /// Who answered: `cli`, `loopback`, or `device:<id>` for an operator's client.
+    pub by: String,
+}
+
+/// A device token was issued to a paired device for a role (again after a rotation). The
+/// token is derived from the Gateway's key and this generation: never logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceTokenIssued {
+    /// The device.
+    pub device_id: String,
+    /// Role the token opens.
+    pub role: String,
+    /// Scopes the token grants.
+    pub scopes: Vec<String>,
+    /// Generation: a rotation issues the next one and the earlier tokens stop working.
+    pub generation: u32,
+}
+
+/// A paired device was revoked: its tokens stop working and it must pair again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRevoked {
+    /// The device.
+    pub device_id: String,
+    /// Who revoked it.
+    pub by: String,
+}
+
+/// A command was sent to a node (`node.invoke` from an operator or Pi's `nodes` skill).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInvoked {
+    /// Invocation id.
+    pub invoke_id: Uuid,
+    /// The node (its device id).
+    pub node_id: String,
+    /// Command, e.g. `camera.snap`.
+    pub command: String,
+    /// Its parameters, JSON.
+    pub params: String,
+    /// Who asked: `device:<id>`, or `session:<id>` for an agent's turn.
+    pub by: String,
+}
+
+/// The answer to a node command: a result, an error, or a timeout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInvokeFinished {
+    /// Invocation id.
+    pub invoke_id: Uuid,
+    /// Whether the node answered with a result.
+    pub ok: bool,
+    /// The result (JSON) when `ok`, the error message otherwise.
+    pub result: String,
+}
+
 macro_rules! catalogue {
     ($( $kind:ident = $version:literal ),* $(,)?) => {
         /// Every kind of event clawos records. The variant name is the kind tag in the log.
@@ -554,4 +650,11 @@ catalogue! {
     SecretDeleted = 1,
     PairingRequested = 1,
     PairingApproved = 1,
+    SessionClosed = 1,
+    DevicePairingRequested = 1,
+    DevicePairingResolved = 1,
+    DeviceTokenIssued = 1,
+    DeviceRevoked = 1,
+    NodeInvoked = 1,
+    NodeInvokeFinished = 1,
 }

@@ -205,4 +205,8 @@ pub mod stream {
     pub const PAIRING: &str = "pairing";
     /// The stream of approval requests and answers (shell policy `ask`).
     pub const APPROVALS: &str = "approvals";
+    /// Devices (Control UIs, companion apps, nodes): pairing requests, approvals, tokens.
+    pub const DEVICES: &str = "devices";
+    /// Commands invoked on nodes and their results.
+    pub const NODES: &str = "nodes";
 }

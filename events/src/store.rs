@@ -310,6 +310,15 @@ impl LogStore {
         Ok(v.unwrap_or(0) as u64)
     }
 
+    /// Seq of the last event in the file, including events other processes appended
+    /// (`head` only moves with this store's own commits and its subscriptions' reads).
+    pub async fn last_seq(&self) -> Result<u64, LogError> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
+            .fetch_one(&self.inner.read)
+            .await?;
+        Ok(v.unwrap_or(0) as u64)
+    }
+
     /// Seq of the event holding a dedupe key, if any.
     pub async fn find_dedupe(&self, key: &str) -> Result<Option<u64>, LogError> {
         let v: Option<i64> = sqlx::query_scalar("SELECT seq FROM events WHERE dedupe_key = ?")

@@ -215,6 +215,7 @@ fn build_pi(
         .with(Arc::new(clawos_agents::skills::memory::MemorySkill))
         .with(Arc::new(clawos_agents::skills::cron::CronSkill))
         .with(Arc::new(clawos_agents::skills::session::SessionSkill))
+        .with(Arc::new(clawos_agents::skills::nodes::NodesSkill))
         .with(Arc::new(fs))
         .with(Arc::new(ShellSkill::new(
             workspace.clone(),

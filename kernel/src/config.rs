@@ -115,6 +115,11 @@ pub struct GatewayConfig {
     /// How long a pairing code stays valid, in seconds (default 3600).
     #[serde(default = "default_pairing_ttl")]
     pub pairing_ttl_secs: u64,
+    /// Whether a device connecting on `/ws` from the loopback address with the admin
+    /// token is paired without asking (default true). Turn it off behind a reverse proxy
+    /// on the same host, where every client seems to come from the loopback.
+    #[serde(default = "default_true")]
+    pub pair_loopback_devices: bool,
 }
 
 fn default_listen() -> SocketAddr {
@@ -125,6 +130,9 @@ fn default_agent() -> String {
 }
 fn default_durability() -> String {
     "full".into()
+}
+fn default_true() -> bool {
+    true
 }
 fn default_pairing_ttl() -> u64 {
     3600
@@ -137,6 +145,7 @@ impl Default for GatewayConfig {
             default_agent: default_agent(),
             durability: default_durability(),
             pairing_ttl_secs: default_pairing_ttl(),
+            pair_loopback_devices: true,
         }
     }
 }

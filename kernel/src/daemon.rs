@@ -87,14 +87,18 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
     let listener = listener.tap_io(|s| {
         let _ = s.set_nodelay(true);
     });
+    tokio::spawn(crate::ws::pairing::close_revoked(gw.clone()));
     let app = server::router(gw.clone());
     let mut server_shutdown = gw.shutdown_signal();
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_shutdown.wait_for(|s| *s).await;
-            })
-            .await;
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = server_shutdown.wait_for(|s| *s).await;
+        })
+        .await;
     });
 
     for h in gw.config().outbound_hooks.clone() {

@@ -19,7 +19,12 @@
 //! - [`supervisor`]: channel processes, tokens, restarts with backoff.
 //! - [`server`]: the HTTP routes: `/health`, `/metrics`, `/api/status`, `/api/sessions`,
 //!   `/hooks/agent`, plus `admin`; [`api`]: the one admin-token extractor and error type.
-//! - [`ws`]: `/ws`, JSON frames for UI clients (connect, chat.send, events.subscribe...).
+//! - [`ws`]: `/ws`, OpenClaw's Gateway protocol (v3/v4) for Control UIs, apps, CLIs and
+//!   nodes: handshake, pairing, scopes, methods, the event feed folded from the log.
+//! - [`devices`]: device identity (Ed25519 proof of the challenge) and derived device tokens.
+//! - [`nodes`]: connected nodes and the commands invoked on them; [`presence`]: who is
+//!   connected on `/ws`.
+//! - [`session_keys`]: `agent:<agent>:<owner>`, one name per session in every method.
 //! - [`cron`]: the scheduler (`CronScheduled` → `CronFired` + a turn); [`schedule`]:
 //!   parsing schedules and computing due times.
 //! - [`approvals`]: the approval timeout and answer key; [`clock`]: the wall clock.
@@ -45,6 +50,7 @@ pub mod config;
 pub mod connections;
 pub mod cron;
 pub mod daemon;
+pub mod devices;
 mod error;
 pub mod follower;
 pub mod gateway;
@@ -52,9 +58,12 @@ pub mod hooks;
 pub mod media;
 pub mod memory;
 pub mod metrics;
+pub mod nodes;
+pub mod presence;
 pub mod routing;
 pub mod schedule;
 pub mod server;
+pub mod session_keys;
 pub mod supervisor;
 pub mod tokens;
 pub mod validated;

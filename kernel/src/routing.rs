@@ -232,6 +232,10 @@ impl RoutingState {
                     .insert((s.session_id.clone(), MAIN.to_string()));
                 self.sessions.insert((s.identity, s.agent), s.session_id);
             }
+            // A closed session no longer takes its owner's messages.
+            EventPayload::SessionClosed(c) => {
+                self.sessions.retain(|_, s| *s != c.session_id);
+            }
             EventPayload::BranchCreated(b) => {
                 let Some(id) = event.session_id() else { return };
                 if !self.active_branch.contains_key(id)

@@ -22,7 +22,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/bus", get(bus_handler))
-        .route("/ws", get(crate::ws::ws_handler))
+        .route("/ws", get(crate::ws::connection::ws_handler))
         .route("/api/status", get(status))
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}", get(session))

@@ -14,7 +14,8 @@
 //! - [`sql`]: the projection database: open, flush, dump, checkpoints.
 //! - one module per read model: [`identities`], [`cron`], [`memories`], [`sessions`] (sessions, branches, messages,
 //!   compactions), [`bindings`], [`channels`], [`deliveries`], [`audit`], [`pairing`]
-//!   (pending codes, paired senders), [`approvals`].
+//!   (pending codes, paired senders), [`approvals`], [`devices`] (paired devices, their
+//!   requests and token generations).
 //! - [`index`]: the memory vector index (sqlite-vec + FTS5), a follower with its own
 //!   checkpoint, and hybrid recall.
 //! - [`views`]: typed reads of every read model (sessions, routing, pairing, approvals,
@@ -32,6 +33,7 @@ pub mod changes;
 pub mod channels;
 pub mod cron;
 pub mod deliveries;
+pub mod devices;
 mod error;
 mod fold;
 pub mod hook_cursors;

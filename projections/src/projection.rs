@@ -17,6 +17,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(crate::memories::Memories),
         Box::new(crate::pairing::Pairing::default()),
         Box::new(crate::approvals::Approvals::default()),
+        Box::new(crate::devices::Devices::default()),
     ]
 }
 

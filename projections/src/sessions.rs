@@ -185,6 +185,7 @@ impl Projection for Sessions {
                 | "SessionCompacted"
                 | "HookReceived"
                 | "CronFired"
+                | "SessionClosed"
         )
     }
     fn apply(&mut self, event: &RecordedEvent, payload: &EventPayload, out: &mut Changes) {
@@ -214,6 +215,10 @@ impl Projection for Sessions {
                 state.branches.insert(MAIN_BRANCH.to_string(), main);
                 Self::write_session(id, &state, out);
                 self.sessions.insert(id.to_string(), state);
+            }
+            // A closed session leaves the list; its branches and messages stay readable.
+            EventPayload::SessionClosed(_) if self.sessions.remove(id).is_some() => {
+                out.delete(&SESSIONS, row![id]);
             }
             EventPayload::MessageReceived(m) => self.add_message(
                 event,

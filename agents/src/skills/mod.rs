@@ -5,6 +5,7 @@
 pub mod cron;
 pub mod fs;
 pub mod memory;
+pub mod nodes;
 pub mod session;
 pub mod shell;
 

@@ -10,10 +10,13 @@
 //! - [`recorder`]: the services a running turn records through.
 //! - [`delivery`]: what a channel must receive, acks, and the stream of deliveries.
 //! - [`recovery`]: what a previous run left undone.
+//! - [`operator`]: what `/ws` clients do to sessions: a message into the session a key
+//!   names, the session of a key, aborting a running turn.
 
 pub mod decide;
 pub mod delivery;
 pub mod ingest;
+pub mod operator;
 pub mod recorder;
 pub mod recovery;
 pub mod turn;
@@ -44,6 +47,16 @@ use crate::KernelError;
 /// A turn waiting in a session's queue: the agent and the seq of the event it answers.
 type QueuedTurn = (String, u64);
 
+/// A turn that can be stopped: its id, and the sender that stops it with a reason.
+pub struct RunningTurn {
+    /// The turn.
+    pub turn: uuid::Uuid,
+    /// The trigger's run id (the `chat.send` idempotency key, or the trigger's event id).
+    pub run: String,
+    /// Sends the reason to stop.
+    pub stop: watch::Sender<Option<String>>,
+}
+
 /// The daemon's shared state. Construct it with [`Gateway::open`].
 pub struct Gateway {
     home: Home,
@@ -63,6 +76,11 @@ pub struct Gateway {
     shutdown: watch::Sender<bool>,
     deltas: broadcast::Sender<Delta>,
     media: MediaStore,
+    presence: crate::presence::Presence,
+    nodes: Arc<crate::nodes::Nodes>,
+    token_mint: crate::devices::TokenMint,
+    started: std::time::Instant,
+    running: Mutex<HashMap<String, RunningTurn>>,
 }
 
 impl Gateway {
@@ -106,6 +124,7 @@ impl Gateway {
         let (memory_tx, memory_rx) = watch::channel(memory.position().await?);
         let (shutdown, _) = watch::channel(false);
         let admin_token = vault.admin_token(&log).await?.as_str().to_string();
+        let token_mint = crate::devices::TokenMint::new(&admin_token);
         let media = MediaStore::new(home.media_dir(), config.media.max_bytes);
         let gw = Arc::new(Gateway {
             home,
@@ -125,6 +144,11 @@ impl Gateway {
             shutdown,
             deltas: broadcast::channel(1024).0,
             media,
+            presence: crate::presence::Presence::default(),
+            nodes: Arc::new(crate::nodes::Nodes::default()),
+            token_mint,
+            started: std::time::Instant::now(),
+            running: Mutex::new(HashMap::new()),
         });
         tokio::spawn(memory.follow(log.clone(), memory_tx, gw.shutdown.subscribe()));
         tokio::spawn(follower::follow(
@@ -186,6 +210,26 @@ impl Gateway {
     /// log and count.
     pub fn admits_admin(&self, token: &str) -> bool {
         tokens::same(token, &self.admin_token)
+    }
+
+    /// Who is connected on `/ws`.
+    pub fn presence(&self) -> &crate::presence::Presence {
+        &self.presence
+    }
+
+    /// Connected nodes.
+    pub fn nodes(&self) -> &Arc<crate::nodes::Nodes> {
+        &self.nodes
+    }
+
+    /// The mint of device tokens.
+    pub fn token_mint(&self) -> &crate::devices::TokenMint {
+        &self.token_mint
+    }
+
+    /// How long the Gateway has run.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     /// Fragments of replies while their turns stream them.

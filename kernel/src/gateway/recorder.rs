@@ -73,6 +73,8 @@ pub struct SessionRecorder {
     pub reply_to: String,
     /// Chat of the reply, `None` for a direct message.
     pub reply_chat: Option<String>,
+    /// Connected nodes.
+    pub nodes: std::sync::Arc<crate::nodes::Nodes>,
 }
 
 fn storage(e: impl std::fmt::Display) -> AgentError {
@@ -269,6 +271,46 @@ impl TurnRecorder for SessionRecorder {
                 }
             }
         }
+    }
+
+    async fn nodes(&self) -> Result<Vec<String>, AgentError> {
+        Ok(self
+            .nodes
+            .list()
+            .into_iter()
+            .map(|n| {
+                format!(
+                    "{} ({}, {}): {}",
+                    n.node_id,
+                    n.display_name,
+                    n.platform,
+                    n.commands.join(", ")
+                )
+            })
+            .collect())
+    }
+
+    async fn invoke_node(
+        &self,
+        node: &str,
+        command: &str,
+        params: serde_json::Value,
+    ) -> Result<String, AgentError> {
+        self.nodes
+            .invoke(
+                &self.log,
+                node,
+                command,
+                params,
+                crate::nodes::DEFAULT_INVOKE_TIMEOUT,
+                &format!("session:{}", self.session),
+            )
+            .await
+            .map(|v| v.to_string())
+            .map_err(|e| match e {
+                crate::nodes::NodeError::Log(e) => AgentError::Record(e.to_string()),
+                other => AgentError::Refused(other.to_string()),
+            })
     }
 
     async fn session_command(&self, command: &str) -> Result<String, AgentError> {

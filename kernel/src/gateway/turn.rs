@@ -163,6 +163,7 @@ impl Gateway {
             reply_key: m.external_id.clone(),
             reply_to: m.sender.clone(),
             reply_chat: m.chat.clone(),
+            nodes: self.nodes.clone(),
         };
         recorder.turn_began();
         let input = TurnInput {
@@ -184,11 +185,25 @@ impl Gateway {
                 "no agent named `{agent_name}` is configured (see [agents] in clawos.toml)"
             )),
             Some(agent) => {
-                match tokio::time::timeout(TURN_TIMEOUT, agent.run_turn(input, &recorder)).await {
-                    Ok(Ok(out)) => Ok(out),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!("the turn timed out after {TURN_TIMEOUT:?}")),
-                }
+                let run = if m.channel == super::operator::OPERATOR_CHANNEL {
+                    m.external_id.clone()
+                } else {
+                    trigger.id.to_string()
+                };
+                let mut stop = self.turn_running(session, turn, run);
+                let outcome = tokio::select! {
+                    r = tokio::time::timeout(TURN_TIMEOUT, agent.run_turn(input, &recorder)) => match r {
+                        Ok(Ok(out)) => Ok(out),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!("the turn timed out after {TURN_TIMEOUT:?}")),
+                    },
+                    // `chat.abort`: the turn stops where it is; what it recorded stays.
+                    Some(reason) = async { stop.wait_for(Option::is_some).await.ok().and_then(|r| r.clone()) } => {
+                        Err(reason)
+                    }
+                };
+                self.turn_ended(session);
+                outcome
             }
         };
         let (text, attachments, end) = match result {

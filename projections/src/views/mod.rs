@@ -19,6 +19,7 @@
 //! - cron: scheduled jobs.
 //! - memories: what agents remember.
 //! - deliveries: replies not acked yet.
+//! - devices: paired devices, pairing requests, token generations.
 //! - channels: channel process status.
 //! - recovery: what a stopped Gateway left undone.
 //! - audit: turns and their steps.
@@ -28,6 +29,7 @@ mod audit;
 mod channels;
 mod cron;
 mod deliveries;
+mod devices;
 mod memories;
 mod pairing;
 mod recovery;
@@ -40,6 +42,7 @@ pub use audit::*;
 pub use channels::*;
 pub use cron::*;
 pub use deliveries::*;
+pub use devices::*;
 pub use memories::*;
 pub use pairing::*;
 pub use recovery::*;

@@ -165,21 +165,26 @@ function follow() {
   if (socket) return;
   const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
   socket = ws;
-  ws.onopen = () => ws.send(JSON.stringify({ type: "req", id: 1, method: "connect", params: { token } }));
   ws.onmessage = (m) => {
     const f = JSON.parse(m.data);
-    if (f.type === "res" && f.id === 1 && f.ok) {
-      ws.send(JSON.stringify({ type: "req", id: 2, method: "events.subscribe", params: { fromSeq: head + 1 } }));
+    if (f.type === "event" && f.event === "connect.challenge") {
+      // The admin token is the shared token; the admin UI needs no device identity.
+      ws.send(JSON.stringify({ type: "req", id: "connect", method: "connect", params: {
+        minProtocol: 3, maxProtocol: 4, role: "operator",
+        client: { id: "clawos-admin", version: "1", platform: navigator.platform || "web", mode: "ui" },
+        scopes: ["operator.admin"], auth: { token } } }));
+    } else if (f.type === "res" && f.id === "connect" && f.ok) {
+      ws.send(JSON.stringify({ type: "req", id: "subscribe", method: "events.subscribe", params: { fromSeq: head + 1 } }));
       $("#live").classList.add("on");
       $("#live").textContent = "live";
     } else if (f.type === "event" && f.event === "log") {
-      setHead(f.seq);
+      setHead(f.payload.seq);
       sessionChanged(f.payload.stream);
       const filtered = [...filterQuery().keys()].length > 0;
-      if (!filtered && $("#follow").checked && f.seq > newest) {
-        newest = f.seq;
+      if (!filtered && $("#follow").checked && f.payload.seq > newest) {
+        newest = f.payload.seq;
         const p = f.payload;
-        $("#events tbody").prepend(eventRow({ seq: f.seq, ts_ms: p.ts_ms, kind: p.kind, stream: p.stream, summary: summaryOf(p.payload) }));
+        $("#events tbody").prepend(eventRow({ seq: p.seq, ts_ms: p.ts_ms, kind: p.kind, stream: p.stream, summary: summaryOf(p.payload) }));
       }
     }
   };

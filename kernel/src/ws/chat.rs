@@ -1,0 +1,131 @@
+//! `chat.send`, `chat.history`, `chat.abort`. The replies of a run arrive as `chat` events
+//! from the connection's feed ([`super::feed`]), which every operator connection follows,
+//! so a Control UI watching a session sees turns started from any channel too.
+
+use std::sync::Arc;
+
+use clawos_projections::views;
+use serde_json::{json, Value};
+
+use super::conn::Conn;
+use super::frames::{error, ok, Request, INVALID_REQUEST, UNAVAILABLE};
+use crate::gateway::Gateway;
+use crate::session_keys;
+use crate::KernelError;
+
+/// How many messages `chat.history` returns when no limit is given.
+const DEFAULT_HISTORY: usize = 200;
+
+fn key_error(req: &Request, e: String) -> Value {
+    error(
+        &req.id,
+        INVALID_REQUEST,
+        format!("invalid {} params: {e}", req.method),
+    )
+}
+
+/// `chat.send {sessionKey, message, idempotencyKey}`: record the operator's message in the
+/// session the key names (opening it if needed) and start a turn. The run id is the
+/// idempotency key; sending the same key again starts nothing.
+pub async fn send(gw: &Arc<Gateway>, conn: &Conn, req: &Request) -> Value {
+    let message = req
+        .params
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if message.trim().is_empty() {
+        return error(
+            &req.id,
+            INVALID_REQUEST,
+            "invalid chat.send params: message is required",
+        );
+    }
+    let key = req.str("sessionKey").unwrap_or(session_keys::MAIN);
+    let key = match session_keys::parse(key, &gw.config().gateway.default_agent) {
+        Ok(k) => k,
+        Err(e) => return key_error(req, e),
+    };
+    let run_id = match req.str("idempotencyKey") {
+        Some(k) => k.to_string(),
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    match gw
+        .operator_message(&key, message, &run_id, &conn.by())
+        .await
+    {
+        Ok(sent) => ok(
+            &req.id,
+            json!({"runId": run_id, "status": if sent.duplicate { "in_flight" } else { "started" },
+                   "sessionKey": key.canonical(), "messageSeq": sent.seq}),
+        ),
+        Err(KernelError::NotFound(m)) => error(&req.id, INVALID_REQUEST, m),
+        Err(e) => error(&req.id, UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `chat.history {sessionKey, limit?}`: the messages of the session's active branch, oldest
+/// first (an empty list for a key whose session has not started).
+pub async fn history(gw: &Gateway, req: &Request) -> Value {
+    let key = req.str("sessionKey").unwrap_or(session_keys::MAIN);
+    let key = match session_keys::parse(key, &gw.config().gateway.default_agent) {
+        Ok(k) => k,
+        Err(e) => return key_error(req, e),
+    };
+    // Read your own writes: the projections first catch up with the log.
+    gw.projected_through(gw.log().head()).await;
+    let limit = req
+        .params
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map(|l| l.clamp(1, 1000) as usize)
+        .unwrap_or(DEFAULT_HISTORY);
+    let Some(session) = gw.session_of(&key).await else {
+        return ok(
+            &req.id,
+            json!({"sessionKey": key.canonical(), "sessionId": null, "messages": []}),
+        );
+    };
+    match views::load_session(gw.read_models(), &session).await {
+        Ok(t) => {
+            let branch = views::sessions(&t)
+                .first()
+                .map(|s| s.active_branch.clone())
+                .unwrap_or_else(|| "main".into());
+            let all = views::transcript(&t, &session, &branch);
+            let skip = all.len().saturating_sub(limit);
+            let messages: Vec<Value> = all[skip..]
+                .iter()
+                .map(|m| {
+                    json!({"role": m.role, "content": [{"type": "text", "text": m.text}],
+                           "timestamp": m.ts_ms, "channel": m.channel,
+                           "__openclaw": {"id": m.seq.to_string(), "seq": m.seq}})
+                })
+                .collect();
+            ok(
+                &req.id,
+                json!({"sessionKey": key.canonical(), "sessionId": session, "branch": branch,
+                       "messages": messages}),
+            )
+        }
+        Err(e) => error(&req.id, UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `chat.abort {sessionKey, runId?}`: stop the session's running turn; it ends as failed
+/// with an "aborted" reason, and its run gets a `chat` event in state `aborted`.
+pub async fn abort(gw: &Gateway, conn: &Conn, req: &Request) -> Value {
+    let key = req.str("sessionKey").unwrap_or(session_keys::MAIN);
+    let key = match session_keys::parse(key, &gw.config().gateway.default_agent) {
+        Ok(k) => k,
+        Err(e) => return key_error(req, e),
+    };
+    let runs = match gw.session_of(&key).await {
+        Some(session) => gw.abort_turn(&session, &conn.by()),
+        None => Vec::new(),
+    };
+    ok(
+        &req.id,
+        json!({"ok": true, "aborted": !runs.is_empty(),
+               "runIds": runs.iter().map(|(_, run)| run).collect::<Vec<_>>()}),
+    )
+}
