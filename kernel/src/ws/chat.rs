@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use clawos_events::EventPayload;
 use clawos_projections::views;
 use serde_json::{json, Value};
 
@@ -61,6 +62,98 @@ pub async fn send(gw: &Arc<Gateway>, conn: &Conn, req: &Request) -> Value {
         Err(KernelError::NotFound(m)) => error(&req.id, INVALID_REQUEST, m),
         Err(e) => error(&req.id, UNAVAILABLE, e.to_string()),
     }
+}
+
+/// `agent {message, agentId?, sessionKey?, idempotencyKey, timeout?}`: one turn, answered
+/// twice on the same request id: `accepted` at once, then `ok` with the reply (or an
+/// error) when the turn ends, as OpenClaw's CLI (`openclaw agent`) expects.
+pub fn agent(gw: Arc<Gateway>, conn: Arc<Conn>, req: Request) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for frame in agent_turn(&gw, &conn, &req).await {
+            if conn.out.send(frame).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+async fn agent_turn(gw: &Arc<Gateway>, conn: &Conn, req: &Request) -> Vec<Value> {
+    let message = req.str("message").unwrap_or("");
+    if message.is_empty() {
+        return vec![error(
+            &req.id,
+            INVALID_REQUEST,
+            "invalid agent params: message is required",
+        )];
+    }
+    let default = &gw.config().gateway.default_agent;
+    let agent = req.str("agentId").unwrap_or(default);
+    let key = req
+        .str("sessionKey")
+        .map(String::from)
+        .unwrap_or_else(|| session_keys::key_of(agent, session_keys::MAIN));
+    let key = match session_keys::parse(&key, default) {
+        Ok(k) => k,
+        Err(e) => return vec![key_error(req, e)],
+    };
+    let run_id = req
+        .str("idempotencyKey")
+        .map(String::from)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let from = gw.log().head() + 1;
+    let mut sub = gw.log().subscribe(from);
+    let sent = match gw
+        .operator_message(&key, message, &run_id, &conn.by())
+        .await
+    {
+        Ok(s) => s,
+        Err(KernelError::NotFound(m)) => return vec![error(&req.id, INVALID_REQUEST, m)],
+        Err(e) => return vec![error(&req.id, UNAVAILABLE, e.to_string())],
+    };
+    let accepted = ok(
+        &req.id,
+        json!({"runId": run_id, "status": "accepted", "sessionKey": key.canonical(), "agentId": key.agent}),
+    );
+    let _ = conn.out.send(accepted).await;
+    let timeout = req
+        .params
+        .get("timeout")
+        .and_then(Value::as_u64)
+        .map(std::time::Duration::from_secs)
+        .unwrap_or(std::time::Duration::from_secs(600));
+    let waited = tokio::time::timeout(timeout, async {
+        let mut reply = None;
+        while let Ok(e) = sub.next().await {
+            match e.decode() {
+                Ok(EventPayload::MessageSent(m)) if m.in_reply_to == Some(sent.seq) => {
+                    reply = Some(m.text);
+                    if e.correlation_id.is_none() {
+                        return Ok(reply.unwrap_or_default());
+                    }
+                }
+                Ok(EventPayload::AgentTurnFinished(_)) if reply.is_some() => {
+                    return Ok(reply.unwrap_or_default())
+                }
+                Ok(EventPayload::AgentTurnFailed(f)) if reply.is_some() => return Err(f.reason),
+                _ => {}
+            }
+        }
+        Err("the log closed".to_string())
+    })
+    .await;
+    vec![match waited {
+        Ok(Ok(text)) => ok(
+            &req.id,
+            json!({"runId": run_id, "status": "ok", "summary": "completed",
+                   "result": {"payloads": [{"text": text}]}}),
+        ),
+        Ok(Err(reason)) => error(&req.id, UNAVAILABLE, reason),
+        Err(_) => error(
+            &req.id,
+            UNAVAILABLE,
+            format!("no answer within {timeout:?}"),
+        ),
+    }]
 }
 
 /// `chat.history {sessionKey, limit?}`: the messages of the session's active branch, oldest

@@ -287,6 +287,11 @@ async fn dispatch(
         "chat.send" => chat::send(gw, conn, &req).await,
         "chat.history" => chat::history(gw, &req).await,
         "chat.abort" => chat::abort(gw, conn, &req).await,
+        "agent" => {
+            // Answered twice (accepted, then the reply) by its own task.
+            tasks.push(chat::agent(gw.clone(), conn.clone(), req));
+            return None;
+        }
         "sessions.list" | "sessions.patch" | "sessions.reset" | "sessions.delete" => {
             sessions::call(gw, conn, &req).await
         }

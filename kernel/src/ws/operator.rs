@@ -18,11 +18,7 @@ const MAX_TAIL: u64 = 5000;
 /// Dispatch one of this module's methods.
 pub async fn call(gw: &Gateway, conn: &Conn, req: &Request) -> Value {
     match req.method.as_str() {
-        "health" => ok(
-            &req.id,
-            json!({"ok": true, "ts": crate::clock::now_ms(), "seq": gw.log().head(),
-                   "projected": gw.projected(), "defaultAgentId": gw.config().gateway.default_agent}),
-        ),
+        "health" => health(gw, req).await,
         "status" => status(gw, req).await,
         "system-presence" => ok(&req.id, json!(gw.presence().entries())),
         "agents.list" => agents(gw, req),
@@ -32,6 +28,52 @@ pub async fn call(gw: &Gateway, conn: &Conn, req: &Request) -> Value {
         "exec.approval.resolve" => resolve(gw, conn, req).await,
         other => error(&req.id, INVALID_REQUEST, format!("unknown method: {other}")),
     }
+}
+
+/// `health`: OpenClaw's health snapshot (channels by name, sessions) and our log position.
+async fn health(gw: &Gateway, req: &Request) -> Value {
+    let started = std::time::Instant::now();
+    let channels = views::channel_status(gw.read_models())
+        .await
+        .unwrap_or_default();
+    let sessions = views::load_sessions(gw.read_models())
+        .await
+        .unwrap_or_default();
+    let by_name: serde_json::Map<String, Value> = channels
+        .iter()
+        .map(|c| (c.channel.clone(), json!(c)))
+        .collect();
+    let order: Vec<&str> = channels.iter().map(|c| c.channel.as_str()).collect();
+    let labels: serde_json::Map<String, Value> = channels
+        .iter()
+        .map(|c| {
+            (
+                c.channel.clone(),
+                json!(format!("{} ({})", c.channel, c.kind)),
+            )
+        })
+        .collect();
+    let default = &gw.config().gateway.default_agent;
+    let store = json!({"path": gw.home().projections_path().display().to_string(),
+                       "count": sessions.len(), "recent": []});
+    let agents: Vec<Value> = gw
+        .config()
+        .agents
+        .keys()
+        .map(|a| {
+            let count = sessions.iter().filter(|s| &s.agent == a).count();
+            json!({"agentId": a, "isDefault": a == default, "heartbeat": {},
+                   "sessions": {"path": store["path"], "count": count, "recent": []}})
+        })
+        .collect();
+    ok(
+        &req.id,
+        json!({"ok": true, "ts": crate::clock::now_ms(),
+               "durationMs": started.elapsed().as_millis() as u64,
+               "channels": by_name, "channelOrder": order, "channelLabels": labels,
+               "heartbeatSeconds": 0, "defaultAgentId": default, "agents": agents,
+               "sessions": store, "seq": gw.log().head(), "projected": gw.projected()}),
+    )
 }
 
 async fn status(gw: &Gateway, req: &Request) -> Value {
@@ -65,6 +107,13 @@ async fn status(gw: &Gateway, req: &Request) -> Value {
             "seq": gw.log().head(),
             "projected": gw.projected(),
             "channels": channels,
+            "channelSummary": channels.iter().map(|c| format!("{}: {}", c.channel, c.state)).collect::<Vec<_>>(),
+            "queuedSystemEvents": [],
+            "tasks": {"total": 0, "active": 0, "terminal": 0, "failures": 0,
+                      "byStatus": {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "timed_out": 0, "cancelled": 0, "lost": 0},
+                      "byRuntime": {"subagent": 0, "acp": 0, "cli": 0, "cron": 0}},
+            "taskAudit": {"total": 0, "warnings": 0, "errors": 0,
+                          "byCode": {"stale_queued": 0, "stale_running": 0, "lost": 0, "delivery_failed": 0, "missing_cleanup": 0, "inconsistent_timestamps": 0}},
             "heartbeat": {"defaultAgentId": gw.config().gateway.default_agent, "agents": []},
             "sessions": {
                 "paths": [gw.home().projections_path().display().to_string()],

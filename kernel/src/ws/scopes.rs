@@ -72,6 +72,7 @@ pub const METHODS: &[(&str, Need)] = &[
     ("chat.send", Need::Operator(WRITE)),
     ("chat.history", Need::Operator(READ)),
     ("chat.abort", Need::Operator(WRITE)),
+    ("agent", Need::Operator(WRITE)),
     ("exec.approval.list", Need::Operator(APPROVALS)),
     ("exec.approval.resolve", Need::Operator(APPROVALS)),
     ("device.pair.list", Need::Operator(PAIRING)),
