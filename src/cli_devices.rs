@@ -1,4 +1,4 @@
-//! `clawos devices list|approve|reject|revoke`: devices (Control UIs, companion apps,
+//! `clawos devices list|approve|reject|revoke|pair`: devices (Control UIs, companion apps,
 //! nodes) that pair with the Gateway on `/ws`, read from the `devices` read model. Every
 //! answer appends to the `devices` stream with the version its check saw, so a concurrent
 //! answer (from the Control UI, or the loopback rule) is seen, not overwritten.
@@ -6,7 +6,8 @@
 use anyhow::{anyhow, Result};
 use clap::Subcommand;
 use clawos_events::{
-    stream, DevicePairingResolved, DeviceRevoked, Durability, ExpectedVersion, LogStore, NewEvent,
+    stream, DevicePairingResolved, DeviceRevoked, DeviceSetupCodeIssued, Durability,
+    ExpectedVersion, LogStore, NewEvent,
 };
 use clawos_projections::views;
 use clawos_replay::{rebuild, Home};
@@ -32,6 +33,17 @@ pub enum DevicesCommand {
         /// Request id or device id (prefix).
         id: String,
     },
+    /// A one-time setup code for a new device (the companion app at /app): printed with a
+    /// QR code of the app's address; the first device that uses it in time is paired.
+    Pair {
+        /// How long the code works.
+        #[arg(long, default_value = "10m")]
+        ttl: humantime::Duration,
+        /// The app's address as the phone reaches it (default: http://LISTEN/app from
+        /// clawos.toml; give the LAN address when the Gateway listens on all of them).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Unpair a device: its tokens stop working at once and it must pair again.
     Revoke {
         /// Device id (or its first 6+ characters).
@@ -48,6 +60,7 @@ pub async fn devices(home: &Home, durability: Durability, cmd: DevicesCommand) -
         DevicesCommand::Approve { id } => answer(&store, &pool, &id, true).await,
         DevicesCommand::Reject { id } => answer(&store, &pool, &id, false).await,
         DevicesCommand::Revoke { device } => revoke(&store, &pool, &device).await,
+        DevicesCommand::Pair { ttl, url } => pair(home, &store, *ttl, url).await,
     };
     store.close().await;
     result
@@ -173,4 +186,39 @@ async fn revoke(store: &LogStore, pool: &SqlitePool, device: &str) -> Result<()>
         Ok(())
     })
     .await
+}
+
+async fn pair(
+    home: &Home,
+    store: &LogStore,
+    ttl: std::time::Duration,
+    url: Option<String>,
+) -> Result<()> {
+    let code = clawos_kernel::tokens::pairing_code();
+    let expires_at_ms = clawos_kernel::clock::now_ms() + ttl.as_millis() as i64;
+    store
+        .append(
+            stream::DEVICES,
+            ExpectedVersion::Any,
+            vec![NewEvent::new(DeviceSetupCodeIssued {
+                code_hash: clawos_kernel::tokens::code_hash(&code),
+                expires_at_ms,
+            })],
+        )
+        .await?;
+    let base = match url {
+        Some(u) => u,
+        None => {
+            let listen = crate::cli_gateway::load_config(home)?.gateway.listen;
+            format!("http://{listen}/app")
+        }
+    };
+    let link = format!("{}#code={code}", base.trim_end_matches('#'));
+    println!("{}", crate::cli_phone_link::qr_text(&link)?);
+    println!("open {link}");
+    println!(
+        "or type the code {code} in the app; it works once, for {}",
+        humantime::format_duration(ttl)
+    );
+    Ok(())
 }

@@ -1256,6 +1256,22 @@ fn conversation() -> Vec<(String, NewEvent)> {
             }),
         ),
         /* 46 */ (stream::DEVICES.into(), device_requested(0xd2, "laptop")),
+        /* 47 */
+        (
+            stream::DEVICES.into(),
+            NewEvent::new(clawos_events::DeviceSetupCodeIssued {
+                code_hash: "h1".into(),
+                expires_at_ms: 99_000,
+            }),
+        ),
+        /* 48 */
+        (
+            stream::DEVICES.into(),
+            NewEvent::new(clawos_events::DeviceSetupCodeUsed {
+                code_hash: "h1".into(),
+                device_id: "laptop".into(),
+            }),
+        ),
     ]
 }
 
@@ -1338,7 +1354,7 @@ async fn state_at_n_equals_the_live_tables_when_n_was_applied() {
         live.push(dump_all(&pool).await);
     }
     let head = store.head();
-    assert_eq!(head, 46);
+    assert_eq!(head, 48);
     assert_eq!(live.len() as u64, head + 1);
     // The conversation did build something in every table.
     for t in all_tables() {

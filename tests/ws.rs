@@ -302,6 +302,61 @@ async fn handshake_scopes_pairing_and_device_tokens() {
     let (_, hello) = connect(&url, &want).await;
     assert_eq!(hello["ok"], true, "{hello}");
 
+    // A setup code (`clawos devices pair`) pairs the first device that uses it, for its
+    // roles, without asking; never another device, never admin scopes.
+    let out = h
+        .cli(&["devices", "pair", "--url", "http://phone.test/app"])
+        .await;
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && printed.contains("http://phone.test/app#code="),
+        "{printed}"
+    );
+    let code = printed.split("#code=").nth(1).unwrap()[..8].to_string();
+    let tablet = Device::from_seed(11);
+    let by_code = Opts {
+        token: None,
+        bootstrap: Some(code.clone()),
+        ..Opts::operator("", &["operator.read", "operator.write"]).with_device(&tablet)
+    };
+    let (_, res) = connect(
+        &url,
+        &Opts {
+            scopes: vec!["operator.admin".into()],
+            ..by_code.clone()
+        },
+    )
+    .await;
+    assert_eq!(
+        res["error"]["details"]["code"], "AUTH_SCOPE_MISMATCH",
+        "{res}"
+    );
+    let (_, hello) = connect(&url, &by_code).await;
+    assert_eq!(
+        hello["payload"]["auth"]["method"], "bootstrap-token",
+        "{hello}"
+    );
+    assert!(hello["payload"]["auth"]["deviceToken"].is_string());
+    let node_by_code = Opts {
+        bootstrap: Some(code.clone()),
+        token: None,
+        ..Opts::node("", &tablet, &["location.get"])
+    };
+    let (_, hello) = connect(&url, &node_by_code).await;
+    assert_eq!(hello["ok"], true, "the same device's node role: {hello}");
+    let (_, res) = connect(
+        &url,
+        &Opts {
+            device: Some(Device::from_seed(12)),
+            ..by_code.clone()
+        },
+    )
+    .await;
+    assert_eq!(
+        res["error"]["details"]["code"], "AUTH_BOOTSTRAP_TOKEN_INVALID",
+        "{res}"
+    );
+
     // Every pairing change is an event; no token ever reaches the log.
     let log = h.log().await;
     let kinds: Vec<&str> = log

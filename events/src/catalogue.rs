@@ -533,6 +533,25 @@ pub struct DeviceRevoked {
     pub by: String,
 }
 
+/// A one-time setup code was issued (`clawos devices pair`): the first device that
+/// connects with it before it expires is paired without asking. Only its hash is logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSetupCodeIssued {
+    /// blake3 of the code.
+    pub code_hash: String,
+    /// When it stops working (unix ms).
+    pub expires_at_ms: i64,
+}
+
+/// A setup code was used: it now belongs to this device (for any of its roles).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSetupCodeUsed {
+    /// blake3 of the code.
+    pub code_hash: String,
+    /// The device that used it.
+    pub device_id: String,
+}
+
 /// A command was sent to a node (`node.invoke` from an operator or Pi's `nodes` skill).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInvoked {
@@ -655,6 +674,8 @@ catalogue! {
     DevicePairingResolved = 1,
     DeviceTokenIssued = 1,
     DeviceRevoked = 1,
+    DeviceSetupCodeIssued = 1,
+    DeviceSetupCodeUsed = 1,
     NodeInvoked = 1,
     NodeInvokeFinished = 1,
 }

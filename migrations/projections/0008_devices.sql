@@ -37,3 +37,11 @@ CREATE TABLE device_tokens (
     issued_seq INTEGER NOT NULL,
     PRIMARY KEY (device_id, role)
 );
+
+-- One-time setup codes (`clawos devices pair`); only the hash of a code is kept.
+CREATE TABLE device_setup_codes (
+    code_hash     TEXT PRIMARY KEY,
+    expires_at_ms INTEGER NOT NULL,
+    issued_seq    INTEGER NOT NULL,
+    device_id     TEXT               -- the device that used it; NULL while unused
+);

@@ -60,12 +60,21 @@ pub const DEVICE_TOKENS: Table = Table {
     key_len: 2,
 };
 
-/// The devices projection; its state is exactly its three tables.
+/// `device_setup_codes(code_hash, expires_at_ms, issued_seq, device_id)`: one-time codes;
+/// `device_id` is the device that used it (NULL while unused).
+pub const DEVICE_SETUP_CODES: Table = Table {
+    name: "device_setup_codes",
+    columns: &["code_hash", "expires_at_ms", "issued_seq", "device_id"],
+    key_len: 1,
+};
+
+/// The devices projection; its state is exactly its four tables.
 #[derive(Default)]
 pub struct Devices {
     requests: BTreeMap<String, Row>,
     devices: BTreeMap<String, Row>,
     tokens: BTreeMap<(String, String), Row>,
+    codes: BTreeMap<String, Row>,
 }
 
 /// A comma-separated list of the union of `a` (already comma-separated) and `b`.
@@ -148,7 +157,12 @@ impl Projection for Devices {
         "devices"
     }
     fn tables(&self) -> &'static [&'static Table] {
-        &[&DEVICE_REQUESTS, &DEVICES, &DEVICE_TOKENS]
+        &[
+            &DEVICE_REQUESTS,
+            &DEVICES,
+            &DEVICE_TOKENS,
+            &DEVICE_SETUP_CODES,
+        ]
     }
     fn wants(&self, kind: &str) -> bool {
         matches!(
@@ -157,6 +171,8 @@ impl Projection for Devices {
                 | "DevicePairingResolved"
                 | "DeviceTokenIssued"
                 | "DeviceRevoked"
+                | "DeviceSetupCodeIssued"
+                | "DeviceSetupCodeUsed"
         )
     }
     fn apply(&mut self, event: &RecordedEvent, payload: &EventPayload, out: &mut Changes) {
@@ -208,6 +224,32 @@ impl Projection for Devices {
                 self.tokens.insert(key, row);
             }
             EventPayload::DeviceRevoked(r) => self.revoke(&r.device_id, out),
+            EventPayload::DeviceSetupCodeIssued(c) => {
+                if self.codes.contains_key(&c.code_hash) {
+                    return;
+                }
+                let row = row![
+                    &c.code_hash,
+                    c.expires_at_ms,
+                    event.seq,
+                    Option::<String>::None
+                ];
+                out.upsert(&DEVICE_SETUP_CODES, row.clone());
+                self.codes.insert(c.code_hash.clone(), row);
+            }
+            // The first device to use a code keeps it.
+            EventPayload::DeviceSetupCodeUsed(u) => {
+                let Some(old) = self.codes.get(&u.code_hash) else {
+                    return;
+                };
+                if old.get(3) != Some(&Value::Null) {
+                    return;
+                }
+                let mut row = old.clone();
+                row[3] = Value::from(&u.device_id);
+                out.upsert(&DEVICE_SETUP_CODES, row.clone());
+                self.codes.insert(u.code_hash.clone(), row);
+            }
             _ => {}
         }
     }
@@ -219,7 +261,12 @@ impl Projection for Devices {
         Ok(())
     }
     fn state_tables(&self) -> &'static [&'static Table] {
-        &[&DEVICE_REQUESTS, &DEVICES, &DEVICE_TOKENS]
+        &[
+            &DEVICE_REQUESTS,
+            &DEVICES,
+            &DEVICE_TOKENS,
+            &DEVICE_SETUP_CODES,
+        ]
     }
     fn restore(&mut self, rows: &MemoryTables) -> Result<(), ProjectionError> {
         *self = Devices::default();
@@ -231,6 +278,9 @@ impl Projection for Devices {
         }
         for r in rows.rows(DEVICE_TOKENS.name) {
             self.tokens.insert((cell(&r, 0), cell(&r, 1)), r);
+        }
+        for r in rows.rows(DEVICE_SETUP_CODES.name) {
+            self.codes.insert(cell(&r, 0), r);
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ fn ms(d: Duration) -> String {
 }
 
 /// The admin token, as a user gets it: `clawos admin token`.
-fn admin_token(exe: &Path, home: &Path) -> Result<String> {
+pub(super) fn admin_token(exe: &Path, home: &Path) -> Result<String> {
     let out = Command::new(exe)
         .arg("--home")
         .arg(home)

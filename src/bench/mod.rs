@@ -13,6 +13,7 @@ mod matrix;
 mod memory;
 mod prompt;
 mod turn;
+mod ws;
 mod xmpp;
 
 use anyhow::Result;
@@ -102,6 +103,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         big_log: u64,
     },
+    /// `chat.send` → final `chat` event over `/ws` (echo agent; Pi with a fake LLM), beside
+    /// the webhook round trip of the same Gateway.
+    Ws {
+        /// Sequential turns per path.
+        #[arg(long, default_value_t = 200)]
+        turns: usize,
+        /// Durability mode of the Gateway.
+        #[arg(long, default_value = "full")]
+        durability: Durability,
+    },
     /// Memory recall latency over a large index, rebuild throughput.
     Memory {
         /// Memories in the index.
@@ -133,6 +144,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             turns,
             durability,
         } => turn::bench_turn(messages, turns, durability).await,
+        BenchCommand::Ws { turns, durability } => ws::bench_ws(turns, durability).await,
         BenchCommand::Memory { memories, queries } => memory::bench_memory(memories, queries).await,
         BenchCommand::Admin { events, requests } => admin::bench_admin(events, requests).await,
         BenchCommand::Channels {

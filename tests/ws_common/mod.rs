@@ -58,6 +58,8 @@ pub struct Opts {
     pub token: Option<String>,
     /// `auth.deviceToken`, if any.
     pub device_token: Option<String>,
+    /// `auth.bootstrapToken` (a setup code), if any.
+    pub bootstrap: Option<String>,
     /// The device identity, if any.
     pub device: Option<Device>,
     /// Role.
@@ -94,6 +96,7 @@ impl Opts {
         Opts {
             token: Some(token.to_string()),
             device_token: None,
+            bootstrap: None,
             device: None,
             role: "operator".into(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
@@ -174,6 +177,9 @@ pub async fn connect(url: &str, o: &Opts) -> (Client, Value) {
     if let Some(t) = &o.device_token {
         params["auth"]["deviceToken"] = json!(t);
     }
+    if let Some(t) = &o.bootstrap {
+        params["auth"]["bootstrapToken"] = json!(t);
+    }
     if let Some(d) = &o.device {
         let signed_at = if o.tamper == Tamper::Stale {
             ts - 180_000
@@ -194,6 +200,7 @@ pub async fn connect(url: &str, o: &Opts) -> (Client, Value) {
             .token
             .clone()
             .or(o.device_token.clone())
+            .or(o.bootstrap.clone())
             .unwrap_or_default();
         let payload = format!(
             "v3|{}|{}|{}|{}|{}|{}|{}|{}|linux|",

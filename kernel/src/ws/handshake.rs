@@ -220,9 +220,39 @@ pub async fn connect(
         }
         _ => None,
     };
-    if !shared && by_device_token.is_none() {
+    // A one-time setup code (`clawos devices pair`) opens the door to pairing, once, for
+    // one device, with at most read, write and approvals.
+    let bootstrap = text(&auth, "bootstrapToken");
+    let setup_code = match &device {
+        Some((id, _)) if !shared && by_device_token.is_none() && !bootstrap.is_empty() => {
+            let hash = crate::tokens::code_hash(&bootstrap);
+            pairing::code_opens(gw, id, &hash).await.then_some(hash)
+        }
+        _ => None,
+    };
+    if setup_code.is_some()
+        && requested.iter().any(|s| {
+            ![
+                super::scopes::READ,
+                super::scopes::WRITE,
+                super::scopes::APPROVALS,
+            ]
+            .contains(&s.as_str())
+        })
+    {
+        return Err(Refusal::new(
+            req,
+            INVALID_REQUEST,
+            "unauthorized: a setup code grants at most operator.read, operator.write and operator.approvals".into(),
+            json!({"code": "AUTH_SCOPE_MISMATCH"}),
+            CLOSE_POLICY,
+        ));
+    }
+    if !shared && by_device_token.is_none() && setup_code.is_none() {
         gw.metrics().auth_refused("ws");
-        let (code, message) = if token.is_empty() && device_token.is_empty() {
+        let (code, message) = if !bootstrap.is_empty() {
+            ("AUTH_BOOTSTRAP_TOKEN_INVALID", "unauthorized: the setup code is unknown, expired, or was used by another device (`clawos devices pair` makes a new one)")
+        } else if token.is_empty() && device_token.is_empty() {
             ("AUTH_TOKEN_MISSING", "unauthorized: a token is required (auth.token: the admin token from `clawos admin token`, or a device token)")
         } else if !device_token.is_empty() {
             ("AUTH_DEVICE_TOKEN_MISMATCH", "unauthorized: device token mismatch (revoked, rotated, or for another role); connect with the shared token to pair again")
@@ -248,7 +278,13 @@ pub async fn connect(
         client,
         device: None,
         device_token: None,
-        auth_method: if shared { "token" } else { "device-token" },
+        auth_method: if shared {
+            "token"
+        } else if setup_code.is_some() {
+            "bootstrap-token"
+        } else {
+            "device-token"
+        },
         caps: strings(p.get("caps")),
         commands: strings(p.get("commands")),
         permissions: p.get("permissions").cloned().unwrap_or(json!({})),
@@ -265,6 +301,7 @@ pub async fn connect(
         scopes: &admitted.scopes,
         client: &admitted.client,
         shared_token: shared,
+        setup_code: setup_code.clone(),
     };
     match pairing::admit(gw, &asking, &device_id, &key, remote).await {
         Pairing::Paired(token) => {

@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 
 use clawos_events::{
-    stream, DevicePairingRequested, DevicePairingResolved, DeviceRevoked, DeviceTokenIssued,
-    ExpectedVersion, NewEvent,
+    stream, DevicePairingRequested, DevicePairingResolved, DeviceRevoked, DeviceSetupCodeUsed,
+    DeviceTokenIssued, ExpectedVersion, NewEvent,
 };
 use clawos_projections::views::{self, DevicesView};
 use serde_json::{json, Value};
@@ -61,6 +61,16 @@ pub struct Asking<'a> {
     pub client: &'a crate::presence::ClientInfo,
     /// Whether it holds the shared (admin) token.
     pub shared_token: bool,
+    /// The hash of the live setup code it presented, if any.
+    pub setup_code: Option<String>,
+}
+
+/// Whether the setup code with hash `hash` may pair `device` now.
+pub async fn code_opens(gw: &Gateway, device: &str, hash: &str) -> bool {
+    match devices_now(gw).await {
+        Ok(v) => v.code_opens(hash, device, crate::clock::now_ms()),
+        Err(_) => false,
+    }
 }
 
 /// The scopes the device token `presented` grants `device` as `role`, if it is live.
@@ -119,8 +129,12 @@ async fn admit_inner(
     let Some((reason, message)) = missing else {
         return Ok(Pairing::Paired(Some(issue(gw, &v, device, a).await?)));
     };
-    let automatic =
-        a.shared_token && remote.ip().is_loopback() && gw.config().gateway.pair_loopback_devices;
+    // A setup code is a person's approval given in advance; the loopback rule trusts
+    // whoever holds the admin token on this host.
+    let automatic = a.setup_code.is_some()
+        || (a.shared_token
+            && remote.ip().is_loopback()
+            && gw.config().gateway.pair_loopback_devices);
     // A request already waiting for the same device, role and scopes is reused.
     let waiting = v
         .requests
@@ -150,11 +164,27 @@ async fn admit_inner(
         tracing::info!(%device, %role, %request_id, "device waits for pairing: clawos devices approve {request_id}");
         return Ok(pending(request_id.to_string(), reason, message));
     }
+    let by = match &a.setup_code {
+        Some(hash) => {
+            if !v
+                .setup_codes
+                .iter()
+                .any(|c| &c.code_hash == hash && c.device_id.is_some())
+            {
+                events.push(NewEvent::new(DeviceSetupCodeUsed {
+                    code_hash: hash.clone(),
+                    device_id: device.to_string(),
+                }));
+            }
+            "setup-code"
+        }
+        None => "loopback",
+    };
     events.push(NewEvent::new(DevicePairingResolved {
         request_id,
         device_id: device.to_string(),
         approved: true,
-        by: "loopback".into(),
+        by: by.into(),
     }));
     append(gw, events).await?;
     let v = devices_now(gw).await?;

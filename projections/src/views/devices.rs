@@ -3,9 +3,9 @@
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use super::rows::{int, load_tables, text};
+use super::rows::{int, load_tables, opt_text, signed, text};
 use crate::changes::MemoryTables;
-use crate::devices::{DEVICES, DEVICE_REQUESTS, DEVICE_TOKENS};
+use crate::devices::{DEVICES, DEVICE_REQUESTS, DEVICE_SETUP_CODES, DEVICE_TOKENS};
 use crate::ProjectionError;
 
 /// A device's request to pair, waiting for an answer.
@@ -69,6 +69,17 @@ pub struct DeviceTokenView {
     pub issued_seq: u64,
 }
 
+/// A one-time setup code (by its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetupCodeView {
+    /// blake3 of the code.
+    pub code_hash: String,
+    /// When it stops working (unix ms).
+    pub expires_at_ms: i64,
+    /// The device that used it.
+    pub device_id: Option<String>,
+}
+
 fn list(r: &crate::Row, i: usize) -> Vec<String> {
     text(r, i)
         .split(',')
@@ -130,14 +141,36 @@ pub fn devices_in(
     (devices, requests, tokens)
 }
 
+/// The setup codes in `t`.
+pub fn setup_codes_in(t: &MemoryTables) -> Vec<SetupCodeView> {
+    t.rows(DEVICE_SETUP_CODES.name)
+        .iter()
+        .map(|r| SetupCodeView {
+            code_hash: text(r, 0),
+            expires_at_ms: signed(r, 1).unwrap_or(0),
+            device_id: opt_text(r, 3),
+        })
+        .collect()
+}
+
 /// Everything the devices read model holds, from the live tables.
 pub async fn devices(pool: &SqlitePool) -> Result<DevicesView, ProjectionError> {
-    let t = load_tables(pool, &[&DEVICES, &DEVICE_REQUESTS, &DEVICE_TOKENS]).await?;
+    let t = load_tables(
+        pool,
+        &[
+            &DEVICES,
+            &DEVICE_REQUESTS,
+            &DEVICE_TOKENS,
+            &DEVICE_SETUP_CODES,
+        ],
+    )
+    .await?;
     let (devices, requests, tokens) = devices_in(&t);
     Ok(DevicesView {
         devices,
         requests,
         tokens,
+        setup_codes: setup_codes_in(&t),
     })
 }
 
@@ -150,12 +183,25 @@ pub struct DevicesView {
     pub requests: Vec<DeviceRequestView>,
     /// Live token generations.
     pub tokens: Vec<DeviceTokenView>,
+    /// One-time setup codes.
+    #[serde(skip)]
+    pub setup_codes: Vec<SetupCodeView>,
 }
 
 impl DevicesView {
     /// The paired device `id`.
     pub fn device(&self, id: &str) -> Option<&DeviceView> {
         self.devices.iter().find(|d| d.device_id == id)
+    }
+
+    /// Whether the setup code with hash `hash` may pair `device` at `now_ms`: it exists,
+    /// has not expired, and is unused or was used by this device.
+    pub fn code_opens(&self, hash: &str, device: &str, now_ms: i64) -> bool {
+        self.setup_codes.iter().any(|c| {
+            c.code_hash == hash
+                && now_ms < c.expires_at_ms
+                && c.device_id.as_deref().is_none_or(|d| d == device)
+        })
     }
 
     /// The live token of device `id` for `role`.
