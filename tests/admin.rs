@@ -5,17 +5,18 @@
 //! A test that needs Chromium fails with a message naming the missing package; it never
 //! skips (`tests/run.sh` installs `chromium` and `chromium-driver`).
 
+#[path = "browser_common/mod.rs"]
+mod browser;
 #[path = "gateway_common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use browser::*;
 use clawos_testkit::fake_llm::{FakeLlm, Step};
 use common::*;
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
 
 fn pi_config(base_url: &str, hook_port: u16) -> String {
@@ -207,7 +208,7 @@ async fn api_and_ui_refuse_without_the_admin_token() {
     let html = shell.text().await.expect("html");
     assert!(html.contains("admin token") && !html.contains(session.as_str()));
 
-    let browser = Browser::start().await;
+    let browser = Browser::start((1280, 900), "admin-screens").await;
     let c = &browser.client;
     c.goto(&h.url("/admin")).await.expect("open /admin");
     let login = c
@@ -564,7 +565,7 @@ async fn event_pages_links_state_at_fork_replay_audit_and_memories() {
 async fn the_ui_in_chromium_lists_events_travels_in_time_forks_and_audits() {
     let w = world().await;
     let h = &w.h;
-    let browser = Browser::start().await;
+    let browser = Browser::start((1280, 900), "admin-screens").await;
     let c = &browser.client;
 
     // The event list, newest first, opened with the token in the URL fragment.
@@ -737,164 +738,7 @@ async fn the_ui_in_chromium_lists_events_travels_in_time_forks_and_audits() {
     browser.close().await;
 }
 
-// ---- the browser ---------------------------------------------------------------------
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const WAIT: Duration = Duration::from_secs(20);
-
-/// chromedriver and a headless Chromium session; dropping it kills chromedriver (and with
-/// it the browser).
-struct Browser {
-    client: Client,
-    driver: Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    async fn start() -> Browser {
-        for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
-            assert!(
-                std::path::Path::new(path).exists(),
-                "{path} is missing: install the Debian package `{package}` \
-                 (tests/run.sh does: apt-get install chromium chromium-driver)"
-            );
-        }
-        let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let profile = tempfile::tempdir().expect("profile dir");
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
-            }),
-        );
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + WAIT;
-        let client = loop {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(caps.clone())
-                .connect(&url)
-                .await
-            {
-                Ok(c) => break c,
-                Err(e) if Instant::now() > deadline => {
-                    panic!("cannot start a Chromium session through chromedriver: {e}")
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        };
-        Browser {
-            client,
-            driver,
-            _profile: profile,
-        }
-    }
-
-    /// Save a PNG of the page to `target/admin-screens/NAME.png`.
-    async fn screenshot(&self, name: &str) {
-        let png = self.client.screenshot().await.expect("screenshot");
-        std::fs::write(screens_dir().join(format!("{name}.png")), png).expect("write screenshot");
-    }
-
-    async fn close(self) {
-        let _ = self.client.clone().close().await;
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-/// Where screenshots go: `target/admin-screens/`.
-fn screens_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/admin-screens");
-    std::fs::create_dir_all(&dir).expect("screens dir");
-    dir
-}
-
-async fn click(c: &Client, css: &str) {
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
-}
-
 async fn first_seq(c: &Client) -> Option<u64> {
     let row = c.find(Locator::Css("#events tbody tr")).await.ok()?;
     row.attr("data-seq").await.ok()??.parse().ok()
-}
-
-/// Wait (at most [`WAIT`]) until `ready` holds; panics naming `what`.
-async fn wait_for<F, Fut>(c: &Client, what: &str, ready: F)
-where
-    F: Fn(Client) -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + WAIT;
-    while !ready(c.clone()).await {
-        if Instant::now() > deadline {
-            let shot = screens_dir().join("failure.png");
-            if let Ok(png) = c.screenshot().await {
-                let _ = std::fs::write(&shot, png);
-            }
-            let main = match c.find(Locator::Css("main")).await {
-                Ok(m) => m.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
-            panic!(
-                "waited {WAIT:?} for {what}; screenshot {}; visible text:\n{main}",
-                shot.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_text(c: &Client, css: &str, needle: &str) {
-    let (css, needle) = (css.to_string(), needle.to_string());
-    wait_for(c, &format!("{needle:?} in {css}"), |c| {
-        let (css, needle) = (css.clone(), needle.clone());
-        async move {
-            match c.find(Locator::Css(&css)).await {
-                Ok(e) => e.text().await.is_ok_and(|t| t.contains(&needle)),
-                Err(_) => false,
-            }
-        }
-    })
-    .await;
-}
-
-async fn wait_count(c: &Client, css: &str, n: usize) {
-    let css = css.to_string();
-    wait_for(c, &format!("{n} × {css}"), |c| {
-        let css = css.clone();
-        async move {
-            c.find_all(Locator::Css(&css))
-                .await
-                .is_ok_and(|v| v.len() == n)
-        }
-    })
-    .await;
 }

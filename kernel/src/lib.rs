@@ -33,7 +33,8 @@
 //! - [`memory`]: the configured embedder, the memory index, hybrid recall.
 //! - [`vault`]: secrets sealed with XChaCha20-Poly1305; the key in the OS keychain or a
 //!   0600 key file.
-//! - [`admin`]: the admin UI at `/admin` and its JSON API under `/api`.
+//! - [`admin`]: the admin UI at `/admin` and its JSON API under `/api`; [`app`]: the
+//!   companion app at `/app`.
 //! - [`metrics`], [`tokens`].
 //!
 //! **Architecture Invariant:** the kernel never talks to an LLM and never speaks a chat
@@ -41,6 +42,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod app;
 pub mod approvals;
 pub mod assembly;
 pub mod bus;

@@ -28,6 +28,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/sessions/{id}", get(session))
         .route("/hooks/agent", post(hook_agent))
         .merge(crate::admin::routes())
+        .merge(crate::app::routes())
         .with_state(gw)
 }
 

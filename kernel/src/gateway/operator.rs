@@ -49,6 +49,7 @@ impl Gateway {
         text: &str,
         run_id: &str,
         by: &str,
+        attachments: Vec<clawos_events::Attachment>,
     ) -> Result<Ingested, KernelError> {
         if !self.agents.contains_key(&key.agent) {
             let mut known: Vec<&str> = self.agents.keys().map(String::as_str).collect();
@@ -91,7 +92,7 @@ impl Gateway {
                 sender,
                 chat: None,
                 text: text.to_string(),
-                attachments: Vec::new(),
+                attachments,
                 branch: routing.branch_of(&session).to_string(),
                 sent_at_ms: crate::clock::now_ms(),
                 addressed: true,

@@ -34,7 +34,11 @@ pub async fn send(gw: &Arc<Gateway>, conn: &Conn, req: &Request) -> Value {
         .get("message")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if message.trim().is_empty() {
+    let attachments = match attachments(gw, req) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    if message.trim().is_empty() && attachments.is_empty() {
         return error(
             &req.id,
             INVALID_REQUEST,
@@ -51,7 +55,7 @@ pub async fn send(gw: &Arc<Gateway>, conn: &Conn, req: &Request) -> Value {
         None => uuid::Uuid::now_v7().to_string(),
     };
     match gw
-        .operator_message(&key, message, &run_id, &conn.by())
+        .operator_message(&key, message, &run_id, &conn.by(), attachments)
         .await
     {
         Ok(sent) => ok(
@@ -62,6 +66,46 @@ pub async fn send(gw: &Arc<Gateway>, conn: &Conn, req: &Request) -> Value {
         Err(KernelError::NotFound(m)) => error(&req.id, INVALID_REQUEST, m),
         Err(e) => error(&req.id, UNAVAILABLE, e.to_string()),
     }
+}
+
+/// The `attachments` of a `chat.send` (`[{type, mimeType, fileName, content: base64}]`),
+/// kept in the media store; a file above the cap is refused and nothing is recorded.
+fn attachments(gw: &Gateway, req: &Request) -> Result<Vec<clawos_events::Attachment>, Value> {
+    use base64::Engine;
+    let Some(list) = req.params.get("attachments").and_then(Value::as_array) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (i, a) in list.iter().enumerate() {
+        let content = a.get("content").and_then(Value::as_str).unwrap_or("");
+        let content = content
+            .split_once("base64,")
+            .map(|(_, b)| b)
+            .unwrap_or(content);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(content.trim())
+            .map_err(|e| {
+                error(
+                    &req.id,
+                    INVALID_REQUEST,
+                    format!(
+                        "invalid chat.send params: attachments[{i}].content is not base64: {e}"
+                    ),
+                )
+            })?;
+        let name = a
+            .get("fileName")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| format!("attachment-{i}"));
+        let mime = a.get("mimeType").and_then(Value::as_str);
+        let kept = gw
+            .media()
+            .put(&name, mime, &bytes)
+            .map_err(|e| error(&req.id, INVALID_REQUEST, e.to_string()))?;
+        out.push(kept);
+    }
+    Ok(out)
 }
 
 /// `agent {message, agentId?, sessionKey?, idempotencyKey, timeout?}`: one turn, answered
@@ -103,7 +147,7 @@ async fn agent_turn(gw: &Arc<Gateway>, conn: &Conn, req: &Request) -> Vec<Value>
     let from = gw.log().head() + 1;
     let mut sub = gw.log().subscribe(from);
     let sent = match gw
-        .operator_message(&key, message, &run_id, &conn.by())
+        .operator_message(&key, message, &run_id, &conn.by(), Vec::new())
         .await
     {
         Ok(s) => s,

@@ -1,0 +1,152 @@
+//! The companion app at `/app` in a phone-sized headless Chromium against a real Gateway:
+//! pair with a one-time code from `clawos devices pair`, chat with a streamed reply, send a
+//! photo, see what the agent presents on the canvas (a `node.invoke` to the app's node),
+//! and reconnect after the Gateway restarts. Screenshots land in `target/app-screens/`.
+
+#[path = "browser_common/mod.rs"]
+mod browser;
+#[path = "gateway_common/mod.rs"]
+mod common;
+#[path = "ws_common/mod.rs"]
+mod ws_common;
+
+use std::time::Duration;
+
+use browser::*;
+use clawos_events::EventPayload;
+use common::*;
+use fantoccini::Locator;
+use serde_json::json;
+
+/// A 1×1 PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+async fn send_text(b: &Browser, text: &str) {
+    let field = b
+        .client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#composer-text"))
+        .await
+        .expect("#composer-text");
+    field.send_keys(text).await.expect("type");
+    click(&b.client, "#send").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_pairs_chats_sends_a_photo_shows_the_canvas_and_reconnects() {
+    let mut h = Harness::new(&echo_config("normal"));
+    h.start("127.0.0.1:0").await;
+    let addr = h.addr();
+    let out = h.cli(&["devices", "pair", "--url", &h.url("/app")]).await;
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    let link = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("open "))
+        .unwrap_or_else(|| panic!("no link in {printed}"))
+        .to_string();
+
+    let b = Browser::start((390, 844), "app-screens").await;
+    b.client.goto(&link).await.expect("open the app");
+    wait_text(&b.client, "#status", "online").await;
+    b.screenshot("01-paired").await;
+
+    // Chat: the streamed reply ends final.
+    send_text(&b, "hello from the phone").await;
+    wait_text(
+        &b.client,
+        "#messages .msg.assistant[data-state=final]",
+        "hello from the phone",
+    )
+    .await;
+    b.screenshot("02-chat").await;
+
+    // A photo from the gallery goes to the media store with the message.
+    let photo = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    std::fs::write(photo.path(), PNG).unwrap();
+    let input = b.client.find(Locator::Css("#photo")).await.expect("#photo");
+    input
+        .send_keys(photo.path().to_str().unwrap())
+        .await
+        .expect("choose the photo");
+    send_text(&b, "look at this").await;
+    let log = h
+        .wait_log("a message with the photo", Duration::from_secs(20), |log| {
+            log.iter().any(|e| matches!(&e.payload, EventPayload::MessageReceived(m) if !m.attachments.is_empty()))
+        })
+        .await;
+    let photo_sent = log
+        .iter()
+        .find_map(|e| match &e.payload {
+            EventPayload::MessageReceived(m) if !m.attachments.is_empty() => {
+                Some(m.attachments[0].clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        photo_sent
+            .mime
+            .as_deref()
+            .is_some_and(|m| m.starts_with("image/")),
+        "{photo_sent:?}"
+    );
+    assert!(
+        h.dir().join("media").exists(),
+        "the photo is in the media store"
+    );
+    b.screenshot("03-photo").await;
+
+    // The agent side presents on the app's canvas through its node.
+    let token = h.admin_token();
+    let url = h.url("/ws").replace("http://", "ws://");
+    let (mut op, hello) = ws_common::connect(
+        &url,
+        &ws_common::Opts::operator(token.trim(), &["operator.read", "operator.write"]),
+    )
+    .await;
+    assert_eq!(hello["ok"], true, "{hello}");
+    let nodes = op.call("node.list", json!({})).await;
+    let node = nodes["payload"]["nodes"][0]["nodeId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the app's node is not connected: {nodes}"))
+        .to_string();
+    let r = op
+        .call(
+            "node.invoke",
+            json!({"nodeId": node, "command": "canvas.present", "idempotencyKey": "c1",
+                   "params": {"kind": "markdown", "content": "# Hello canvas\n\nfrom **Pi**"}}),
+        )
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    wait_text(&b.client, "#canvas-body", "Hello canvas").await;
+    b.screenshot("04-canvas").await;
+    click(&b.client, "#canvas-close").await;
+    op.close().await;
+
+    // The Gateway restarts: the app reconnects with its device token and chats on.
+    h.stop().await;
+    h.start(&addr.to_string()).await;
+    wait_text(&b.client, "#status", "online").await;
+    send_text(&b, "still there?").await;
+    wait_text(
+        &b.client,
+        "#messages .msg.assistant[data-state=final]:last-of-type",
+        "still there?",
+    )
+    .await;
+    b.screenshot("05-reconnected").await;
+
+    let log = h.log().await;
+    assert!(log.iter().any(
+        |e| matches!(&e.payload, EventPayload::DevicePairingResolved(r) if r.by == "setup-code")
+    ));
+    b.close().await;
+    h.stop().await;
+}
