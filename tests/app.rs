@@ -1,7 +1,8 @@
 //! The companion app at `/app` in a phone-sized headless Chromium against a real Gateway:
 //! pair with a one-time code from `clawos devices pair`, chat with a streamed reply, send a
 //! photo, see what the agent presents on the canvas (a `node.invoke` to the app's node),
-//! and reconnect after the Gateway restarts. Screenshots land in `target/app-screens/`.
+//! and reconnect after the Gateway restarts; then the admin UI's device, node,
+//! configuration and chat panes. Screenshots land in `target/app-screens/`.
 
 #[path = "browser_common/mod.rs"]
 mod browser;
@@ -147,6 +148,44 @@ async fn the_app_pairs_chats_sends_a_photo_shows_the_canvas_and_reconnects() {
     assert!(log.iter().any(
         |e| matches!(&e.payload, EventPayload::DevicePairingResolved(r) if r.by == "setup-code")
     ));
+
+    // The admin UI lists the app's device and node, shows the configuration, and chats in
+    // the same session.
+    b.client
+        .goto(&h.url("/admin"))
+        .await
+        .expect("open the admin UI");
+    let field = b
+        .client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#token"))
+        .await
+        .expect("#token");
+    field.send_keys(token.trim()).await.expect("type the token");
+    click(&b.client, "#login button").await;
+    wait_text(&b.client, "#live", "live").await;
+    click(&b.client, "#tabs button[data-view=devices]").await;
+    wait_text(&b.client, "#devices tbody", "yes").await;
+    wait_text(&b.client, "#nodes tbody", "camera.snap").await;
+    wait_text(&b.client, "#config", "echo").await;
+    b.screenshot("06-admin-devices").await;
+    click(&b.client, "#tabs button[data-view=chat]").await;
+    wait_text(&b.client, "#chat-log", "still there?").await;
+    let field = b
+        .client
+        .find(Locator::Css("#chat-text"))
+        .await
+        .expect("#chat-text");
+    field.send_keys("from the admin").await.expect("type");
+    click(&b.client, "#chat-form button[type=submit]").await;
+    wait_text(
+        &b.client,
+        "#chat-log li[data-state=final]",
+        "from the admin",
+    )
+    .await;
+    b.screenshot("07-admin-chat").await;
     b.close().await;
     h.stop().await;
 }

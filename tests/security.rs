@@ -398,10 +398,23 @@ async fn every_endpoint_needs_its_token_and_refusals_are_counted() {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", h.addr()))
         .await
         .unwrap();
+    // The challenge comes first; then a connect with a wrong token.
+    let challenge = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        challenge.to_string().contains("connect.challenge"),
+        "{challenge}"
+    );
     ws.send(tokio_tungstenite::tungstenite::Message::Text(
-        serde_json::json!({"type": "req", "id": "1", "method": "connect", "params": {"token": "nope"}})
-            .to_string()
-            .into(),
+        serde_json::json!({"type": "req", "id": "1", "method": "connect", "params": {
+            "minProtocol": 3, "maxProtocol": 4, "role": "operator", "scopes": ["operator.read"],
+            "client": {"id": "test", "version": "1", "platform": "linux", "mode": "test"},
+            "auth": {"token": "nope"}}})
+        .to_string()
+        .into(),
     ))
     .await
     .unwrap();
@@ -410,6 +423,10 @@ async fn every_endpoint_needs_its_token_and_refusals_are_counted() {
         .unwrap()
         .unwrap()
         .unwrap();
+    assert!(
+        answer.to_string().contains("AUTH_TOKEN_MISMATCH"),
+        "{answer}"
+    );
     assert!(answer.to_string().contains("unauthorized"), "{answer}");
     assert_eq!(
         metric(&h, "clawos_auth_refused_total{endpoint=\"ws\"}").await,

@@ -41,7 +41,7 @@ async fn handshake_scopes_pairing_and_device_tokens() {
     let token = token.trim();
 
     // Anything but connect first is refused and the socket closed (1008).
-    let mut c = ws_common::challenged(&url).await;
+    let (mut c, _) = ws_common::challenged(&url).await;
     c.send(json!({"type": "req", "id": "1", "method": "health"}))
         .await;
     let res = c.response("1").await;
@@ -595,6 +595,17 @@ async fn chat_sessions_abort_nodes_and_the_nodes_skill() {
         nodes["payload"]["nodes"][0]["commands"],
         json!(["location.get", "camera.snap"])
     );
+    // A node's own event is recorded and reaches operators.
+    let r = node
+        .call(
+            "node.event",
+            json!({"event": "exec.finished", "payloadJSON": "{\"exitCode\":0}"}),
+        )
+        .await;
+    assert_eq!(r["payload"]["handled"], true, "{r}");
+    let seen = ui.event("node.event", |e| e["event"] == "node.event").await;
+    assert_eq!(seen["payload"]["nodeId"], phone.id());
+    assert_eq!(seen["payload"]["payload"]["exitCode"], 0);
     let node_task = tokio::spawn(async move {
         // Answer location.get, fail camera.snap, ignore the third request.
         for answer in 0..3 {

@@ -567,6 +567,18 @@ pub struct NodeInvoked {
     pub by: String,
 }
 
+/// A node reported an event (`node.event`: a command it ran finished, a permission
+/// changed, ...). Operators receive it as a `node.event` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEventReported {
+    /// The node.
+    pub node_id: String,
+    /// Event name, e.g. `exec.finished`.
+    pub event: String,
+    /// Its payload, JSON.
+    pub payload: String,
+}
+
 /// The answer to a node command: a result, an error, or a timeout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInvokeFinished {
@@ -678,4 +690,5 @@ catalogue! {
     DeviceSetupCodeUsed = 1,
     NodeInvoked = 1,
     NodeInvokeFinished = 1,
+    NodeEventReported = 1,
 }

@@ -134,23 +134,8 @@ pub struct Client {
     next_id: u64,
 }
 
-/// A socket that has received its challenge and sent nothing.
-pub async fn challenged(url: &str) -> Client {
-    let (ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connect /ws");
-    let mut c = Client {
-        ws,
-        events: Vec::new(),
-        next_id: 0,
-    };
-    let challenge = c.frame().await.expect("a challenge first");
-    assert_eq!(challenge["event"], "connect.challenge", "{challenge}");
-    c
-}
-
-/// The outcome of a connect: the client and the `connect` response (hello-ok or error).
-pub async fn connect(url: &str, o: &Opts) -> (Client, Value) {
+/// A socket that has received its challenge (returned) and sent nothing.
+pub async fn challenged(url: &str) -> (Client, Value) {
     let (ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("connect /ws");
@@ -162,6 +147,12 @@ pub async fn connect(url: &str, o: &Opts) -> (Client, Value) {
     let challenge = c.frame().await.expect("a challenge first");
     assert_eq!(challenge["event"], "connect.challenge", "{challenge}");
     assert!(challenge.get("seq").is_none(), "the challenge has no seq");
+    (c, challenge)
+}
+
+/// The outcome of a connect: the client and the `connect` response (hello-ok or error).
+pub async fn connect(url: &str, o: &Opts) -> (Client, Value) {
+    let (mut c, challenge) = challenged(url).await;
     let nonce = challenge["payload"]["nonce"].as_str().unwrap().to_string();
     let ts = challenge["payload"]["ts"].as_i64().unwrap();
     let mut params = json!({

@@ -307,7 +307,7 @@ async fn dispatch(
             return None;
         }
         "node.invoke.result" => node_methods::result(gw, conn, &req),
-        "node.event" => node_methods::event(gw, conn, &req),
+        "node.event" => node_methods::event(gw, conn, &req).await,
         "events.subscribe" => {
             let from = req
                 .params

@@ -201,6 +201,12 @@ impl Fold {
                        "platform": r.platform, "clientId": r.client, "role": r.role,
                        "scopes": r.scopes, "remoteIp": r.remote, "ts": e.ts_ms}),
             )),
+            EventPayload::NodeEventReported(n) => out.push(broadcast(
+                "node.event",
+                json!({"nodeId": n.node_id, "event": n.event,
+                       "payload": serde_json::from_str::<Value>(&n.payload).unwrap_or(Value::Null),
+                       "ts": e.ts_ms}),
+            )),
             EventPayload::DevicePairingResolved(r) => out.push(broadcast(
                 "device.pair.resolved",
                 json!({"requestId": r.request_id.to_string(), "deviceId": r.device_id,

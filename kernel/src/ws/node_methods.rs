@@ -16,13 +16,7 @@ use crate::nodes::{NodeError, NodeInfo, DEFAULT_INVOKE_TIMEOUT};
 /// Register a node connection; returns its node id (its device id, else its client id).
 pub fn attach(gw: &Gateway, conn: &Conn, remote: SocketAddr) -> String {
     let a = &conn.admitted;
-    let id = a.device.clone().unwrap_or_else(|| {
-        if a.client.instance_id.is_empty() {
-            a.client.id.clone()
-        } else {
-            a.client.instance_id.clone()
-        }
-    });
+    let id = node_id(conn);
     let info = NodeInfo {
         node_id: id.clone(),
         display_name: if a.client.display_name.is_empty() {
@@ -128,14 +122,7 @@ pub fn result(gw: &Gateway, conn: &Conn, req: &Request) -> Value {
         Ok(n) => n.to_string(),
         Err(e) => return e,
     };
-    let own = conn.admitted.device.clone().unwrap_or_else(|| {
-        if conn.admitted.client.instance_id.is_empty() {
-            conn.admitted.client.id.clone()
-        } else {
-            conn.admitted.client.instance_id.clone()
-        }
-    });
-    if node != own {
+    if node != node_id(conn) {
         return error(&req.id, INVALID_REQUEST, "nodeId mismatch");
     }
     let Some(id) = req.str("id").and_then(|i| i.parse::<Uuid>().ok()) else {
@@ -168,16 +155,47 @@ pub fn result(gw: &Gateway, conn: &Conn, req: &Request) -> Value {
     }
 }
 
-/// `node.event {event, payload?|payloadJSON?}`: accepted and logged; nothing here acts on
-/// node events yet.
-pub fn event(_gw: &Gateway, conn: &Conn, req: &Request) -> Value {
+/// The node id of a node connection: its device id, else its instance or client id.
+fn node_id(conn: &Conn) -> String {
+    let a = &conn.admitted;
+    a.device.clone().unwrap_or_else(|| {
+        if a.client.instance_id.is_empty() {
+            a.client.id.clone()
+        } else {
+            a.client.instance_id.clone()
+        }
+    })
+}
+
+/// `node.event {event, payload?|payloadJSON?}`: recorded (`NodeEventReported`), and from
+/// the log sent to operators as `node.event`.
+pub async fn event(gw: &Gateway, conn: &Conn, req: &Request) -> Value {
     let event = match req.required("event") {
         Ok(e) => e.to_string(),
         Err(e) => return e,
     };
-    tracing::debug!(node = ?conn.admitted.device, %event, "node event");
-    ok(
-        &req.id,
-        json!({"ok": true, "event": event, "handled": false, "reason": "no handler"}),
-    )
+    let payload = match req.params.get("payloadJSON").and_then(Value::as_str) {
+        Some(s) => serde_json::from_str(s).unwrap_or_else(|_| json!(s)),
+        None => req.params.get("payload").cloned().unwrap_or(Value::Null),
+    };
+    let reported = clawos_events::NewEvent::new(clawos_events::NodeEventReported {
+        node_id: node_id(conn),
+        event: event.clone(),
+        payload: payload.to_string(),
+    });
+    match gw
+        .log()
+        .append(
+            clawos_events::stream::NODES,
+            clawos_events::ExpectedVersion::Any,
+            vec![reported],
+        )
+        .await
+    {
+        Ok(_) => ok(
+            &req.id,
+            json!({"ok": true, "event": event, "handled": true}),
+        ),
+        Err(e) => error(&req.id, UNAVAILABLE, e.to_string()),
+    }
 }

@@ -161,6 +161,17 @@ function setHead(h) {
 
 // Live: new events arrive over /ws `events.subscribe`; unfiltered lists get them at the top.
 let socket = null;
+let ready = false;          // the socket's connect was accepted
+const waiting = new Map();  // request id → {resolve, reject}
+let nextRequest = 0;
+
+// One request over /ws, answered by its response.
+function rpc(method, params) {
+  if (!socket || !ready) return Promise.reject(new Error("not connected to /ws yet"));
+  const id = "r" + (++nextRequest);
+  socket.send(JSON.stringify({ type: "req", id, method, params: params || {} }));
+  return new Promise((resolve, reject) => waiting.set(id, { resolve, reject }));
+}
 function follow() {
   if (socket) return;
   const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
@@ -173,10 +184,19 @@ function follow() {
         minProtocol: 3, maxProtocol: 4, role: "operator",
         client: { id: "clawos-admin", version: "1", platform: navigator.platform || "web", mode: "ui" },
         scopes: ["operator.admin"], auth: { token } } }));
+    } else if (f.type === "res" && waiting.has(f.id)) {
+      const w = waiting.get(f.id);
+      waiting.delete(f.id);
+      if (f.ok) w.resolve(f.payload); else w.reject(new Error(f.error?.message || "refused"));
+    } else if (f.type === "event" && f.event === "chat") {
+      chatEvent(f.payload);
+    } else if (f.type === "event" && f.event.startsWith("device.pair.")) {
+      if (current === "devices") views.devices().catch(report);
     } else if (f.type === "res" && f.id === "connect" && f.ok) {
       ws.send(JSON.stringify({ type: "req", id: "subscribe", method: "events.subscribe", params: { fromSeq: head + 1 } }));
       $("#live").classList.add("on");
       $("#live").textContent = "live";
+      ready = true;
     } else if (f.type === "event" && f.event === "log") {
       setHead(f.payload.seq);
       sessionChanged(f.payload.stream);
@@ -188,7 +208,7 @@ function follow() {
       }
     }
   };
-  ws.onclose = () => { socket = null; $("#live").classList.remove("on"); $("#live").textContent = "offline"; setTimeout(follow, 3000); };
+  ws.onclose = () => { socket = null; ready = false; $("#live").classList.remove("on"); $("#live").textContent = "offline"; setTimeout(follow, 3000); };
 }
 
 // ---- sessions and time travel --------------------------------------------------------
@@ -441,6 +461,76 @@ views.state = async () => {
 };
 $("#state-slider").addEventListener("change", () => { $("#state-seq").value = $("#state-slider").value; stateAt($("#state-seq").value).catch(report); });
 $("#state-go").addEventListener("click", () => stateAt($("#state-seq").value).catch(report));
+
+// ---- chat ----------------------------------------------------------------------------
+// Any session, by its key; replies stream in as `chat` events for that key.
+let chatKey = "main";
+const bubbles = new Map();  // runId → the reply's list item
+
+function chatLine(role, text, run) {
+  const li = el("li", { class: "msg " + role }, el("b", {}, role + ": "), el("span", {}, text));
+  if (run) li.dataset.runId = run;
+  $("#chat-log").append(li);
+  return li;
+}
+
+async function loadChat() {
+  const h = await rpc("chat.history", { sessionKey: chatKey });
+  chatKey = h.sessionKey;
+  $("#chat-key").value = chatKey;
+  $("#chat-log").replaceChildren();
+  bubbles.clear();
+  for (const m of h.messages) chatLine(m.role, (m.content || []).map((c) => c.text || "").join(""));
+  $("#chat-note").textContent = h.sessionId ? `session ${h.sessionId}` : "new session: the first message opens it";
+}
+
+function chatEvent(p) {
+  if (current !== "chat" || p.sessionKey !== chatKey) return;
+  let li = bubbles.get(p.runId);
+  if (!li) { li = chatLine("assistant", "", p.runId); bubbles.set(p.runId, li); }
+  const text = p.message?.content?.[0]?.text;
+  if (text != null) li.querySelector("span").textContent = text;
+  if (p.state === "error" || p.state === "aborted") li.querySelector("span").textContent += ` [${p.state}: ${p.errorMessage || ""}]`;
+  li.dataset.state = p.state;
+}
+
+views.chat = async () => {
+  const list = await rpc("sessions.list", {});
+  const pick = $("#chat-session");
+  pick.replaceChildren(el("option", { value: "main" }, "main (the operator's own)"),
+    ...list.sessions.map((s) => el("option", { value: s.key }, `${s.key} (${s.messages} messages)`)));
+  pick.value = [...pick.options].some((o) => o.value === chatKey) ? chatKey : "main";
+  await loadChat();
+};
+$("#chat-session").addEventListener("change", () => { chatKey = $("#chat-session").value; loadChat().catch(report); });
+$("#chat-key").addEventListener("change", () => { chatKey = $("#chat-key").value.trim() || "main"; loadChat().catch(report); });
+$("#chat-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = $("#chat-text").value.trim();
+  if (!text) return;
+  $("#chat-text").value = "";
+  chatLine("user", text);
+  rpc("chat.send", { sessionKey: chatKey, message: text, idempotencyKey: crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) })
+    .catch(report);
+});
+$("#chat-stop").addEventListener("click", () => rpc("chat.abort", { sessionKey: chatKey }).catch(report));
+
+// ---- devices, nodes, configuration ---------------------------------------------------
+views.devices = async () => {
+  const [pairs, nodes, config] = await Promise.all([rpc("device.pair.list"), rpc("node.list"), rpc("config.get")]);
+  const act = (label, method, params) => el("button", { on: { click: () => rpc(method, params).then(() => views.devices()).catch(report) } }, label);
+  $("#device-requests tbody").replaceChildren(...pairs.pending.map((r) =>
+    el("tr", { "data-request": r.requestId }, el("td", {}, r.requestId), el("td", {}, r.deviceId.slice(0, 12)),
+      el("td", {}, r.displayName), el("td", {}, r.role), el("td", {}, r.scopes.join(", ")), el("td", {}, r.remoteIp),
+      el("td", {}, act("Approve", "device.pair.approve", { requestId: r.requestId }), act("Reject", "device.pair.reject", { requestId: r.requestId })))));
+  $("#devices tbody").replaceChildren(...pairs.paired.map((d) =>
+    el("tr", { "data-device": d.deviceId }, el("td", {}, d.deviceId.slice(0, 12)), el("td", {}, d.displayName),
+      el("td", {}, d.roles.join(", ")), el("td", {}, d.scopes.join(", ")), el("td", {}, d.connected ? "yes" : "no"),
+      el("td", {}, act("Revoke", "device.pair.remove", { deviceId: d.deviceId })))));
+  $("#nodes tbody").replaceChildren(...nodes.nodes.map((n) =>
+    el("tr", {}, el("td", {}, n.nodeId.slice(0, 12)), el("td", {}, n.displayName), el("td", {}, n.platform), el("td", {}, n.commands.join(", ")))));
+  $("#config").textContent = JSON.stringify(config.parsed, null, 2);
+};
 
 // ---- start ---------------------------------------------------------------------------
 async function start() {
