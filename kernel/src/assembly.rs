@@ -153,11 +153,7 @@ fn build_pi(
     secrets: &ConfigSecrets,
 ) -> Result<clawos_agents::pi::Pi, KernelError> {
     use clawos_agents::provider::{build, failover::Failover, Provider};
-    use clawos_agents::skills::{
-        fs::FsSkill,
-        shell::{ShellPolicy, ShellSkill},
-        SkillSet,
-    };
+    use clawos_agents::skills::shell::ShellPolicy;
     let mut chain: Vec<Box<dyn Provider>> = Vec::new();
     if a.provider.as_deref() == Some("local") {
         chain.push(Box::new(load_local(home, name, a.model.as_deref())?));
@@ -200,31 +196,41 @@ fn build_pi(
             }
         })
         .unwrap_or_else(|| home.dir().join("workspace").join(name));
-    let fs = FsSkill::new(&workspace).map_err(|e| {
-        KernelError::io(
-            format!("cannot create the workspace {}", workspace.display()),
-            e,
-        )
-    })?;
     let policy = match a.shell.as_str() {
         "allowlist" => ShellPolicy::Allowlist(a.shell_allow.clone()),
         "ask" => ShellPolicy::Ask(a.shell_allow.clone()),
         _ => ShellPolicy::Deny,
     };
-    let skills = SkillSet::default()
+    let skills = pi_skills(&workspace, policy)?;
+    Ok(
+        clawos_agents::pi::Pi::new(name, provider, skills, workspace, a.max_steps)
+            .with_max_tokens(a.max_tokens),
+    )
+}
+
+/// Every skill Pi offers, working in `workspace` under the shell `policy` (what
+/// `clawos bench prompt` measures is exactly this set).
+pub fn pi_skills(
+    workspace: &std::path::Path,
+    policy: clawos_agents::skills::shell::ShellPolicy,
+) -> Result<clawos_agents::skills::SkillSet, KernelError> {
+    use clawos_agents::skills::{fs::FsSkill, shell::ShellSkill, SkillSet};
+    let fs = FsSkill::new(workspace).map_err(|e| {
+        KernelError::io(
+            format!("cannot create the workspace {}", workspace.display()),
+            e,
+        )
+    })?;
+    Ok(SkillSet::default()
         .with(Arc::new(clawos_agents::skills::memory::MemorySkill))
         .with(Arc::new(clawos_agents::skills::cron::CronSkill))
         .with(Arc::new(clawos_agents::skills::session::SessionSkill))
         .with(Arc::new(clawos_agents::skills::nodes::NodesSkill))
         .with(Arc::new(fs))
         .with(Arc::new(ShellSkill::new(
-            workspace.clone(),
+            workspace.to_path_buf(),
             policy,
             Duration::from_secs(30),
             16 * 1024,
-        )));
-    Ok(
-        clawos_agents::pi::Pi::new(name, provider, skills, workspace, a.max_steps)
-            .with_max_tokens(a.max_tokens),
-    )
+        ))))
 }

@@ -1,6 +1,5 @@
 //! `clawos bench prompt`: the size of Pi's request for a one-word message.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -14,7 +13,7 @@ use super::common::tempfile_dir;
 pub(super) fn bench_prompt() -> Result<()> {
     use clawos_agents::pi::Pi;
     use clawos_agents::provider::{build, ChatMessage, ChatRequest, ProviderConfig, ProviderKind};
-    use clawos_agents::skills::{fs::FsSkill, shell::ShellPolicy, shell::ShellSkill, SkillSet};
+    use clawos_agents::skills::shell::ShellPolicy;
     use clawos_agents::TurnInput;
     let dir = tempfile_dir()?;
     println!("| request for the message \"hi\" | bytes | ~tokens (bytes/4) | ratio to bare |");
@@ -29,17 +28,11 @@ pub(super) fn bench_prompt() -> Result<()> {
             retries: 0,
             backoff: Duration::from_millis(1),
         };
-        let skills = SkillSet::default()
-            .with(Arc::new(clawos_agents::skills::memory::MemorySkill))
-            .with(Arc::new(clawos_agents::skills::cron::CronSkill))
-            .with(Arc::new(clawos_agents::skills::session::SessionSkill))
-            .with(Arc::new(FsSkill::new(dir.join("ws"))?))
-            .with(Arc::new(ShellSkill::new(
-                dir.join("ws"),
-                ShellPolicy::Allowlist(vec!["ls".into()]),
-                Duration::from_secs(1),
-                1024,
-            )));
+        let skills = clawos_kernel::assembly::pi_skills(
+            &dir.join("ws"),
+            ShellPolicy::Allowlist(vec!["ls".into()]),
+        )?;
+        let count = skills.names().len();
         let pi = Pi::new("pi", build(&config), skills, dir.join("ws"), 8);
         let input = TurnInput {
             turn_id: Uuid::now_v7(),
@@ -66,7 +59,7 @@ pub(super) fn bench_prompt() -> Result<()> {
             bare / 4
         );
         println!(
-            "| {kind} Pi: system prompt + 5 skill schemas | {full} | {} | {:.1} |",
+            "| {kind} Pi: system prompt + {count} skill schemas | {full} | {} | {:.1} |",
             full / 4,
             full as f64 / bare as f64
         );
