@@ -33,7 +33,8 @@ bash tests/fetch-models.sh >/dev/null
 
 # Each test peer that needs more than Debian packages installs it itself, idempotently:
 # Synapse (PyPI matrix-synapse) for tests/channels_matrix.rs, aiosmtpd for
-# tests/channels_email.rs, the stand-ins' Python packages; venvs in .peers/.
+# tests/channels_email.rs, the stand-ins' Python packages, OpenClaw's CLI and the Node.js
+# it needs (npm) for tests/openclaw_compat.rs; all in .peers/.
 for install in tests/peers/*/install.sh; do
     bash "$install" >/dev/null \
         || { echo "tests/run.sh: $install failed: the tests of its peer cannot run" >&2; exit 1; }

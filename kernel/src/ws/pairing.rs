@@ -129,12 +129,12 @@ async fn admit_inner(
     let Some((reason, message)) = missing else {
         return Ok(Pairing::Paired(Some(issue(gw, &v, device, a).await?)));
     };
-    // A setup code is a person's approval given in advance; the loopback rule trusts
-    // whoever holds the admin token on this host.
-    let automatic = a.setup_code.is_some()
-        || (a.shared_token
-            && remote.ip().is_loopback()
-            && gw.config().gateway.pair_loopback_devices);
+    let automatic = pairs_automatically(
+        a.setup_code.is_some(),
+        a.shared_token,
+        remote.ip(),
+        gw.config().gateway.pair_loopback_devices,
+    );
     // A request already waiting for the same device, role and scopes is reused.
     let waiting = v
         .requests
@@ -189,6 +189,18 @@ async fn admit_inner(
     append(gw, events).await?;
     let v = devices_now(gw).await?;
     Ok(Pairing::Paired(Some(issue(gw, &v, device, a).await?)))
+}
+
+/// Whether a device is paired without asking: a setup code is a person's approval given
+/// in advance; the loopback rule (when on) trusts whoever holds the admin token on this
+/// host. An IPv4 address mapped into IPv6 counts as what it maps.
+pub fn pairs_automatically(
+    setup_code: bool,
+    shared_token: bool,
+    remote: std::net::IpAddr,
+    loopback_rule: bool,
+) -> bool {
+    setup_code || (shared_token && loopback_rule && remote.to_canonical().is_loopback())
 }
 
 fn pending(request_id: String, reason: &'static str, message: &'static str) -> Pairing {
@@ -383,5 +395,38 @@ pub async fn rotate(gw: &Gateway, req: &Request) -> Value {
                    "rotatedAtMs": crate::clock::now_ms(), "tokenDelivery": "in-band"}),
         ),
         Err(e) => error(&req.id, UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pairs_automatically;
+    use std::net::IpAddr;
+
+    #[test]
+    fn only_a_setup_code_or_the_admin_token_on_loopback_pairs_without_asking() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(pairs_automatically(false, true, ip("127.0.0.1"), true));
+        assert!(pairs_automatically(false, true, ip("::1"), true));
+        assert!(pairs_automatically(
+            false,
+            true,
+            ip("::ffff:127.0.0.1"),
+            true
+        ));
+        // From the LAN, the admin token alone does not pair a device.
+        assert!(!pairs_automatically(false, true, ip("192.0.2.7"), true));
+        assert!(!pairs_automatically(
+            false,
+            true,
+            ip("::ffff:192.0.2.7"),
+            true
+        ));
+        assert!(!pairs_automatically(false, true, ip("fd00::2"), true));
+        // The rule can be turned off; no token, no rule.
+        assert!(!pairs_automatically(false, true, ip("127.0.0.1"), false));
+        assert!(!pairs_automatically(false, false, ip("127.0.0.1"), true));
+        // A setup code pairs from anywhere.
+        assert!(pairs_automatically(true, false, ip("192.0.2.7"), false));
     }
 }
