@@ -155,6 +155,32 @@ pub struct Route {
     pub answer: bool,
 }
 
+/// The event recording `m` from `channel` on `branch`: `CommandReceived` for a chat
+/// command that asks for an answer, `MessageReceived` otherwise (without its dedupe key).
+pub fn inbound_event(channel: &str, m: &Inbound, branch: &str, answer: bool) -> NewEvent {
+    if answer && crate::commands::is_command(&m.text) {
+        NewEvent::new(CommandReceived {
+            channel: channel.to_string(),
+            external_id: m.external_id.clone(),
+            sender: m.sender.clone(),
+            chat: m.chat.clone(),
+            text: m.text.trim().to_string(),
+        })
+    } else {
+        NewEvent::new(MessageReceived {
+            channel: channel.to_string(),
+            external_id: m.external_id.clone(),
+            sender: m.sender.clone(),
+            chat: m.chat.clone(),
+            text: m.text.clone(),
+            attachments: m.attachments.clone(),
+            branch: branch.to_string(),
+            sent_at_ms: m.sent_at_ms,
+            addressed: answer,
+        })
+    }
+}
+
 /// Decide what happens to `m`, which arrived on `channel`.
 pub fn decide(
     channel: &str,
@@ -198,27 +224,7 @@ pub fn decide(
     let (session, mut events) = state.session_for(&owner, &agent, &fresh.session_id);
     let new_session = !events.is_empty();
     let key = inbound_dedupe_key(channel, &m.external_id);
-    let inbound = if answer && crate::commands::is_command(&m.text) {
-        NewEvent::new(CommandReceived {
-            channel: channel.to_string(),
-            external_id: m.external_id.clone(),
-            sender: m.sender.clone(),
-            chat: m.chat.clone(),
-            text: m.text.trim().to_string(),
-        })
-    } else {
-        NewEvent::new(MessageReceived {
-            channel: channel.to_string(),
-            external_id: m.external_id.clone(),
-            sender: m.sender.clone(),
-            chat: m.chat.clone(),
-            text: m.text.clone(),
-            attachments: m.attachments.clone(),
-            branch: state.branch_of(&session).to_string(),
-            sent_at_ms: m.sent_at_ms,
-            addressed: answer,
-        })
-    };
+    let inbound = inbound_event(channel, m, state.branch_of(&session), answer);
     events.push(inbound.dedupe(key));
     Decision::Route(Route {
         session,

@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use clawos_events::{
-    inbound_dedupe_key, stream, CommandReceived, ExpectedVersion, MessageReceived, NewEvent,
-};
+use clawos_channels::protocol::Inbound;
+use clawos_events::{inbound_dedupe_key, stream, ExpectedVersion};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::decide::Fresh;
+use super::decide::{inbound_event, Fresh};
 use super::ingest::Ingested;
 use super::{Gateway, RunningTurn};
 use crate::routing;
@@ -76,28 +75,16 @@ impl Gateway {
         } else {
             ExpectedVersion::NoStream
         };
-        let sender = format!("{OPERATOR_CHANNEL}:{by}");
-        let inbound = if crate::commands::is_command(text) {
-            NewEvent::new(CommandReceived {
-                channel: OPERATOR_CHANNEL.into(),
-                external_id: run_id.to_string(),
-                sender,
-                chat: None,
-                text: text.trim().to_string(),
-            })
-        } else {
-            NewEvent::new(MessageReceived {
-                channel: OPERATOR_CHANNEL.into(),
-                external_id: run_id.to_string(),
-                sender,
-                chat: None,
-                text: text.to_string(),
-                attachments,
-                branch: routing.branch_of(&session).to_string(),
-                sent_at_ms: crate::clock::now_ms(),
-                addressed: true,
-            })
+        let m = Inbound {
+            external_id: run_id.to_string(),
+            sender: format!("{OPERATOR_CHANNEL}:{by}"),
+            chat: None,
+            text: text.to_string(),
+            attachments,
+            sent_at_ms: crate::clock::now_ms(),
+            mentioned: true,
         };
+        let inbound = inbound_event(OPERATOR_CHANNEL, &m, routing.branch_of(&session), true);
         events.push(inbound.dedupe(dedupe));
         let appended = self
             .log

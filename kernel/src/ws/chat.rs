@@ -25,6 +25,12 @@ fn key_error(req: &Request, e: String) -> Value {
     )
 }
 
+/// The session `params.sessionKey` names (`main` when absent), or the error to answer.
+fn session_key(gw: &Gateway, req: &Request) -> Result<session_keys::SessionKey, Value> {
+    let key = req.str("sessionKey").unwrap_or(session_keys::MAIN);
+    session_keys::parse(key, &gw.config().gateway.default_agent).map_err(|e| key_error(req, e))
+}
+
 /// `chat.send {sessionKey, message, idempotencyKey}`: record the operator's message in the
 /// session the key names (opening it if needed) and start a turn. The run id is the
 /// idempotency key; sending the same key again starts nothing.
@@ -45,10 +51,9 @@ pub async fn send(gw: &Arc<Gateway>, conn: &Conn, req: &Request) -> Value {
             "invalid chat.send params: message is required",
         );
     }
-    let key = req.str("sessionKey").unwrap_or(session_keys::MAIN);
-    let key = match session_keys::parse(key, &gw.config().gateway.default_agent) {
+    let key = match session_key(gw, req) {
         Ok(k) => k,
-        Err(e) => return key_error(req, e),
+        Err(e) => return e,
     };
     let run_id = match req.str("idempotencyKey") {
         Some(k) => k.to_string(),
@@ -203,10 +208,9 @@ async fn agent_turn(gw: &Arc<Gateway>, conn: &Conn, req: &Request) -> Vec<Value>
 /// `chat.history {sessionKey, limit?}`: the messages of the session's active branch, oldest
 /// first (an empty list for a key whose session has not started).
 pub async fn history(gw: &Gateway, req: &Request) -> Value {
-    let key = req.str("sessionKey").unwrap_or(session_keys::MAIN);
-    let key = match session_keys::parse(key, &gw.config().gateway.default_agent) {
+    let key = match session_key(gw, req) {
         Ok(k) => k,
-        Err(e) => return key_error(req, e),
+        Err(e) => return e,
     };
     // Read your own writes: the projections first catch up with the log.
     gw.projected_through(gw.log().head()).await;
@@ -251,10 +255,9 @@ pub async fn history(gw: &Gateway, req: &Request) -> Value {
 /// `chat.abort {sessionKey, runId?}`: stop the session's running turn; it ends as failed
 /// with an "aborted" reason, and its run gets a `chat` event in state `aborted`.
 pub async fn abort(gw: &Gateway, conn: &Conn, req: &Request) -> Value {
-    let key = req.str("sessionKey").unwrap_or(session_keys::MAIN);
-    let key = match session_keys::parse(key, &gw.config().gateway.default_agent) {
+    let key = match session_key(gw, req) {
         Ok(k) => k,
-        Err(e) => return key_error(req, e),
+        Err(e) => return e,
     };
     let runs = match gw.session_of(&key).await {
         Some(session) => gw.abort_turn(&session, &conn.by()),
