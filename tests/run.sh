@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # test (tests/security.rs), Chromium and chromedriver for the admin UI (tests/admin.rs),
 # InspIRCd and Anope (NickServ, SASL) as the IRC network of tests/channels.rs,
 # Prosody (its Lua modules come with it) as the XMPP server of tests/channels_xmpp.rs,
-# Dovecot (IMAP) as the mail server of tests/channels_email.rs.
-debian_packages=(dbus gnome-keyring chromium chromium-driver inspircd anope openssl prosody dovecot-imapd)
+# Dovecot (IMAP) as the mail server of tests/channels_email.rs, systemd's
+# `systemd-analyze verify` for the unit `clawos service install` writes.
+debian_packages=(dbus gnome-keyring chromium chromium-driver inspircd anope openssl prosody dovecot-imapd systemd)
 missing=()
 for p in "${debian_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -40,6 +41,8 @@ for install in tests/peers/*/install.sh; do
         || { echo "tests/run.sh: $install failed: the tests of its peer cannot run" >&2; exit 1; }
 done
 
+# One clean build: incremental artifacts would only take disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo build --workspace --all-targets --locked
 log="$(mktemp)"
 set +e
