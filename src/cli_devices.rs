@@ -188,6 +188,76 @@ async fn revoke(store: &LogStore, pool: &SqlitePool, device: &str) -> Result<()>
     .await
 }
 
+/// Where a new device reaches the Gateway.
+struct PairTarget {
+    /// The companion app's address (`…/app`).
+    app_url: String,
+    /// The WebSocket address OpenClaw's apps connect to (`…/ws`).
+    ws_url: String,
+    /// SHA-256 of the TLS certificate to pin (hex), when the address is https.
+    fingerprint: Option<String>,
+}
+
+/// The address to hand a device: `--url` if given; else the TLS listener of
+/// `[gateway.tls]` at this machine's LAN address; else the plain listener.
+fn pair_target(home: &Home, url: Option<String>) -> Result<PairTarget> {
+    let config = crate::cli_gateway::load_config(home)?;
+    let tls = config.gateway.tls.as_ref();
+    let fingerprint = match tls {
+        Some(cfg) => Some(clawos_kernel::tls::load_or_create(home.dir(), cfg)?.fingerprint),
+        None => None,
+    };
+    let app_url = match (url, tls) {
+        (Some(u), _) => u,
+        (None, Some(cfg)) => {
+            let host = if cfg.listen.ip().is_unspecified() {
+                clawos_kernel::tls::lan_address().ok_or_else(|| {
+                    anyhow!(
+                        "cannot find this machine's LAN address (no route out); pass \
+                         --url https://ADDRESS:{}/app",
+                        cfg.listen.port()
+                    )
+                })?
+            } else {
+                cfg.listen.ip()
+            };
+            format!(
+                "https://{}/app",
+                std::net::SocketAddr::new(host, cfg.listen.port())
+            )
+        }
+        (None, None) => format!("http://{}/app", config.gateway.listen),
+    };
+    let parsed = reqwest::Url::parse(&app_url).map_err(|e| anyhow!("--url {app_url}: {e}"))?;
+    let secure = parsed.scheme() == "https";
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| anyhow!("--url {app_url}: no host"))?;
+    let authority = match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    let ws_url = format!("{}://{authority}/ws", if secure { "wss" } else { "ws" });
+    Ok(PairTarget {
+        app_url,
+        ws_url,
+        fingerprint: fingerprint.filter(|_| secure),
+    })
+}
+
+/// The setup code OpenClaw's mobile apps scan: base64url of `{url, bootstrapToken,
+/// expiresAtMs, tlsFingerprint}`; our one-time code is the bootstrap token.
+fn openclaw_setup_code(target: &PairTarget, code: &str, expires_at_ms: i64) -> String {
+    use base64::Engine;
+    let mut payload = serde_json::json!({
+        "url": target.ws_url, "bootstrapToken": code, "expiresAtMs": expires_at_ms,
+    });
+    if let Some(fp) = &target.fingerprint {
+        payload["tlsFingerprint"] = serde_json::json!(fp);
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload.to_string())
+}
+
 async fn pair(
     home: &Home,
     store: &LogStore,
@@ -206,19 +276,24 @@ async fn pair(
             })],
         )
         .await?;
-    let base = match url {
-        Some(u) => u,
-        None => {
-            let listen = crate::cli_gateway::load_config(home)?.gateway.listen;
-            format!("http://{listen}/app")
-        }
-    };
-    let link = format!("{}#code={code}", base.trim_end_matches('#'));
+    let target = pair_target(home, url)?;
+    let link = format!("{}#code={code}", target.app_url.trim_end_matches('#'));
     println!("{}", crate::cli_phone_link::qr_text(&link)?);
     println!("open {link}");
     println!(
         "or type the code {code} in the app; it works once, for {}",
         humantime::format_duration(ttl)
+    );
+    if let Some(fp) = &target.fingerprint {
+        println!(
+            "certificate SHA-256: {} (the browser shows it before you accept the \
+             certificate: they must match)",
+            clawos_kernel::tls::fingerprint_for_people(fp)
+        );
+    }
+    println!(
+        "setup code for OpenClaw's apps: {}",
+        openclaw_setup_code(&target, &code, expires_at_ms)
     );
     Ok(())
 }

@@ -3,8 +3,10 @@
 
 mod bench;
 mod cli_approvals;
+mod cli_backup;
 mod cli_channels;
 mod cli_chat;
+mod cli_completions;
 mod cli_cron;
 mod cli_devices;
 mod cli_doctor;
@@ -18,6 +20,8 @@ mod cli_phone_link;
 mod cli_replay;
 mod cli_routing;
 mod cli_secrets;
+mod cli_service;
+mod cli_usage;
 mod cli_validated;
 mod debug;
 mod models_pull;
@@ -132,6 +136,50 @@ enum Command {
     /// Benchmarks (results go to BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Tokens and cost of LLM calls per agent, session, identity or model.
+    Usage {
+        /// How far back (e.g. `24h`, `7d`); default: since the first of this month, UTC.
+        #[arg(long)]
+        since: Option<humantime::Duration>,
+        /// Group by `agent`, `session`, `identity` or `model`.
+        #[arg(long, default_value = "agent")]
+        by: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A consistent copy of the log, the vault, the configuration and the media into a new
+    /// folder, taken while the Gateway runs.
+    Backup {
+        /// The folder to create (it must not exist or be empty).
+        path: std::path::PathBuf,
+        /// Put the vault's key in the backup too (`vault.key`, mode 0600): needed to
+        /// restore on another machine or into another folder; keep such a backup safe.
+        #[arg(long)]
+        include_key: bool,
+    },
+    /// Restore a backup into this (new) state folder: check every file, verify the log's
+    /// hash chain, rebuild the projections.
+    Restore {
+        /// The backup folder.
+        path: std::path::PathBuf,
+    },
+    /// Run the Gateway as a user service (systemd --user, launchd on macOS).
+    #[command(subcommand)]
+    Service(cli_service::ServiceCommand),
+    /// Shell completions, generated from this CLI: `clawos completions bash >
+    /// ~/.local/share/bash-completion/completions/clawos`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Man pages, generated from this CLI: the main page on stdout, or every page into
+    /// `--out DIR` (`clawos.1`, `clawos-devices-pair.1`, ...).
+    Man {
+        /// Write every page into this folder (e.g. ~/.local/share/man/man1).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Tools for tests (hidden).
     #[command(subcommand, hide = true)]
     Debug(debug::DebugCommand),
@@ -209,6 +257,30 @@ fn main() -> Result<()> {
                 cli_replay::audit(&home, cli.durability, &session, json).await
             }
             Command::Bench(c) => bench::run(c).await,
+            Command::Service(c) => cli_service::service(&home, c),
+            Command::Usage { since, by, json } => {
+                cli_usage::usage(&home, cli.durability, since, &by, json).await
+            }
+            Command::Backup { path, include_key } => {
+                cli_backup::backup(&home, &path, include_key).await
+            }
+            Command::Restore { path } => cli_backup::restore(&home, &path).await,
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                cli_completions::completions(&mut Cli::command(), shell, &mut std::io::stdout());
+                Ok(())
+            }
+            Command::Man { out } => {
+                use clap::CommandFactory;
+                match out {
+                    Some(dir) => {
+                        let n = cli_completions::man_pages(&Cli::command(), &dir)?;
+                        println!("{n} man pages in {}", dir.display());
+                        Ok(())
+                    }
+                    None => cli_completions::man_page(&Cli::command(), &mut std::io::stdout()),
+                }
+            }
             Command::Debug(c) => debug::run(&home, cli.durability, c).await,
         }
     })

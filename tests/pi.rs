@@ -1090,3 +1090,99 @@ async fn with_no_provider_pi_runs_the_model_in_the_models_folder() {
     );
     assert_eq!(resp.content, reply);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_priced_per_model_and_a_budget_stops_turns_with_a_message() {
+    let fake = FakeLlm::start(vec![
+        Step::Text("first answer".into()),
+        Step::Text("never sent".into()),
+    ]);
+    let port = free_port();
+    // $1,000 per million prompt tokens: the first turn alone costs more than the budget.
+    let extra = "\n[prices.\"test-model\"]\ninput = 1000.0\noutput = 2000.0\n\n\
+                 [[budgets]]\nagent = \"pi\"\nper = \"day\"\nusd = 0.01\n";
+    let config = format!(
+        "{}{extra}",
+        pi_config("openai", &fake.base_url_openai(), "", port)
+    );
+    let mut h = started_with_webhook(&config, port).await;
+
+    let a = post(&h.http, port, "u1", "alice@example.com", "hello", 20_000)
+        .await
+        .unwrap();
+    assert_eq!(a.reply(), Some("first answer"), "{:?}", a.body);
+    let b = post(&h.http, port, "u2", "alice@example.com", "again", 20_000)
+        .await
+        .unwrap();
+    let told = b.reply().unwrap_or_default().to_string();
+    assert!(
+        told.contains("daily budget of $0.01 for agent pi is used up"),
+        "the person is told: {told}"
+    );
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "the second turn never reached the model"
+    );
+
+    let log = h.log().await;
+    let responded = log
+        .iter()
+        .find_map(|e| match &e.payload {
+            EventPayload::LlmResponded(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("one LLM call");
+    let cost = (responded.prompt_tokens as f64 * 1000.0
+        + responded.completion_tokens as f64 * 2000.0)
+        / 1e6;
+    let exceeded = log
+        .iter()
+        .find_map(|e| match &e.payload {
+            EventPayload::BudgetExceeded(x) => Some(x.clone()),
+            _ => None,
+        })
+        .expect("BudgetExceeded is logged");
+    assert_eq!(exceeded.agent, "pi");
+    assert_eq!(exceeded.per, "day");
+    assert_eq!(exceeded.limit_micro_usd, Some(10_000));
+    assert_eq!(exceeded.spent_micro_usd, (cost * 1e6).round() as u64);
+    assert_eq!(
+        exceeded.spent_tokens,
+        (responded.prompt_tokens + responded.completion_tokens) as u64
+    );
+    assert!(
+        log.iter().any(|e| matches!(&e.payload,
+            EventPayload::AgentTurnFailed(f) if f.turn_id == exceeded.turn_id
+                && f.reason.starts_with("over budget"))),
+        "the stopped turn ends failed, with the reason"
+    );
+
+    // `clawos usage` and the admin API agree with the log.
+    let out = h.cli(&["usage", "--by", "agent", "--json"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let lines: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(lines[0]["key"], "pi", "{lines}");
+    assert_eq!(lines[0]["calls"], 1);
+    assert_eq!(lines[0]["turns"], 1);
+    assert_eq!(lines[0]["prompt_tokens"], responded.prompt_tokens);
+    assert!(
+        (lines[0]["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9,
+        "{lines}"
+    );
+    let out = h.cli(&["usage", "--by", "nothing"]).await;
+    assert!(!out.status.success(), "an unknown grouping is refused");
+    let api: Value = h
+        .http
+        .get(h.url("/api/usage?by=model"))
+        .bearer_auth(h.admin_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["lines"][0]["key"], "test-model", "{api}");
+    assert_eq!(api["budgets"][0]["agent"], "pi");
+    h.stop().await;
+}

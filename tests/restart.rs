@@ -3,7 +3,8 @@
 //! switches and cron jobs (approvals: `tests/pi.rs`). Each test changes the state, checks
 //! the Gateway acts on it, stops the Gateway (SIGTERM), starts a new one on the same state
 //! folder and checks it acts the same. The real `clawos` binary, the real webhook channel
-//! process, real SQLite files.
+//! process, real SQLite files. Last, the same for a backup: taken while messages keep
+//! coming, restored into a new folder, answering there like the original.
 
 mod gateway_common;
 
@@ -291,4 +292,150 @@ async fn cron_changes_hold_after_a_restart() {
     let text = String::from_utf8_lossy(&list.stdout).to_string();
     assert!(text.contains(&kept) && text.contains("kept"), "{text}");
     h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_load_restores_to_a_gateway_that_answers_like_the_original() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let port = free_port();
+    let mut h = Harness::new(&config(port, "open"));
+    h.start("127.0.0.1:0").await;
+    wait_webhook(&h.http, port, secs(30)).await;
+    let first = ask(&h, port, "b0", "alice@example.com", "before the backup").await;
+    let admin_token = h.admin_token();
+
+    // Messages keep coming from two senders while the backup is taken.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered_during = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (http, stop, answered) = (h.http.clone(), stop.clone(), answered_during.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let from = if n % 2 == 0 {
+                    "alice@example.com"
+                } else {
+                    "bob@example.com"
+                };
+                if let Ok(r) = post(&http, port, &format!("load-{n}"), from, "busy", 5_000).await {
+                    if r.reply().is_some() {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let backups = tempfile::tempdir().unwrap();
+    let dest = backups.path().join("backup");
+    let out = h
+        .cli(&["backup", dest.to_str().unwrap(), "--include-key"])
+        .await;
+    succeeded(&out);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    assert!(
+        answered_during.load(Ordering::Relaxed) > 0,
+        "messages were answered while the backup was taken"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join("backup.json")).unwrap()).unwrap();
+    let head = manifest["head_seq"].as_u64().unwrap();
+    assert!(head > first.seq(), "{manifest}");
+    assert!(
+        !dest.join("projections.db").exists(),
+        "projections are rebuilt, not backed up"
+    );
+    let out = h.cli(&["backup", dest.to_str().unwrap()]).await;
+    assert!(!out.status.success(), "a backup never overwrites another");
+    assert!(h.stop().await.success());
+
+    // The original log as of the snapshot, for comparison.
+    let state_at = |dir: std::path::PathBuf| async move {
+        let out = cli_in(
+            &dir,
+            &["replay", "state-at", "--seq", &head.to_string(), "--json"],
+        )
+        .await;
+        succeeded(&out);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let original_state = state_at(h.dir().to_path_buf()).await;
+    let original_log = h.log().await;
+
+    // A damaged backup is refused before anything is copied.
+    let damaged = backups.path().join("damaged");
+    copy_dir(&dest, &damaged);
+    std::fs::write(damaged.join("clawos.toml"), "# changed\n").unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let out = cli_in(target.path(), &["restore", damaged.to_str().unwrap()]).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("clawos.toml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !target.path().join("clawos.db").exists(),
+        "nothing was copied"
+    );
+
+    // Restored into a new folder: the chain verifies, the state at the snapshot is the
+    // original's, the vault opens with the same admin token.
+    let mut r = Harness::new("");
+    std::fs::remove_file(r.dir().join("clawos.toml")).unwrap();
+    let out = r.cli(&["restore", dest.to_str().unwrap()]).await;
+    succeeded(&out);
+    let out = r.cli(&["restore", dest.to_str().unwrap()]).await;
+    assert!(
+        !out.status.success(),
+        "a restore never lands on a used folder"
+    );
+    succeeded(&r.cli(&["replay", "verify"]).await);
+    assert_eq!(state_at(r.dir().to_path_buf()).await, original_state);
+    r.start("127.0.0.1:0").await;
+    wait_webhook(&r.http, port, secs(30)).await;
+    assert_eq!(
+        r.admin_token(),
+        admin_token,
+        "the vault came along with its key"
+    );
+
+    // And alice's conversation goes on in the same session.
+    let after = ask(
+        &r,
+        port,
+        "b-after",
+        "alice@example.com",
+        "after the restore",
+    )
+    .await;
+    let reply = after.reply().unwrap_or_default();
+    assert!(
+        reply.starts_with("echo: after the restore (") && !reply.contains("(0 before)"),
+        "the history came along: {reply}"
+    );
+    let restored_log = r.log().await;
+    assert_eq!(
+        answered(&restored_log, after.seq()).1,
+        answered(&original_log, first.seq()).1,
+        "the same session"
+    );
+    assert!(r.stop().await.success());
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

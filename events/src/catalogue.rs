@@ -590,6 +590,32 @@ pub struct NodeInvokeFinished {
     pub result: String,
 }
 
+/// A turn did not reach the model because a budget (`[[budgets]]`) was used up; the
+/// person was told instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetExceeded {
+    /// The turn that stopped.
+    pub turn_id: Uuid,
+    /// Its agent.
+    pub agent: String,
+    /// The session's owner.
+    pub identity: String,
+    /// Who the budget caps, for people (`agent pi`, `alice`).
+    pub budget: String,
+    /// `day` or `month` (UTC).
+    pub per: String,
+    /// Start of the period (ms).
+    pub period_start_ms: i64,
+    /// The token limit, if any.
+    pub limit_tokens: Option<u64>,
+    /// The dollar limit in millionths of a dollar, if any.
+    pub limit_micro_usd: Option<u64>,
+    /// Tokens spent in the period.
+    pub spent_tokens: u64,
+    /// Dollars spent in the period, in millionths (priced models only).
+    pub spent_micro_usd: u64,
+}
+
 macro_rules! catalogue {
     ($( $kind:ident = $version:literal ),* $(,)?) => {
         /// Every kind of event clawos records. The variant name is the kind tag in the log.
@@ -691,4 +717,5 @@ catalogue! {
     NodeInvoked = 1,
     NodeInvokeFinished = 1,
     NodeEventReported = 1,
+    BudgetExceeded = 1,
 }

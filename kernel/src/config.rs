@@ -34,6 +34,12 @@ pub struct Config {
     /// `[media]`: the store of attachment bytes.
     #[serde(default)]
     pub media: MediaConfig,
+    /// `[prices."MODEL"]`: US dollars per million tokens, over the built-in table.
+    #[serde(default)]
+    pub prices: BTreeMap<String, crate::usage::Price>,
+    /// `[[budgets]]`: caps on what an agent or an identity spends per day or month.
+    #[serde(default)]
+    pub budgets: Vec<crate::usage::Budget>,
 }
 
 /// `[media]`: limits of the media store (attachment bytes in `STATE/media/`).
@@ -120,6 +126,30 @@ pub struct GatewayConfig {
     /// on the same host, where every client seems to come from the loopback.
     #[serde(default = "default_true")]
     pub pair_loopback_devices: bool,
+    /// `[gateway.tls]`: a second listener, with TLS, for phones and other machines on
+    /// the LAN (absent: none).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[gateway.tls]`: the TLS listener for devices on the LAN. The plain listener stays on
+/// the loopback for the CLI and the channel processes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Address of the TLS listener, e.g. `0.0.0.0:18790` for every interface.
+    pub listen: SocketAddr,
+    /// PEM certificate chain to serve (with `key`). Without both, a self-signed
+    /// certificate is made on first start and kept in the state folder (`tls/`).
+    #[serde(default)]
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key of `cert`.
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
+    /// More DNS names or IP addresses the self-signed certificate names (the loopback
+    /// names, the listen address and the machine's LAN address are always in it).
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -146,6 +176,7 @@ impl Default for GatewayConfig {
             durability: default_durability(),
             pairing_ttl_secs: default_pairing_ttl(),
             pair_loopback_devices: true,
+            tls: None,
         }
     }
 }
@@ -430,6 +461,10 @@ impl Config {
                     a.shell
                 ));
             }
+        }
+        let agent_names: Vec<&str> = self.agents.keys().map(String::as_str).collect();
+        if let Err(m) = crate::usage::validate(&self.budgets, &agent_names) {
+            return bad(m);
         }
         if !self.agents.is_empty() && !self.agents.contains_key(&self.gateway.default_agent) {
             return bad(format!(

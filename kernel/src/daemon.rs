@@ -42,10 +42,19 @@ pub fn check_listen(listen: SocketAddr, allow_remote: bool) -> Result<(), Kernel
     )))
 }
 
-/// Where a running Gateway can be found: `gateway.json` in the state folder.
-pub fn write_address_file(home: &Home, addr: SocketAddr) -> Result<(), KernelError> {
+/// Where a running Gateway can be found: `gateway.json` in the state folder, with its
+/// TLS listener and that certificate's fingerprint when `[gateway.tls]` is set.
+pub fn write_address_file(
+    home: &Home,
+    addr: SocketAddr,
+    tls: Option<(SocketAddr, &str)>,
+) -> Result<(), KernelError> {
     let path = home.dir().join("gateway.json");
-    let body = serde_json::json!({"listen": addr.to_string(), "pid": std::process::id()});
+    let mut body = serde_json::json!({"listen": addr.to_string(), "pid": std::process::id()});
+    if let Some((tls_addr, fingerprint)) = tls {
+        body["tls_listen"] = serde_json::json!(tls_addr.to_string());
+        body["tls_fingerprint"] = serde_json::json!(fingerprint);
+    }
     std::fs::write(&path, body.to_string())
         .map_err(|e| KernelError::io(format!("cannot write {}", path.display()), e))
 }
@@ -74,7 +83,27 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
     let addr = listener
         .local_addr()
         .map_err(|e| KernelError::io("cannot read the listening address", e))?;
-    write_address_file(&home, addr)?;
+    let tls = match &gw.config().gateway.tls {
+        Some(cfg) => {
+            let certificate = crate::tls::load_or_create(home.dir(), cfg)?;
+            let listener = crate::tls::TlsListener::bind(cfg.listen, &certificate).await?;
+            Some((listener, certificate.fingerprint))
+        }
+        None => None,
+    };
+    let tls_addr = match &tls {
+        Some((l, fp)) => Some((
+            axum::serve::Listener::local_addr(l)
+                .map_err(|e| KernelError::io("cannot read the TLS listening address", e))?,
+            fp.clone(),
+        )),
+        None => None,
+    };
+    write_address_file(
+        &home,
+        addr,
+        tls_addr.as_ref().map(|(a, fp)| (*a, fp.as_str())),
+    )?;
     // `clawos chat` attaches as the channel `chat` with a token only the owner can read.
     let chat_token = tokens::random_token();
     tokens::write_private(&home.dir().join("chat.token"), &chat_token)?;
@@ -84,11 +113,35 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
         home.dir().display()
     );
     eprintln!("admin UI at http://{addr}/admin; its token: `clawos admin token`");
+    if let Some((tls_addr, fp)) = &tls_addr {
+        eprintln!(
+            "devices on the LAN: https://{tls_addr}/app (certificate SHA-256 {}; \
+             `clawos devices pair` hands it to a new device)",
+            crate::tls::fingerprint_for_people(fp)
+        );
+    }
     let listener = listener.tap_io(|s| {
         let _ = s.set_nodelay(true);
     });
     tokio::spawn(crate::ws::pairing::close_revoked(gw.clone()));
     let app = server::router(gw.clone());
+    if let Some((listener, _)) = tls {
+        // Through `tap_io`, whose connections axum knows to give their peer address
+        // (`ConnectInfo<SocketAddr>`, which the pairing rule reads).
+        let listener = listener.tap_io(|_| {});
+        let tls_app = app.clone();
+        let mut tls_shutdown = gw.shutdown_signal();
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                tls_app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = tls_shutdown.wait_for(|s| *s).await;
+            })
+            .await;
+        });
+    }
     let mut server_shutdown = gw.shutdown_signal();
     let server = tokio::spawn(async move {
         let _ = axum::serve(

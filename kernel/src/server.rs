@@ -1,11 +1,11 @@
-//! The HTTP side of the Gateway: `/health`, `/metrics`, `/bus`, `/ws`, the status and
-//! session endpoints, `POST /hooks/agent`, and the admin routes. Every endpoint but
+//! The HTTP side of the Gateway: `/health`, `/metrics`, `/bus`, `/ws`, the status,
+//! session and usage endpoints, `POST /hooks/agent`, and the admin routes. Every endpoint but
 //! `/health` and `/metrics` takes the [`Admin`] extractor and answers errors as
 //! [`ApiError`].
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clawos_projections::views;
@@ -26,6 +26,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/api/status", get(status))
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}", get(session))
+        .route("/api/usage", get(usage))
         .route("/hooks/agent", post(hook_agent))
         .merge(crate::admin::routes())
         .merge(crate::app::routes())
@@ -107,4 +108,31 @@ async fn hook_agent(
     let hook = b.hook.unwrap_or_else(|| "agent".into());
     let (seq, session) = gw.hook(&hook, b.session_id, b.identity, b.text).await?;
     Ok(Json(json!({"seq": seq, "session_id": session})))
+}
+
+/// `GET /api/usage?by=agent|session|identity|model&since_ms=MS`: tokens and cost per group
+/// (default: by agent, since the start of this month, UTC), with the budgets in force.
+async fn usage(
+    State(gw): State<Arc<Gateway>>,
+    _: Admin,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let by = crate::usage::usage_key(q.get("by").map(String::as_str).unwrap_or("agent"))
+        .map_err(ApiError::BadRequest)?;
+    let since_ms = match q.get("since_ms") {
+        Some(v) => v
+            .parse::<i64>()
+            .map_err(|_| ApiError::BadRequest(format!("since_ms = `{v}`: expected ms")))?,
+        None => crate::usage::Period::Month.bounds(crate::clock::now_ms()).0,
+    };
+    gw.projected_through(gw.log().head()).await;
+    let prices = crate::usage::PriceTable::new(&gw.config().prices);
+    let lines = crate::usage::report(gw.read_models(), &prices, since_ms, by)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "since_ms": since_ms,
+        "lines": lines,
+        "budgets": gw.config().budgets,
+    })))
 }

@@ -45,6 +45,7 @@ pub mod projection;
 pub mod runner;
 pub mod sessions;
 pub mod sql;
+pub mod usage;
 pub mod value;
 pub mod views;
 

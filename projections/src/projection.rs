@@ -18,6 +18,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(crate::pairing::Pairing::default()),
         Box::new(crate::approvals::Approvals::default()),
         Box::new(crate::devices::Devices::default()),
+        Box::new(crate::usage::Usage::default()),
     ]
 }
 

@@ -37,6 +37,15 @@ impl Browser {
     /// Start chromedriver and a headless Chromium with this window size; screenshots go
     /// to `target/SCREENS/`.
     pub async fn start(window: (u32, u32), screens: &'static str) -> Browser {
+        Browser::start_with(window, screens, &[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium switches (e.g. a pinned certificate).
+    pub async fn start_with(
+        window: (u32, u32),
+        screens: &'static str,
+        switches: &[String],
+    ) -> Browser {
         for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
             assert!(
                 std::path::Path::new(path).exists(),
@@ -67,6 +76,9 @@ impl Browser {
                 ]
             }),
         );
+        if let Some(args) = caps["goog:chromeOptions"]["args"].as_array_mut() {
+            args.extend(switches.iter().map(|s| json!(s)));
+        }
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + WAIT;
         let client = loop {

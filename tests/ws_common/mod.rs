@@ -136,7 +136,16 @@ pub struct Client {
 
 /// A socket that has received its challenge (returned) and sent nothing.
 pub async fn challenged(url: &str) -> (Client, Value) {
-    let (ws, _) = tokio_tungstenite::connect_async(url)
+    challenged_via(url, None).await
+}
+
+/// [`challenged`] over `wss://` with this TLS configuration (see [`pinned`]).
+pub async fn challenged_via(
+    url: &str,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> (Client, Value) {
+    let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
         .await
         .expect("connect /ws");
     let mut c = Client {
@@ -152,7 +161,16 @@ pub async fn challenged(url: &str) -> (Client, Value) {
 
 /// The outcome of a connect: the client and the `connect` response (hello-ok or error).
 pub async fn connect(url: &str, o: &Opts) -> (Client, Value) {
-    let (mut c, challenge) = challenged(url).await;
+    connect_via(url, o, None).await
+}
+
+/// [`connect`] over `wss://` with this TLS configuration (see [`pinned`]).
+pub async fn connect_via(
+    url: &str,
+    o: &Opts,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> (Client, Value) {
+    let (mut c, challenge) = challenged_via(url, tls).await;
     let nonce = challenge["payload"]["nonce"].as_str().unwrap().to_string();
     let ts = challenge["payload"]["ts"].as_i64().unwrap();
     let mut params = json!({
@@ -322,3 +340,81 @@ impl Client {
 pub const POLICY: u16 = 1008;
 /// The close code for a protocol mismatch.
 pub const PROTOCOL: u16 = 1002;
+
+/// A TLS client that trusts one certificate: the one whose SHA-256 (DER, hex) is
+/// `fingerprint`, as OpenClaw's apps pin the Gateway's certificate from the setup code.
+/// No CA is consulted and the name is not checked; the handshake signature is.
+pub fn pinned(fingerprint: &str) -> std::sync::Arc<rustls::ClientConfig> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = PinnedCertificate {
+        fingerprint: fingerprint.to_lowercase(),
+        provider: provider.clone(),
+    };
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+            .with_no_client_auth(),
+    )
+}
+
+#[derive(Debug)]
+struct PinnedCertificate {
+    fingerprint: String,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if hex::encode(Sha256::digest(end_entity.as_ref())) == self.fingerprint {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "certificate fingerprint does not match the pin".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

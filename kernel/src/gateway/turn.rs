@@ -18,6 +18,14 @@ use super::recorder::SessionRecorder;
 use super::{Gateway, QueuedTurn};
 use crate::KernelError;
 
+/// Why a turn ended without the agent's answer.
+enum Stopped {
+    /// A budget was used up; the message tells the person.
+    OverBudget(String),
+    /// The agent failed, timed out, was aborted or is not configured.
+    Failed(String),
+}
+
 /// How a person is named to the agent in a group: the local part of their address
 /// (`irc:alice@libera` is `alice`).
 pub fn speaker(address: &str) -> &str {
@@ -146,6 +154,7 @@ impl Gateway {
         let (identity, _) = views::session_owner(&self.read_models, session)
             .await?
             .unwrap_or_default();
+        let over_budget = self.over_budget(agent_name, &identity, turn).await?;
         let recorder = SessionRecorder {
             log: self.log.clone(),
             read_models: self.read_models.clone(),
@@ -180,11 +189,12 @@ impl Gateway {
             summary: compaction.map(|(_, text)| text),
             attachments: m.attachments.clone(),
         };
-        let result = match self.agents.get(agent_name) {
-            None => Err(format!(
+        let result = match (&over_budget, self.agents.get(agent_name)) {
+            (Some((hit, _)), _) => Err(Stopped::OverBudget(hit.message())),
+            (None, None) => Err(Stopped::Failed(format!(
                 "no agent named `{agent_name}` is configured (see [agents] in clawos.toml)"
-            )),
-            Some(agent) => {
+            ))),
+            (None, Some(agent)) => {
                 let run = if m.channel == super::operator::OPERATOR_CHANNEL {
                     m.external_id.clone()
                 } else {
@@ -203,7 +213,7 @@ impl Gateway {
                     }
                 };
                 self.turn_ended(session);
-                outcome
+                outcome.map_err(Stopped::Failed)
             }
         };
         let (text, attachments, end) = match result {
@@ -215,7 +225,15 @@ impl Gateway {
                     steps: out.steps,
                 }),
             ),
-            Err(reason) => (
+            Err(Stopped::OverBudget(message)) => (
+                message.clone(),
+                Vec::new(),
+                NewEvent::new(AgentTurnFailed {
+                    turn_id: turn,
+                    reason: format!("over budget: {message}"),
+                }),
+            ),
+            Err(Stopped::Failed(reason)) => (
                 format!("Sorry, I could not answer: {reason}"),
                 Vec::new(),
                 NewEvent::new(AgentTurnFailed {
@@ -243,7 +261,11 @@ impl Gateway {
             .append(
                 &session_stream,
                 ExpectedVersion::Any,
-                vec![reply, end.caused_by(trigger.id).correlated(turn)],
+                over_budget
+                    .map(|(_, event)| event.caused_by(trigger.id).correlated(turn))
+                    .into_iter()
+                    .chain([reply, end.caused_by(trigger.id).correlated(turn)])
+                    .collect(),
             )
             .await?;
         self.metrics.turn(started.elapsed().as_micros() as u64);
@@ -255,6 +277,47 @@ impl Gateway {
             "turn recorded"
         );
         Ok(())
+    }
+
+    /// The budget a turn of `agent` for `identity` would run past now, with the
+    /// `BudgetExceeded` event that records it; `None` when every budget has room.
+    async fn over_budget(
+        &self,
+        agent: &str,
+        identity: &str,
+        turn: Uuid,
+    ) -> Result<Option<(crate::usage::BudgetHit, NewEvent)>, KernelError> {
+        let config = self.config();
+        if config.budgets.is_empty() {
+            return Ok(None);
+        }
+        let prices = crate::usage::PriceTable::new(&config.prices);
+        let now = crate::clock::now_ms();
+        let hit = crate::usage::budget_hit(
+            &self.read_models,
+            &config.budgets,
+            &prices,
+            agent,
+            identity,
+            now,
+        )
+        .await?;
+        Ok(hit.map(|hit| {
+            let micro = |usd: f64| (usd * 1e6).round().max(0.0) as u64;
+            let event = NewEvent::new(clawos_events::BudgetExceeded {
+                turn_id: turn,
+                agent: agent.to_string(),
+                identity: identity.to_string(),
+                budget: hit.budget.subject(),
+                per: format!("{:?}", hit.budget.per).to_lowercase(),
+                period_start_ms: hit.period_start_ms,
+                limit_tokens: hit.budget.tokens,
+                limit_micro_usd: hit.budget.usd.map(micro),
+                spent_tokens: hit.spent_tokens,
+                spent_micro_usd: micro(hit.spent_usd),
+            });
+            (hit, event)
+        }))
     }
 
     /// A hook's or cron job's text seen as the message a turn answers: on the branch the

@@ -23,6 +23,7 @@
 //! - channels: channel process status.
 //! - recovery: what a stopped Gateway left undone.
 //! - audit: turns and their steps.
+//! - usage: tokens per agent, session, identity or model.
 
 mod approvals;
 mod audit;
@@ -36,6 +37,7 @@ mod recovery;
 mod routing;
 mod rows;
 mod sessions;
+mod usage;
 
 pub use approvals::*;
 pub use audit::*;
@@ -48,3 +50,4 @@ pub use pairing::*;
 pub use recovery::*;
 pub use routing::*;
 pub use sessions::*;
+pub use usage::*;

@@ -421,6 +421,30 @@ views.channels = async () => {
       el("td", {}, r.pending_deliveries))));
 };
 
+// ---- usage ---------------------------------------------------------------------------
+views.usage = async () => {
+  const form = new FormData($("#usage-form"));
+  const p = new URLSearchParams({ by: form.get("by") });
+  const since = form.get("since");
+  if (since !== "month") p.set("since_ms", String(Date.now() - Number(since) * 86400000));
+  const u = await api("/api/usage?" + p);
+  const money = (n) => "$" + n.toFixed(4);
+  $("#usage tbody").replaceChildren(...u.lines.map((l) =>
+    el("tr", { "data-key": l.key },
+      el("td", {}, l.key || "(unknown)"), el("td", {}, l.turns), el("td", {}, l.calls),
+      el("td", {}, l.prompt_tokens), el("td", {}, l.completion_tokens),
+      el("td", { title: l.unpriced_tokens ? `${l.unpriced_tokens} tokens have no price` : "" },
+        money(l.cost_usd) + (l.unpriced_tokens ? " +" : "")))));
+  const total = u.lines.reduce((s, l) => s + l.cost_usd, 0);
+  $("#usage-total").textContent = `since ${new Date(u.since_ms).toISOString()}: ${money(total)}`;
+  $("#budgets tbody").replaceChildren(...u.budgets.map((b) =>
+    el("tr", {},
+      el("td", {}, [b.identity, b.agent && "agent " + b.agent].filter(Boolean).join(" with ")),
+      el("td", {}, b.per), el("td", {}, b.usd == null ? "" : money(b.usd)),
+      el("td", {}, b.tokens ?? ""))));
+};
+$("#usage-form").addEventListener("change", () => views.usage().catch(report));
+
 // ---- memory --------------------------------------------------------------------------
 async function searchMemories() {
   const p = new URLSearchParams();
