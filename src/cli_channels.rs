@@ -30,13 +30,25 @@ pub enum ChannelsCommand {
 }
 
 /// Asks questions on stdin (a prompt on stderr when it is a terminal).
-struct Asker<R: BufRead> {
+pub(crate) struct Asker<R: BufRead> {
     input: R,
     interactive: bool,
 }
 
+impl Asker<std::io::StdinLock<'static>> {
+    /// An asker on this process's stdin.
+    pub(crate) fn stdin() -> Self {
+        let stdin = std::io::stdin();
+        Asker {
+            interactive: stdin.is_terminal(),
+            input: stdin.lock(),
+        }
+    }
+}
+
 impl<R: BufRead> Asker<R> {
-    fn ask(&mut self, question: &str, default: Option<&str>) -> Result<String> {
+    /// One answer; an empty one is `default`; end of input without a default is an error.
+    pub(crate) fn ask(&mut self, question: &str, default: Option<&str>) -> Result<String> {
         if self.interactive {
             match default {
                 Some(d) => eprint!("{question} [{d}]: "),
@@ -56,7 +68,8 @@ impl<R: BufRead> Asker<R> {
         })
     }
 
-    fn secret(&mut self, question: &str) -> Result<String> {
+    /// A secret: a hidden prompt on a terminal, else one line of stdin.
+    pub(crate) fn secret(&mut self, question: &str) -> Result<String> {
         if self.interactive {
             return Ok(rpassword::prompt_password(format!("{question}: "))?);
         }
@@ -341,7 +354,8 @@ pub async fn run(home: &Home, durability: Durability, cmd: ChannelsCommand) -> R
     }
 }
 
-async fn add(
+/// `clawos channels add KIND [--name NAME]`.
+pub(crate) async fn add(
     home: &Home,
     durability: Durability,
     kind: String,
@@ -357,11 +371,7 @@ async fn add(
     if Config::parse(&current)?.channels.contains_key(&name) {
         bail!("clawos.toml already has a channel named {name}; choose another with --name");
     }
-    let stdin = std::io::stdin();
-    let mut asker = Asker {
-        interactive: stdin.is_terminal(),
-        input: stdin.lock(),
-    };
+    let mut asker = Asker::stdin();
     let (section, password) = match kind.as_str() {
         "irc" => ask_irc(&mut asker, &name)?,
         "matrix" => ask_matrix(&mut asker, &name)?,

@@ -42,7 +42,12 @@ pub fn load_config(home: &Home) -> Result<Config> {
 
 /// `clawos up`: create the state folder and config if missing, then run the Gateway with the
 /// terminal channel attached.
-pub async fn up(home: &Home, listen: Option<SocketAddr>, allow_remote: bool) -> Result<()> {
+pub async fn up(
+    home: &Home,
+    listen: Option<SocketAddr>,
+    allow_remote: bool,
+    yes: bool,
+) -> Result<()> {
     std::fs::create_dir_all(home.dir())
         .with_context(|| format!("cannot create {}", home.dir().display()))?;
     let path = config_path(home);
@@ -52,6 +57,7 @@ pub async fn up(home: &Home, listen: Option<SocketAddr>, allow_remote: bool) -> 
         eprintln!("wrote a default configuration to {}", path.display());
     }
     let config = Config::load(&path)?;
+    crate::first_run::run(home, &config, yes).await?;
     clawos_kernel::run(
         home.clone(),
         config,

@@ -15,6 +15,7 @@ mod cli_log;
 mod cli_media;
 mod cli_memory;
 mod cli_models;
+mod cli_onboard;
 mod cli_pairing;
 mod cli_phone_link;
 mod cli_replay;
@@ -24,6 +25,7 @@ mod cli_service;
 mod cli_usage;
 mod cli_validated;
 mod debug;
+mod first_run;
 mod models_pull;
 
 use anyhow::Result;
@@ -57,9 +59,16 @@ enum Command {
         /// Allow a listen address other than loopback (tokens are required either way).
         #[arg(long)]
         allow_remote: bool,
+        /// On a first run without a model, download the default one (and the memory
+        /// embedder) without asking.
+        #[arg(long)]
+        yes: bool,
     },
     /// Chat with your agent through the running Gateway (history first, Ctrl-D to leave).
     Chat,
+    /// Set up Pi's model provider (the key is tried before it is stored) and a first
+    /// channel, asking; run it again to change the answers.
+    Onboard,
     /// Run the Gateway daemon in the foreground.
     Gateway {
         /// Listen address (default from clawos.toml, 127.0.0.1:18789).
@@ -229,12 +238,14 @@ fn main() -> Result<()> {
             Command::Up {
                 listen,
                 allow_remote,
-            } => cli_gateway::up(&home, listen, allow_remote).await,
+                yes,
+            } => cli_gateway::up(&home, listen, allow_remote, yes).await,
             Command::Gateway {
                 listen,
                 allow_remote,
             } => cli_gateway::gateway(&home, listen, allow_remote).await,
             Command::Chat => cli_chat::chat(&home).await,
+            Command::Onboard => cli_onboard::onboard(&home, cli.durability).await,
             Command::Channel { kind } => cli_gateway::channel(&kind).await,
             Command::Config(c) => cli_gateway::config(&home, c),
             Command::Status => cli_gateway::status(&home).await,

@@ -1186,3 +1186,68 @@ async fn usage_is_priced_per_model_and_a_budget_stops_turns_with_a_message() {
     assert_eq!(api["budgets"][0]["agent"], "pi");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_tries_a_key_before_it_keeps_it_and_changes_nothing_on_failure() {
+    let fake = FakeLlm::start(vec![Step::Status(401), Step::Text("hello there".into())]);
+    let home = tempfile::tempdir().unwrap();
+    let answers = format!(
+        "openai\n{}\ntest-model\nsk-wrong\nsk-right\n\n",
+        fake.base_url_openai()
+    );
+    let out = cli_with_input(home.path(), &["onboard"], Some(&answers)).await;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("that did not work"),
+        "the refused key is named: {said}"
+    );
+    assert!(said.contains("openai answered: hello there"), "{said}");
+    let keys: Vec<String> = fake
+        .request_headers()
+        .iter()
+        .filter_map(|h| {
+            h.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(keys, ["Bearer sk-wrong", "Bearer sk-right"]);
+    let config = std::fs::read_to_string(home.path().join("clawos.toml")).unwrap();
+    assert!(
+        config.contains("provider = \"openai\"")
+            && config.contains("model = \"test-model\"")
+            && config.contains("api_key_secret = \"openai\""),
+        "{config}"
+    );
+    assert!(!config.contains("sk-"), "no key in the file");
+    assert!(
+        config.contains("[channels.terminal]"),
+        "the rest stays as it was"
+    );
+    let out = cli_in(home.path(), &["secrets", "get", "openai"]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sk-right");
+
+    // Run again against a provider that is not there: a clear error, nothing changed.
+    let dead = format!(
+        "openai\nhttp://127.0.0.1:{}/v1\ntest-model\nk1\nk2\nk3\n",
+        free_port()
+    );
+    let out = cli_with_input(home.path(), &["onboard"], Some(&dead)).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing was changed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("clawos.toml")).unwrap(),
+        config
+    );
+    let out = cli_in(home.path(), &["secrets", "get", "openai"]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sk-right");
+}

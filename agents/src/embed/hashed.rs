@@ -71,6 +71,9 @@ fn add(v: &mut [f32], kind: u8, bytes: &[u8], weight: f32) {
 
 #[async_trait]
 impl Embedder for HashedEmbedder {
+    fn semantic(&self) -> bool {
+        false
+    }
     fn model_id(&self) -> &str {
         MODEL_ID
     }

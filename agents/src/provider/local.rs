@@ -1,19 +1,17 @@
-//! A local provider: a quantized llama-family GGUF model run in-process with candle.
+//! A local provider: a quantized GGUF model (llama, Qwen2 or Qwen3 architecture) run
+//! in-process with candle.
 //!
-//! No server and no network: [`LocalModel::load`] reads the weights with
-//! [`ModelWeights::from_gguf`] and rebuilds the tokenizer (GPT-2 byte-level BPE) from
-//! the GGUF metadata (`tokenizer.ggml.tokens`, `.merges`, `.token_type`, `.bos_token_id`,
-//! `.eos_token_id`). Prompts use the ChatML format of SmolLM2-Instruct:
-//!
-//! ```text
-//! <|im_start|>system\n...<|im_end|>\n<|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n
-//! ```
+//! No server and no network: [`LocalModel::load`] reads the weights for the file's
+//! `general.architecture` and rebuilds the tokenizer (GPT-2 byte-level BPE, with the
+//! pre-tokenizer the file names) from the GGUF metadata (`tokenizer.ggml.tokens`,
+//! `.merges`, `.token_type`, `.pre`, `.eos_token_id`). Prompts are ChatML, or the file's
+//! own chat template when tools are offered and it knows them; calls the model writes in
+//! `<tool_call>` tags become tool calls (`local_format.rs`).
 //!
 //! Generation runs on the CPU in a `spawn_blocking` task, one at a time (the model sits
 //! behind a mutex), is deterministic (greedy by default, fixed seed otherwise), stops at
 //! `<|im_end|>` / end-of-sequence or after `max_tokens` ([`DEFAULT_MAX_TOKENS`]), and
-//! streams each decoded fragment to `on_delta`. Tools are ignored: a local model never
-//! calls any.
+//! streams each decoded fragment to `on_delta` (up to a tool call, which is not shown).
 
 use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek};
@@ -25,12 +23,15 @@ use async_trait::async_trait;
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
+use candle_transformers::models::quantized_llama::MAX_SEQ_LEN;
+use candle_transformers::models::{quantized_llama, quantized_qwen2, quantized_qwen3};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::SplitDelimiterBehavior;
 use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
 
 use super::chat::{ChatMessage, ChatRequest, ChatResponse, Provider};
@@ -40,11 +41,8 @@ use super::error::ProviderError;
 pub const NAME: &str = "local";
 /// Cap on generated tokens when the request sets none.
 pub const DEFAULT_MAX_TOKENS: u32 = 256;
-/// System prompt used when a request has none (SmolLM2's chat template default).
-pub const DEFAULT_SYSTEM: &str =
-    "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
-/// ChatML end-of-turn token.
-const IM_END: &str = "<|im_end|>";
+pub use super::local_format::{chatml_prompt, PromptFormat, DEFAULT_SYSTEM};
+use super::local_format::{parse_tool_calls, IM_END, TOOL_CALL_OPEN};
 
 /// Why a local model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -116,8 +114,61 @@ pub struct Generation {
     pub completion_tokens: u32,
 }
 
+/// The weights of one of the architectures candle runs quantized.
+enum Weights {
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+    Qwen3(quantized_qwen3::ModelWeights),
+}
+
+impl Weights {
+    /// The weights of `content`, by its `general.architecture`.
+    fn from_gguf<R: Read + Seek>(
+        content: gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Weights, String> {
+        let architecture = content
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_else(|| "llama".to_string());
+        let loaded = match architecture.as_str() {
+            "llama" => quantized_llama::ModelWeights::from_gguf(content, reader, device)
+                .map(Weights::Llama),
+            "qwen2" => quantized_qwen2::ModelWeights::from_gguf(content, reader, device)
+                .map(Weights::Qwen2),
+            "qwen3" => quantized_qwen3::ModelWeights::from_gguf(content, reader, device)
+                .map(Weights::Qwen3),
+            other => {
+                return Err(format!(
+                    "architecture {other:?} is not supported (llama, qwen2 and qwen3 are)"
+                ))
+            }
+        };
+        loaded.map_err(|e| e.to_string())
+    }
+
+    fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Weights::Llama(w) => w.forward(x, pos),
+            Weights::Qwen2(w) => w.forward(x, pos),
+            Weights::Qwen3(w) => w.forward(x, pos),
+        }
+    }
+
+    fn clear_kv_cache(&mut self) {
+        match self {
+            Weights::Llama(w) => w.clear_kv_cache(),
+            Weights::Qwen2(w) => w.clear_kv_cache(),
+            Weights::Qwen3(w) => w.clear_kv_cache(),
+        }
+    }
+}
+
 struct Inner {
-    weights: ModelWeights,
+    weights: Weights,
     tokenizer: Tokenizer,
     stop: Vec<u32>,
     device: Device,
@@ -130,6 +181,7 @@ pub struct LocalModel {
     inner: Arc<Mutex<Inner>>,
     name: String,
     path: PathBuf,
+    format: PromptFormat,
 }
 
 impl std::fmt::Debug for LocalModel {
@@ -156,6 +208,13 @@ impl LocalModel {
         let mut reader = BufReader::new(file);
         let content = gguf_file::Content::read(&mut reader).map_err(|e| load_err(e.to_string()))?;
         let (tokenizer, stop) = tokenizer_from_gguf(&content).map_err(load_err)?;
+        let format = PromptFormat::new(
+            content
+                .metadata
+                .get("tokenizer.chat_template")
+                .and_then(|v| v.to_string().ok())
+                .cloned(),
+        );
         let device = Device::Cpu;
         let weights = if content
             .tensor_infos
@@ -164,11 +223,11 @@ impl LocalModel {
         {
             let (content, mut requantized) =
                 requantize(&content, &mut reader, &device).map_err(|e| load_err(e.to_string()))?;
-            ModelWeights::from_gguf(content, &mut requantized, &device)
+            Weights::from_gguf(content, &mut requantized, &device)
         } else {
-            ModelWeights::from_gguf(content, &mut reader, &device)
+            Weights::from_gguf(content, &mut reader, &device)
         }
-        .map_err(|e| load_err(e.to_string()))?;
+        .map_err(load_err)?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -183,6 +242,7 @@ impl LocalModel {
             })),
             name,
             path: path.to_path_buf(),
+            format,
         })
     }
 
@@ -202,6 +262,11 @@ impl LocalModel {
     /// The GGUF file it was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How it is prompted (its chat template, if it has one).
+    pub fn format(&self) -> &PromptFormat {
+        &self.format
     }
 
     /// Replace the sampling settings of later generations.
@@ -452,6 +517,20 @@ fn tokenizer_from_gguf(content: &gguf_file::Content) -> Result<(Tokenizer, Vec<u
             PreTokenizerWrapper::Digits(Digits::new(true)),
             PreTokenizerWrapper::ByteLevel(byte_level),
         ])),
+        // Qwen2 (and Qwen3) split with their own pattern (digits one by one), then map
+        // bytes without a second split.
+        Some("qwen2") => {
+            let split = Split::new(
+                SplitPattern::Regex(QWEN2_PATTERN.into()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .map_err(|e| e.to_string())?;
+            PreTokenizerWrapper::Sequence(Sequence::new(vec![
+                PreTokenizerWrapper::Split(split),
+                PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, false)),
+            ]))
+        }
         _ => PreTokenizerWrapper::ByteLevel(byte_level),
     };
     tokenizer.with_pre_tokenizer(Some(pre));
@@ -479,38 +558,8 @@ fn tokenizer_from_gguf(content: &gguf_file::Content) -> Result<(Tokenizer, Vec<u
     Ok((tokenizer, stop))
 }
 
-/// The ChatML prompt for `req` (tools ignored; tool results shown as user turns).
-pub fn chatml_prompt(req: &ChatRequest) -> String {
-    let mut out = String::new();
-    let system = if req.system.trim().is_empty() {
-        DEFAULT_SYSTEM
-    } else {
-        req.system.as_str()
-    };
-    turn(&mut out, "system", system);
-    for m in &req.messages {
-        match m {
-            ChatMessage::User { text } => turn(&mut out, "user", text),
-            ChatMessage::Assistant { text, .. } => turn(&mut out, "assistant", text),
-            ChatMessage::Tool { name, output, .. } => turn(
-                &mut out,
-                "user",
-                &format!("Result of tool {name}:\n{output}"),
-            ),
-        }
-    }
-    out.push_str("<|im_start|>assistant\n");
-    out
-}
-
-fn turn(out: &mut String, role: &str, text: &str) {
-    out.push_str("<|im_start|>");
-    out.push_str(role);
-    out.push('\n');
-    out.push_str(text);
-    out.push_str(IM_END);
-    out.push('\n');
-}
+/// The pre-tokenizer pattern of Qwen2's tokenizer (`tokenizer.ggml.pre = "qwen2"`).
+const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// A [`Provider`] that runs a [`LocalModel`] in-process.
 #[derive(Debug, Clone)]
@@ -548,7 +597,7 @@ impl Provider for LocalProvider {
     fn request_body(&self, req: &ChatRequest) -> serde_json::Value {
         serde_json::json!({
             "model": self.model.name(),
-            "prompt": chatml_prompt(req),
+            "prompt": self.model.format().prompt(req),
             "max_tokens": req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         })
     }
@@ -558,12 +607,40 @@ impl Provider for LocalProvider {
         req: &ChatRequest,
         on_delta: &(dyn for<'d> Fn(&'d str) + Send + Sync),
     ) -> Result<ChatResponse, ProviderError> {
-        let prompt = chatml_prompt(req);
+        let prompt = self.model.format().prompt(req);
         let max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-        let generation = self.model.generate(&prompt, max_tokens, on_delta).await?;
+        let tools = !req.tools.is_empty() && self.model.format().knows_tools();
+        // Stream the answer up to a tool call: the call itself is not for the person.
+        let shown = Mutex::new((String::new(), false));
+        let until_a_call = |fragment: &str| {
+            let mut shown = shown.lock().unwrap_or_else(|e| e.into_inner());
+            if shown.1 {
+                return;
+            }
+            let before = shown.0.len();
+            shown.0.push_str(fragment);
+            match shown.0.find(TOOL_CALL_OPEN).filter(|_| tools) {
+                Some(at) => {
+                    shown.1 = true;
+                    if at > before {
+                        on_delta(&shown.0[before..at]);
+                    }
+                }
+                None => on_delta(fragment),
+            }
+        };
+        let generation = self
+            .model
+            .generate(&prompt, max_tokens, &until_a_call)
+            .await?;
+        let (content, tool_calls) = if tools {
+            parse_tool_calls(&generation.text)
+        } else {
+            (generation.text, Vec::new())
+        };
         Ok(ChatResponse {
-            content: generation.text,
-            tool_calls: Vec::new(),
+            content,
+            tool_calls,
             prompt_tokens: generation.prompt_tokens,
             completion_tokens: generation.completion_tokens,
             model: self.model.name().to_string(),

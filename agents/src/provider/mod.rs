@@ -35,6 +35,9 @@ pub mod failover;
 pub(crate) mod http;
 mod http_provider;
 pub mod local;
+pub mod local_format;
+#[cfg(test)]
+mod local_tests;
 pub mod openai;
 pub(crate) mod retry;
 mod sse;

@@ -39,6 +39,12 @@ pub trait Embedder: Send + Sync {
     fn dims(&self) -> usize;
     /// One L2-normalised vector per text, in order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// Whether its vectors carry meaning (a trained sentence model): then recall ranks by
+    /// similarity and keywords only add a small bonus; otherwise (word hashing) vectors
+    /// and keywords are fused by reciprocal rank as equals.
+    fn semantic(&self) -> bool {
+        true
+    }
 }
 
 /// Scale `v` to unit length (a zero vector stays zero).
