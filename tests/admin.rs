@@ -735,6 +735,18 @@ async fn the_ui_in_chromium_lists_events_travels_in_time_forks_and_audits() {
     wait_text(c, "#state-info", "as of seq").await;
     wait_text(c, "#state-tables", "alice prefers green tea").await;
     browser.screenshot("10-state").await;
+    // Usage: Pi's calls to the fake LLM, by agent and by model.
+    click(c, "#tabs button[data-view=\"usage\"]").await;
+    wait_text(c, "#usage tbody", "pi").await;
+    wait_text(c, "#usage-total", "since").await;
+    c.find(Locator::Css("#usage-form select[name=by]"))
+        .await
+        .expect("the grouping")
+        .select_by_value("model")
+        .await
+        .expect("group by model");
+    wait_text(c, "#usage tbody", "test-model").await;
+    browser.screenshot("11-usage").await;
     browser.close().await;
 }
 
