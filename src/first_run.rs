@@ -12,10 +12,11 @@ use anyhow::Result;
 use clawos_kernel::config::Config;
 use clawos_replay::Home;
 
-/// The model `clawos up` offers (a `clawos models pull` name).
-pub const DEFAULT_MODEL: &str = "smollm2";
-/// Its size, for the question.
-pub const DEFAULT_MODEL_MB: u32 = 105;
+/// The model `clawos up` offers (a `clawos models pull` name): Qwen2.5-0.5B-Instruct, a
+/// small model trained for tool calls (its chat template teaches `<tool_call>`).
+pub const DEFAULT_MODEL: &str = "qwen";
+/// Its name and size, for the question.
+pub const DEFAULT_MODEL_TEXT: &str = "Qwen2.5-0.5B-Instruct, about 490 MB";
 /// The memory embedder's size, for the question.
 pub const EMBEDDER_MB: u32 = 91;
 /// Written once the question was asked.
@@ -69,11 +70,11 @@ pub async fn run(home: &Home, config: &Config, yes: bool) -> Result<()> {
     }
     let what = if offer.embedder {
         format!(
-            "the default local model (SmolLM2-135M-Instruct, about {DEFAULT_MODEL_MB} MB) and \
-             the memory embedder (all-MiniLM-L6-v2, about {EMBEDDER_MB} MB)"
+            "the default local model ({DEFAULT_MODEL_TEXT}) and the memory embedder \
+             (all-MiniLM-L6-v2, about {EMBEDDER_MB} MB)"
         )
     } else {
-        format!("the default local model (SmolLM2-135M-Instruct, about {DEFAULT_MODEL_MB} MB)")
+        format!("the default local model ({DEFAULT_MODEL_TEXT})")
     };
     let answer = if yes {
         true

@@ -341,8 +341,11 @@ fn repo_models() -> PathBuf {
 async fn a_first_run_downloads_only_with_consent_and_then_pi_answers() {
     let local = repo_models();
     let hub = Hub::default();
+    // The default model's place on the Hub holds the small model a package registry ships
+    // (SmolLM2): no registry here ships the Qwen file, and the architecture is read from
+    // the file, not its name.
     hub.add(
-        "bartowski/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct-Q4_K_M.gguf",
+        "Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf",
         std::fs::read(local.join("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap(),
         true,
     );
@@ -414,7 +417,7 @@ async fn a_first_run_downloads_only_with_consent_and_then_pi_answers() {
     let models = home.path().join("models");
     assert_eq!(
         files_under(&models),
-        ["SmolLM2-135M-Instruct-Q4_K_M.gguf", "all-MiniLM-L6-v2"]
+        ["all-MiniLM-L6-v2", "qwen2.5-0.5b-instruct-q4_k_m.gguf"]
     );
     assert_eq!(
         std::fs::read_to_string(home.path().join("first-run.asked")).unwrap(),
@@ -426,6 +429,54 @@ async fn a_first_run_downloads_only_with_consent_and_then_pi_answers() {
     let out = clawos(home.path(), &endpoint, &["up"]).await;
     assert!(!said(&out).contains("clawos up --yes"), "{}", said(&out));
     assert_eq!(hub.requests().len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_does_not_load_is_said_by_pi_not_a_gateway_that_will_not_start() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("models")).unwrap();
+    std::fs::write(
+        home.path().join("models/broken.gguf"),
+        b"GGUF but not really",
+    )
+    .unwrap();
+    std::fs::write(home.path().join("first-run.asked"), "no\n").unwrap();
+    std::fs::write(
+        home.path().join("clawos.toml"),
+        "[gateway]\ndurability = \"normal\"\nlisten = \"127.0.0.1:0\"\n\n[agents.pi]\nkind = \"pi\"\n\n\
+         [channels.terminal]\nkind = \"terminal\"\n",
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_clawos"))
+        .arg("--home")
+        .arg(home.path())
+        .arg("up")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello\n").await.unwrap();
+    let log = home.path().join("clawos.db");
+    let reply = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Some(text) = reply_in(&log).await {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("Pi answered");
+    drop(stdin);
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await;
+    assert!(
+        reply.contains("broken.gguf") && reply.contains("could not load it"),
+        "{reply}"
+    );
 }
 
 /// The text of the first reply Pi recorded in the log at `path`, if any.

@@ -68,6 +68,35 @@ impl Agent for UnconfiguredPi {
     }
 }
 
+/// Pi whose model, found in the models folder, could not be loaded: it says why instead
+/// of keeping the Gateway from starting.
+pub struct UnloadablePi {
+    /// The model file.
+    pub model: PathBuf,
+    /// Why it did not load.
+    pub reason: String,
+}
+
+#[async_trait]
+impl Agent for UnloadablePi {
+    fn name(&self) -> &str {
+        "pi"
+    }
+    async fn run_turn(&self, _: TurnInput, _: &dyn TurnRecorder) -> Result<TurnOutput, AgentError> {
+        Ok(TurnOutput {
+            reply: format!(
+                "Hi, I'm Pi. I found the model {} but could not load it: {}. Replace it \
+                 (`clawos models pull smollm2` gets one known to work here) or configure a \
+                 provider in clawos.toml.",
+                self.model.display(),
+                self.reason
+            ),
+            steps: 0,
+            attachments: vec![],
+        })
+    }
+}
+
 /// Pi with a provider and skills.
 pub struct Pi {
     name: String,

@@ -81,11 +81,22 @@ pub fn build_agents(
         let agent: Arc<dyn Agent> = match (a.kind.as_str(), &a.provider, embedded) {
             ("echo", _, _) => Arc::new(clawos_agents::echo::EchoAgent::new(name.clone())),
             // The embedded default: no provider configured, a model in STATE/models.
+            // A model that does not load is said by Pi, not a Gateway that will not start:
+            // it may be a download of the first run, not something the person configured.
             (_, None, Some(model)) => {
                 let mut local = a.clone();
                 local.provider = Some("local".into());
                 local.model = Some(model.display().to_string());
-                Arc::new(build_pi(home, name, &local, secrets)?)
+                match build_pi(home, name, &local, secrets) {
+                    Ok(pi) => Arc::new(pi),
+                    Err(e) => {
+                        tracing::error!(model = %model.display(), error = %e, "the model in models/ does not load");
+                        Arc::new(clawos_agents::pi::UnloadablePi {
+                            model,
+                            reason: e.to_string(),
+                        })
+                    }
+                }
             }
             (_, None, None) => Arc::new(clawos_agents::pi::UnconfiguredPi),
             (_, Some(_), _) => Arc::new(build_pi(home, name, a, secrets)?),
