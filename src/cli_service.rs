@@ -293,21 +293,26 @@ fn current_uid() -> u32 {
 mod tests {
     use super::*;
 
+    /// `systemd-analyze verify --user` on `text` written as the unit in `dir`.
+    fn verify(dir: &Path, text: &str) -> std::process::Output {
+        let unit = dir.join(UNIT);
+        std::fs::write(&unit, text).unwrap();
+        let runtime = dir.join("runtime");
+        std::fs::create_dir_all(&runtime).unwrap();
+        Command::new("systemd-analyze")
+            .args(["verify", "--user"])
+            .arg(&unit)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .output()
+            .expect("systemd-analyze (Debian package `systemd`, installed by tests/run.sh)")
+    }
+
     #[test]
     fn the_systemd_unit_passes_systemd_analyze_verify() {
         let dir = tempfile::tempdir().unwrap();
         let exe = std::env::current_exe().unwrap();
         let home = dir.path().join("state with space % and \"quote\"");
-        let unit = dir.path().join(UNIT);
-        std::fs::write(&unit, systemd_unit(&exe, &home)).unwrap();
-        let runtime = dir.path().join("runtime");
-        std::fs::create_dir_all(&runtime).unwrap();
-        let out = Command::new("systemd-analyze")
-            .args(["verify", "--user"])
-            .arg(&unit)
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .output()
-            .expect("systemd-analyze (Debian package `systemd`, installed by tests/run.sh)");
+        let out = verify(dir.path(), &systemd_unit(&exe, &home));
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{said}");
         assert!(
@@ -323,17 +328,8 @@ mod tests {
     #[test]
     fn a_broken_unit_is_caught_by_the_same_check() {
         let dir = tempfile::tempdir().unwrap();
-        let unit = dir.path().join(UNIT);
         let text = systemd_unit(Path::new("/nonexistent/clawos"), Path::new("/tmp"));
-        std::fs::write(&unit, text).unwrap();
-        let runtime = dir.path().join("runtime");
-        std::fs::create_dir_all(&runtime).unwrap();
-        let out = Command::new("systemd-analyze")
-            .args(["verify", "--user"])
-            .arg(&unit)
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .output()
-            .expect("systemd-analyze");
+        let out = verify(dir.path(), &text);
         assert!(!out.status.success(), "a missing binary is an error");
     }
 

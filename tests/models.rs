@@ -374,40 +374,14 @@ async fn a_first_run_downloads_only_with_consent_and_then_pi_answers() {
     assert!(!home.path().join("first-run.asked").exists());
 
     // `up --yes`: both downloads, verified, and Pi answers with the model.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_clawos"))
-        .arg("--home")
-        .arg(home.path())
-        .args(["up", "--yes"])
-        .env("HF_ENDPOINT", &endpoint)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncWriteExt;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"What is the capital of France?\n")
-        .await
-        .unwrap();
-    let log = home.path().join("clawos.db");
-    let answered = async {
-        loop {
-            if let Some(text) = reply_in(&log).await {
-                return text;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    };
-    let reply = tokio::time::timeout(Duration::from_secs(240), answered)
-        .await
-        .expect("Pi answered within 240 s");
-    drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("the Gateway exits at the end of input")
-        .unwrap();
+    let (reply, out) = chat_once(
+        home.path(),
+        &["up", "--yes"],
+        &endpoint,
+        "What is the capital of France?",
+        240,
+    )
+    .await;
     assert!(said(&out).contains("checksum verified"), "{}", said(&out));
     assert!(
         !reply.contains("No language model is configured"),
@@ -447,36 +421,57 @@ async fn a_model_that_does_not_load_is_said_by_pi_not_a_gateway_that_will_not_st
          [channels.terminal]\nkind = \"terminal\"\n",
     )
     .unwrap();
+    let (reply, _) = chat_once(home.path(), &["up"], "http://127.0.0.1:9", "hello", 60).await;
+    assert!(
+        reply.contains("broken.gguf") && reply.contains("could not load it"),
+        "{reply}"
+    );
+}
+
+/// Run `clawos ARGS` (the Gateway with the terminal attached), type `message`, wait up to
+/// `secs` for Pi's first reply in the log, end the input; the reply and the run's output.
+async fn chat_once(
+    home: &Path,
+    args: &[&str],
+    endpoint: &str,
+    message: &str,
+    secs: u64,
+) -> (String, std::process::Output) {
+    use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_clawos"))
         .arg("--home")
-        .arg(home.path())
-        .arg("up")
+        .arg(home)
+        .args(args)
+        .env("HF_ENDPOINT", endpoint)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    use tokio::io::AsyncWriteExt;
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"hello\n").await.unwrap();
-    let log = home.path().join("clawos.db");
-    let reply = tokio::time::timeout(Duration::from_secs(60), async {
+    stdin
+        .write_all(format!("{message}\n").as_bytes())
+        .await
+        .unwrap();
+    let log = home.join("clawos.db");
+    let answered = async {
         loop {
             if let Some(text) = reply_in(&log).await {
                 return text;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-    })
-    .await
-    .expect("Pi answered");
+    };
+    let reply = tokio::time::timeout(Duration::from_secs(secs), answered)
+        .await
+        .unwrap_or_else(|_| panic!("Pi answered within {secs} s"));
     drop(stdin);
-    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await;
-    assert!(
-        reply.contains("broken.gguf") && reply.contains("could not load it"),
-        "{reply}"
-    );
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the Gateway exits at the end of input")
+        .unwrap();
+    (reply, out)
 }
 
 /// The text of the first reply Pi recorded in the log at `path`, if any.

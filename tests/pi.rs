@@ -1172,16 +1172,7 @@ async fn usage_is_priced_per_model_and_a_budget_stops_turns_with_a_message() {
     );
     let out = h.cli(&["usage", "--by", "nothing"]).await;
     assert!(!out.status.success(), "an unknown grouping is refused");
-    let api: Value = h
-        .http
-        .get(h.url("/api/usage?by=model"))
-        .bearer_auth(h.admin_token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = h.api("/api/usage?by=model").await;
     assert_eq!(api["lines"][0]["key"], "test-model", "{api}");
     assert_eq!(api["budgets"][0]["agent"], "pi");
     h.stop().await;
@@ -1250,4 +1241,92 @@ async fn onboarding_tries_a_key_before_it_keeps_it_and_changes_nothing_on_failur
     );
     let out = cli_in(home.path(), &["secrets", "get", "openai"]).await;
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sk-right");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_with_their_own_prompts_and_skills_are_routed_by_a_binding() {
+    let fake = FakeLlm::start(vec![
+        Step::Text("from the files agent".into()),
+        Step::Text("from the helper".into()),
+    ]);
+    let port = free_port();
+    let base = fake.base_url_openai();
+    let config = format!(
+        "[gateway]\ndefault_agent = \"files\"\ndurability = \"normal\"\n\n\
+         [agents.files]\nkind = \"pi\"\nprovider = \"openai\"\nbase_url = \"{base}\"\n\
+         model = \"test-model\"\nretries = 0\nsystem_prompt = \"You are the files agent.\"\n\
+         skills = [\"fs\"]\n\n\
+         [agents.helper]\nkind = \"pi\"\nprovider = \"openai\"\nbase_url = \"{base}\"\n\
+         model = \"test-model\"\nretries = 0\nsystem_prompt_file = \"helper-prompt.md\"\n\
+         skills = [\"memory\", \"cron\"]\n\n{}",
+        webhook_section("hooks", port)
+    );
+    let mut h = Harness::new(&config);
+    std::fs::write(h.dir().join("helper-prompt.md"), "You are the helper.\n").unwrap();
+    h.start("127.0.0.1:0").await;
+    wait_webhook(&h.http, port, Duration::from_secs(30)).await;
+    let out = h
+        .cli(&[
+            "bind",
+            "add",
+            "--agent",
+            "helper",
+            "--identity",
+            "webhook:bob@example.com",
+        ])
+        .await;
+    assert!(out.status.success(), "{out:?}");
+
+    let a = post(&h.http, port, "t1", "alice@example.com", "hi", 20_000)
+        .await
+        .unwrap();
+    assert_eq!(a.reply(), Some("from the files agent"), "{:?}", a.body);
+    let b = post(&h.http, port, "t2", "bob@example.com", "hi", 20_000)
+        .await
+        .unwrap();
+    assert_eq!(b.reply(), Some("from the helper"), "{:?}", b.body);
+
+    let requests = fake.requests();
+    let tools = |r: &Value| -> Vec<String> {
+        r["tools"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t["function"]["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let system = |r: &Value| {
+        r["messages"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(tools(&requests[0]), ["fs"]);
+    assert!(
+        system(&requests[0]).starts_with("You are the files agent."),
+        "{}",
+        requests[0]
+    );
+    assert_eq!(tools(&requests[1]), ["cron", "memory"]);
+    assert!(
+        system(&requests[1]).starts_with("You are the helper."),
+        "{}",
+        requests[1]
+    );
+
+    // A skill that does not exist is a configuration error naming it.
+    let out = h.cli(&["config", "check"]).await;
+    assert!(out.status.success());
+    let bad = config.replace("skills = [\"fs\"]", "skills = [\"fs\", \"teleport\"]");
+    std::fs::write(h.dir().join("clawos.toml"), bad).unwrap();
+    let out = h.cli(&["config", "check"]).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"teleport\" is not a skill"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    h.stop().await;
 }

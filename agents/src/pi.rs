@@ -105,9 +105,16 @@ pub struct Pi {
     workspace: PathBuf,
     max_steps: u32,
     max_tokens: Option<u32>,
+    system: String,
 }
 
 impl Pi {
+    /// Use `prompt` instead of [`SYSTEM_PROMPT`] (an agent's `system_prompt`).
+    pub fn with_system_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.system = prompt.into();
+        self
+    }
+
     /// Cap every answer at `max_tokens`.
     pub fn with_max_tokens(mut self, max_tokens: Option<u32>) -> Self {
         self.max_tokens = max_tokens;
@@ -129,12 +136,13 @@ impl Pi {
             workspace,
             max_steps: max_steps.max(1),
             max_tokens: None,
+            system: SYSTEM_PROMPT.to_string(),
         }
     }
 
     /// The system prompt with the pinned workspace files appended.
     pub fn system_prompt(&self) -> String {
-        let mut s = SYSTEM_PROMPT.to_string();
+        let mut s = self.system.clone();
         for f in PINNED_FILES {
             if let Ok(text) = std::fs::read_to_string(self.workspace.join(f)) {
                 s.push_str(&format!("\n\n# {f}\n"));
@@ -185,7 +193,7 @@ impl Agent for Pi {
             text: SUMMARY_PROMPT.into(),
         });
         let req = ChatRequest {
-            system: SYSTEM_PROMPT.into(),
+            system: self.system.clone(),
             messages,
             tools: vec![],
             max_tokens: Some(512),

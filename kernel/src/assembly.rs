@@ -212,11 +212,29 @@ fn build_pi(
         "ask" => ShellPolicy::Ask(a.shell_allow.clone()),
         _ => ShellPolicy::Deny,
     };
-    let skills = pi_skills(&workspace, policy)?;
-    Ok(
-        clawos_agents::pi::Pi::new(name, provider, skills, workspace, a.max_steps)
-            .with_max_tokens(a.max_tokens),
-    )
+    let mut skills = pi_skills(&workspace, policy)?;
+    if let Some(only) = &a.skills {
+        skills = skills.only(only);
+    }
+    let mut pi = clawos_agents::pi::Pi::new(name, provider, skills, workspace, a.max_steps)
+        .with_max_tokens(a.max_tokens);
+    if let Some(prompt) = &a.system_prompt {
+        pi = pi.with_system_prompt(prompt.clone());
+    }
+    if let Some(file) = &a.system_prompt_file {
+        let path = home.dir().join(file);
+        let prompt = std::fs::read_to_string(&path).map_err(|e| {
+            KernelError::io(
+                format!(
+                    "agents.{name}.system_prompt_file: cannot read {}",
+                    path.display()
+                ),
+                e,
+            )
+        })?;
+        pi = pi.with_system_prompt(prompt.trim_end().to_string());
+    }
+    Ok(pi)
 }
 
 /// Every skill Pi offers, working in `workspace` under the shell `policy` (what

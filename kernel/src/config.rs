@@ -225,7 +225,17 @@ pub struct AgentConfig {
     /// Further providers tried in order when this one fails.
     #[serde(default)]
     pub failover: Vec<FailoverConfig>,
+    /// The agent's system prompt (default: Pi's own, short one).
+    pub system_prompt: Option<String>,
+    /// A file holding the system prompt (relative to the state folder); instead of
+    /// `system_prompt`.
+    pub system_prompt_file: Option<std::path::PathBuf>,
+    /// The skills offered to the model (default: every one of [`SKILLS`]).
+    pub skills: Option<Vec<String>>,
 }
+
+/// Pi's skills, by the name the model calls them.
+pub const SKILLS: &[&str] = &["cron", "fs", "memory", "nodes", "session", "shell"];
 
 /// One entry of `[[agents.NAME.failover]]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -453,6 +463,19 @@ impl Config {
             if remote && (a.base_url.is_none() || a.model.is_none()) {
                 return bad(format!(
                     "agents.{name}: a provider needs `base_url` and `model`"
+                ));
+            }
+            for skill in a.skills.iter().flatten() {
+                if !SKILLS.contains(&skill.as_str()) {
+                    return bad(format!(
+                        "agents.{name}.skills: \"{skill}\" is not a skill (there are: {})",
+                        SKILLS.join(", ")
+                    ));
+                }
+            }
+            if a.system_prompt.is_some() && a.system_prompt_file.is_some() {
+                return bad(format!(
+                    "agents.{name}: give `system_prompt` or `system_prompt_file`, not both"
                 ));
             }
             if !["deny", "allowlist", "ask"].contains(&a.shell.as_str()) {

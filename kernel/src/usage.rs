@@ -440,36 +440,23 @@ mod tests {
 
     #[test]
     fn periods_start_at_utc_midnight_and_the_first_of_the_month() {
-        // 2026-12-31 15:30 UTC.
-        let now = Utc
-            .with_ymd_and_hms(2026, 12, 31, 15, 30, 0)
-            .unwrap()
-            .timestamp_millis();
-        let (start, next) = Period::Day.bounds(now);
-        assert_eq!(
-            start,
-            Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0)
+        let at = |y, m, d, h| {
+            Utc.with_ymd_and_hms(y, m, d, h, 0, 0)
                 .unwrap()
                 .timestamp_millis()
+        };
+        let now = at(2026, 12, 31, 15);
+        assert_eq!(
+            Period::Day.bounds(now),
+            (at(2026, 12, 31, 0), at(2027, 1, 1, 0))
         );
         assert_eq!(
-            next,
-            Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0)
-                .unwrap()
-                .timestamp_millis()
-        );
-        let (start, next) = Period::Month.bounds(now);
-        assert_eq!(
-            start,
-            Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0)
-                .unwrap()
-                .timestamp_millis()
+            Period::Month.bounds(now),
+            (at(2026, 12, 1, 0), at(2027, 1, 1, 0))
         );
         assert_eq!(
-            next,
-            Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0)
-                .unwrap()
-                .timestamp_millis()
+            Period::Month.bounds(at(2027, 2, 10, 9)),
+            (at(2027, 2, 1, 0), at(2027, 3, 1, 0))
         );
     }
 

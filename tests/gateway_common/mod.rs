@@ -332,15 +332,20 @@ impl Harness {
 
     /// `GET /api/status` with the admin token.
     pub async fn status(&self) -> Value {
+        self.api("/api/status").await
+    }
+
+    /// `GET PATH` with the admin token: the JSON answer of a successful request.
+    pub async fn api(&self, path: &str) -> Value {
         let r = self
             .http
-            .get(self.url("/api/status"))
-            .bearer_auth(self.admin_token())
+            .get(self.url(path))
+            .bearer_auth(self.admin_token().trim())
             .send()
             .await
-            .expect("GET /api/status");
-        assert!(r.status().is_success(), "/api/status: {}", r.status());
-        r.json().await.expect("status JSON")
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.expect("a JSON answer")
     }
 
     /// Pid of channel `name` once `/api/status` shows it up (and its process exists),

@@ -90,6 +90,13 @@ impl SkillSet {
         self.skills.keys().cloned().collect()
     }
 
+    /// Only the skills named in `names` (an agent's `skills = [...]`).
+    pub fn only(mut self, names: &[String]) -> Self {
+        self.skills
+            .retain(|name, _| names.iter().any(|n| n == name));
+        self
+    }
+
     /// Run a skill in a turn; arguments are the JSON text the model produced.
     pub async fn call(&self, ctx: &SkillContext<'_>, name: &str, arguments: &str) -> SkillOutput {
         let Some(skill) = self.skills.get(name) else {
