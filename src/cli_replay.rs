@@ -44,6 +44,18 @@ pub enum ReplayCommand {
         #[arg(long)]
         switch: bool,
     },
+    /// A workspace file as it was after event SEQ, rebuilt from the log alone (the
+    /// `editor` skill records every change with its diff).
+    FileAt {
+        /// The seq.
+        #[arg(long)]
+        seq: u64,
+        /// The agent whose workspace it is.
+        #[arg(long, default_value = "pi")]
+        agent: String,
+        /// Path relative to the workspace.
+        path: String,
+    },
     /// Print a session's events as JSON lines.
     Export {
         /// Session id.
@@ -138,6 +150,34 @@ pub async fn run(home: &Home, durability: Durability, cmd: ReplayCommand) -> Res
                 "branch `{branch}` created at message {at} (event seq {})",
                 appended.first_seq
             );
+        }
+        ReplayCommand::FileAt { seq, agent, path } => {
+            let mut changes = Vec::new();
+            let mut from = 1;
+            loop {
+                let page = store
+                    .read_kinds(from, seq, &["WorkspaceFileChanged"], 1000)
+                    .await?;
+                let Some(last) = page.last().map(|e| e.seq) else {
+                    break;
+                };
+                for e in &page {
+                    if let clawos_events::EventPayload::WorkspaceFileChanged(c) = e.decode()? {
+                        changes.push(c);
+                    }
+                }
+                from = last + 1;
+            }
+            let file = clawos_agents::skills::editor::file_at(&changes, &agent, &path)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            store.close().await;
+            match file {
+                Some(text) => print!("{text}"),
+                None => bail!(
+                    "the log records no change of `{path}` in {agent}'s workspace up to seq {seq}"
+                ),
+            }
+            return Ok(());
         }
         ReplayCommand::Export { session } => {
             let stdout = std::io::stdout();

@@ -81,7 +81,7 @@ async fn scripted_conversation_with_tools_is_logged_and_replays_without_a_provid
         assert!(third.contains(needle), "request 3 lacks {needle}: {third}");
     }
     assert!(
-        reqs[0]["tools"].as_array().is_some_and(|t| t.len() == 6),
+        reqs[0]["tools"].as_array().is_some_and(|t| t.len() == 7),
         "{}",
         reqs[0]
     );
@@ -1327,6 +1327,79 @@ async fn two_agents_with_their_own_prompts_and_skills_are_routed_by_a_binding() 
         String::from_utf8_lossy(&out.stderr).contains("\"teleport\" is not a skill"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_editor_records_every_change_and_the_log_rebuilds_any_version_of_a_file() {
+    let fake = FakeLlm::start(vec![
+        tool(
+            "editor",
+            json!({"op": "create", "path": "plan.md", "content": "# Plan\n- buy milk\n"}),
+        ),
+        Step::Text("Created.".into()),
+        tool(
+            "editor",
+            json!({"op": "replace", "path": "plan.md", "old": "- buy milk\n", "new": "- buy oat milk\n- call mum\n"}),
+        ),
+        Step::Text("Updated.".into()),
+    ]);
+    let port = free_port();
+    let mut h = started_with_webhook(
+        &pi_config("openai", &fake.base_url_openai(), "", port),
+        port,
+    )
+    .await;
+    for (id, text) in [("e1", "start a plan"), ("e2", "change it")] {
+        let r = post(&h.http, port, id, "alice@example.com", text, 20_000)
+            .await
+            .unwrap();
+        assert!(r.reply().is_some(), "{:?}", r.body);
+    }
+    let now = std::fs::read_to_string(h.dir().join("workspace/pi/plan.md")).unwrap();
+    assert_eq!(now, "# Plan\n- buy oat milk\n- call mum\n");
+    let log = h.log().await;
+    let changed: Vec<u64> = log
+        .iter()
+        .filter(
+            |e| matches!(&e.payload, EventPayload::WorkspaceFileChanged(c) if c.path == "plan.md"),
+        )
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(changed.len(), 2, "{}", summary(&log));
+    let at = |seq: u64| {
+        let dir = h.dir().to_path_buf();
+        async move {
+            let out = cli_in(
+                &dir,
+                &["replay", "file-at", "--seq", &seq.to_string(), "plan.md"],
+            )
+            .await;
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+            )
+        }
+    };
+    assert_eq!(
+        at(changed[0]).await,
+        (true, "# Plan\n- buy milk\n".to_string())
+    );
+    assert_eq!(at(changed[1]).await, (true, now.clone()));
+    assert!(
+        !at(changed[0] - 1).await.0,
+        "before its creation the file has no version"
+    );
+    let session = log
+        .iter()
+        .find_map(|e| e.stream.strip_prefix("session:").map(String::from))
+        .unwrap();
+    let out = h.cli(&["audit", "--session", &session]).await;
+    let audit = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        audit.contains("WorkspaceFileChanged") && audit.contains("plan.md"),
+        "{audit}"
     );
     h.stop().await;
 }

@@ -616,6 +616,30 @@ pub struct BudgetExceeded {
     pub spent_micro_usd: u64,
 }
 
+/// The `editor` skill changed a file in an agent's workspace. With the file's first
+/// recorded content (`base`) and every diff after it, the log alone rebuilds the file as
+/// it was after any event (`clawos replay file-at`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceFileChanged {
+    /// The turn that changed it.
+    pub turn_id: Uuid,
+    /// The agent whose workspace it is.
+    pub agent: String,
+    /// Path relative to the workspace.
+    pub path: String,
+    /// What was done: `create`, `replace`, `insert` or `patch`.
+    pub op: String,
+    /// The whole content before the change, when the log holds no earlier state of the
+    /// file (a file the agent did not create, seen for the first time); `None` otherwise.
+    pub base: Option<String>,
+    /// blake3 of the content before (`None`: the file did not exist).
+    pub before_blake3: Option<String>,
+    /// blake3 of the content after.
+    pub after_blake3: String,
+    /// Unified diff from before to after.
+    pub diff: String,
+}
+
 macro_rules! catalogue {
     ($( $kind:ident = $version:literal ),* $(,)?) => {
         /// Every kind of event clawos records. The variant name is the kind tag in the log.
@@ -718,4 +742,5 @@ catalogue! {
     NodeInvokeFinished = 1,
     NodeEventReported = 1,
     BudgetExceeded = 1,
+    WorkspaceFileChanged = 1,
 }

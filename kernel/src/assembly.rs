@@ -212,7 +212,7 @@ fn build_pi(
         "ask" => ShellPolicy::Ask(a.shell_allow.clone()),
         _ => ShellPolicy::Deny,
     };
-    let mut skills = pi_skills(&workspace, policy)?;
+    let mut skills = pi_skills(name, &workspace, policy)?;
     if let Some(only) = &a.skills {
         skills = skills.only(only);
     }
@@ -240,22 +240,26 @@ fn build_pi(
 /// Every skill Pi offers, working in `workspace` under the shell `policy` (what
 /// `clawos bench prompt` measures is exactly this set).
 pub fn pi_skills(
+    agent: &str,
     workspace: &std::path::Path,
     policy: clawos_agents::skills::shell::ShellPolicy,
 ) -> Result<clawos_agents::skills::SkillSet, KernelError> {
-    use clawos_agents::skills::{fs::FsSkill, shell::ShellSkill, SkillSet};
-    let fs = FsSkill::new(workspace).map_err(|e| {
+    use clawos_agents::skills::{editor::EditorSkill, fs::FsSkill, shell::ShellSkill, SkillSet};
+    let no_workspace = |e| {
         KernelError::io(
             format!("cannot create the workspace {}", workspace.display()),
             e,
         )
-    })?;
+    };
+    let fs = FsSkill::new(workspace).map_err(no_workspace)?;
+    let editor = EditorSkill::new(workspace, agent).map_err(no_workspace)?;
     Ok(SkillSet::default()
         .with(Arc::new(clawos_agents::skills::memory::MemorySkill))
         .with(Arc::new(clawos_agents::skills::cron::CronSkill))
         .with(Arc::new(clawos_agents::skills::session::SessionSkill))
         .with(Arc::new(clawos_agents::skills::nodes::NodesSkill))
         .with(Arc::new(fs))
+        .with(Arc::new(editor))
         .with(Arc::new(ShellSkill::new(
             workspace.to_path_buf(),
             policy,

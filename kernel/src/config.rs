@@ -235,7 +235,9 @@ pub struct AgentConfig {
 }
 
 /// Pi's skills, by the name the model calls them.
-pub const SKILLS: &[&str] = &["cron", "fs", "memory", "nodes", "session", "shell"];
+pub const SKILLS: &[&str] = &[
+    "cron", "editor", "fs", "memory", "nodes", "session", "shell",
+];
 
 /// One entry of `[[agents.NAME.failover]]`.
 #[derive(Debug, Clone, Deserialize)]

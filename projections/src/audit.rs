@@ -111,6 +111,7 @@ impl Projection for Audit {
                 | "LlmResponded"
                 | "ToolCalled"
                 | "ToolReturned"
+                | "WorkspaceFileChanged"
                 | "AgentTurnFinished"
                 | "AgentTurnFailed"
         )
@@ -169,6 +170,12 @@ impl Projection for Audit {
                 &r.turn_id.to_string(),
                 json!({"call_id": r.call_id, "exit_status": r.exit_status,
                        "duration_ms": r.duration_ms, "output": clip(&r.output, 2000)}),
+                out,
+            ),
+            EventPayload::WorkspaceFileChanged(c) => Self::step(
+                event,
+                &c.turn_id.to_string(),
+                json!({"file": c.path, "op": c.op, "after_blake3": c.after_blake3}),
                 out,
             ),
             EventPayload::AgentTurnFinished(f) => {

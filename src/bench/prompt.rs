@@ -29,6 +29,7 @@ pub(super) fn bench_prompt() -> Result<()> {
             backoff: Duration::from_millis(1),
         };
         let skills = clawos_kernel::assembly::pi_skills(
+            "pi",
             &dir.join("ws"),
             ShellPolicy::Allowlist(vec!["ls".into()]),
         )?;

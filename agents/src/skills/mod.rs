@@ -3,6 +3,7 @@
 //! configuration sets, never limits the prompt asks for.
 
 pub mod cron;
+pub mod editor;
 pub mod fs;
 pub mod memory;
 pub mod nodes;
