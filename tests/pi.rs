@@ -81,7 +81,7 @@ async fn scripted_conversation_with_tools_is_logged_and_replays_without_a_provid
         assert!(third.contains(needle), "request 3 lacks {needle}: {third}");
     }
     assert!(
-        reqs[0]["tools"].as_array().is_some_and(|t| t.len() == 7),
+        reqs[0]["tools"].as_array().is_some_and(|t| t.len() == 8),
         "{}",
         reqs[0]
     );
@@ -1401,5 +1401,92 @@ async fn the_editor_records_every_change_and_the_log_rebuilds_any_version_of_a_f
         audit.contains("WorkspaceFileChanged") && audit.contains("plan.md"),
         "{audit}"
     );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canvas_is_folded_from_events_and_cleared_without_erasing_history() {
+    let fake = FakeLlm::start(vec![
+        tool(
+            "canvas",
+            json!({"op": "present", "kind": "markdown", "title": "Shopping", "content": "- oat milk"}),
+        ),
+        Step::Text("On your canvas.".into()),
+        tool(
+            "canvas",
+            json!({"op": "present", "kind": "image", "content": "file:///etc/passwd"}),
+        ),
+        Step::Text("Could not.".into()),
+        tool("canvas", json!({"op": "clear"})),
+        Step::Text("Cleared.".into()),
+    ]);
+    let port = free_port();
+    let mut h = started_with_webhook(
+        &pi_config("openai", &fake.base_url_openai(), "", port),
+        port,
+    )
+    .await;
+    let shown = |h: &Harness| {
+        let path = h.dir().join("projections.db");
+        async move {
+            use sqlx::ConnectOptions;
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .read_only(true)
+                .connect()
+                .await
+                .unwrap();
+            sqlx::query_as::<_, (String, String, i64)>("SELECT kind, content, seq FROM canvas")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    let r = post(
+        &h.http,
+        port,
+        "c1",
+        "alice@example.com",
+        "show my list",
+        20_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.reply(), Some("On your canvas."), "{:?}", r.body);
+    h.projected_through_head().await;
+    let rows = shown(&h).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str()),
+        ("markdown", "- oat milk")
+    );
+    let presented_at = rows[0].2 as u64;
+
+    // A file URL is refused, and the refusal is in the log like any tool result.
+    post(
+        &h.http,
+        port,
+        "c2",
+        "alice@example.com",
+        "show a file",
+        20_000,
+    )
+    .await
+    .unwrap();
+    let log = h.log().await;
+    assert!(log.iter().any(|e| matches!(&e.payload,
+        EventPayload::ToolReturned(t) if t.output.contains("https:// or data:image/"))));
+
+    post(&h.http, port, "c3", "alice@example.com", "clear it", 20_000)
+        .await
+        .unwrap();
+    h.projected_through_head().await;
+    assert!(shown(&h).await.is_empty(), "cleared");
+    // The log still has what was shown, and state-at folds it back.
+    let log = h.log().await;
+    assert!(log
+        .iter()
+        .any(|e| e.seq == presented_at && e.kind == "CanvasPresented"));
+    assert!(log.iter().any(|e| e.kind == "CanvasCleared"));
     h.stop().await;
 }

@@ -1272,6 +1272,36 @@ fn conversation() -> Vec<(String, NewEvent)> {
                 device_id: "laptop".into(),
             }),
         ),
+        /* 49 */
+        (
+            s1.clone(),
+            NewEvent::new(clawos_events::CanvasPresented {
+                turn_id: t1,
+                agent: "pi".into(),
+                kind: "markdown".into(),
+                title: Some("plan".into()),
+                content: "- one".into(),
+            }),
+        ),
+        /* 50 */
+        (
+            s2.clone(),
+            NewEvent::new(clawos_events::CanvasPresented {
+                turn_id: t2,
+                agent: "pi".into(),
+                kind: "html".into(),
+                title: None,
+                content: "<b>hi</b>".into(),
+            }),
+        ),
+        /* 51 */
+        (
+            s2.clone(),
+            NewEvent::new(clawos_events::CanvasCleared {
+                turn_id: t2,
+                agent: "pi".into(),
+            }),
+        ),
     ]
 }
 
@@ -1354,7 +1384,7 @@ async fn state_at_n_equals_the_live_tables_when_n_was_applied() {
         live.push(dump_all(&pool).await);
     }
     let head = store.head();
-    assert_eq!(head, 48);
+    assert_eq!(head, 51);
     assert_eq!(live.len() as u64, head + 1);
     // The conversation did build something in every table.
     for t in all_tables() {

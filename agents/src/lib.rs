@@ -178,6 +178,10 @@ pub trait TurnRecorder: Send + Sync {
     async fn nodes(&self) -> Result<Vec<String>, AgentError> {
         Err(AgentError::Unsupported("nodes"))
     }
+    /// Ids of the connected nodes that offer `command` (e.g. `canvas.present`).
+    async fn nodes_offering(&self, _command: &str) -> Vec<String> {
+        Vec::new()
+    }
     /// Run `command` on node `node` with `params`; its result as JSON text. The Gateway
     /// records the invocation and its outcome.
     async fn invoke_node(

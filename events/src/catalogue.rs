@@ -640,6 +640,31 @@ pub struct WorkspaceFileChanged {
     pub diff: String,
 }
 
+/// An agent presented content on its canvas (the `canvas` skill); paired nodes that
+/// render a canvas were sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanvasPresented {
+    /// The turn.
+    pub turn_id: Uuid,
+    /// The agent.
+    pub agent: String,
+    /// `markdown`, `html` (shown in a sandboxed frame) or `image` (an https or data URL).
+    pub kind: String,
+    /// A title, if any.
+    pub title: Option<String>,
+    /// The content.
+    pub content: String,
+}
+
+/// An agent cleared its canvas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanvasCleared {
+    /// The turn.
+    pub turn_id: Uuid,
+    /// The agent.
+    pub agent: String,
+}
+
 macro_rules! catalogue {
     ($( $kind:ident = $version:literal ),* $(,)?) => {
         /// Every kind of event clawos records. The variant name is the kind tag in the log.
@@ -743,4 +768,6 @@ catalogue! {
     NodeEventReported = 1,
     BudgetExceeded = 1,
     WorkspaceFileChanged = 1,
+    CanvasPresented = 1,
+    CanvasCleared = 1,
 }

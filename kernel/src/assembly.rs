@@ -260,6 +260,9 @@ pub fn pi_skills(
         .with(Arc::new(clawos_agents::skills::nodes::NodesSkill))
         .with(Arc::new(fs))
         .with(Arc::new(editor))
+        .with(Arc::new(clawos_agents::skills::canvas::CanvasSkill::new(
+            agent,
+        )))
         .with(Arc::new(ShellSkill::new(
             workspace.to_path_buf(),
             policy,

@@ -236,7 +236,7 @@ pub struct AgentConfig {
 
 /// Pi's skills, by the name the model calls them.
 pub const SKILLS: &[&str] = &[
-    "cron", "editor", "fs", "memory", "nodes", "session", "shell",
+    "canvas", "cron", "editor", "fs", "memory", "nodes", "session", "shell",
 ];
 
 /// One entry of `[[agents.NAME.failover]]`.

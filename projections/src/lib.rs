@@ -29,6 +29,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod bindings;
+pub mod canvas;
 pub mod changes;
 pub mod channels;
 pub mod cron;

@@ -19,6 +19,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(crate::approvals::Approvals::default()),
         Box::new(crate::devices::Devices::default()),
         Box::new(crate::usage::Usage::default()),
+        Box::new(crate::canvas::Canvas),
     ]
 }
 

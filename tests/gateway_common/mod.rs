@@ -335,6 +335,30 @@ impl Harness {
         self.api("/api/status").await
     }
 
+    /// Wait until the read models hold every event logged so far (`/health`).
+    pub async fn projected_through_head(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let h: Value = self
+                .http
+                .get(self.url("/health"))
+                .send()
+                .await
+                .expect("GET /health")
+                .json()
+                .await
+                .expect("health JSON");
+            if h["projected"].as_u64() >= h["seq"].as_u64() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the read models stay behind: {h}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `GET PATH` with the admin token: the JSON answer of a successful request.
     pub async fn api(&self, path: &str) -> Value {
         let r = self

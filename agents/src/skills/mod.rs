@@ -2,6 +2,7 @@
 //! of it is paid for in every request) and runs in-process under limits the kernel's
 //! configuration sets, never limits the prompt asks for.
 
+pub mod canvas;
 pub mod cron;
 pub mod editor;
 pub mod fs;

@@ -290,6 +290,15 @@ impl TurnRecorder for SessionRecorder {
             .collect())
     }
 
+    async fn nodes_offering(&self, command: &str) -> Vec<String> {
+        self.nodes
+            .list()
+            .into_iter()
+            .filter(|n| n.commands.iter().any(|c| c == command))
+            .map(|n| n.node_id)
+            .collect()
+    }
+
     async fn invoke_node(
         &self,
         node: &str,
