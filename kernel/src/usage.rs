@@ -83,25 +83,25 @@ impl PriceTable {
         if let Some(p) = self.configured.get(model) {
             return Some(*p);
         }
-        let built_in = DEFAULT_PRICES
-            .iter()
-            .map(|(id, input, output)| {
-                (
-                    id.to_string(),
-                    Price {
-                        input: *input,
-                        output: *output,
-                    },
-                )
+        // Built-in first, configured last: among names of the same length the last one
+        // wins, so a configured price beats the built-in one for a dated id too.
+        let built_in = DEFAULT_PRICES.iter().map(|(id, input, output)| {
+            (
+                *id,
+                Price {
+                    input: *input,
+                    output: *output,
+                },
+            )
+        });
+        let configured = self.configured.iter().map(|(id, p)| (id.as_str(), *p));
+        built_in
+            .chain(configured)
+            .filter(|(id, _)| {
+                model
+                    .strip_prefix(id)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
             })
-            .collect::<Vec<_>>();
-        let candidates = self
-            .configured
-            .iter()
-            .map(|(id, p)| (id.clone(), *p))
-            .chain(built_in);
-        candidates
-            .filter(|(id, _)| model == id || model.starts_with(&format!("{id}-")))
             .max_by_key(|(id, _)| id.len())
             .map(|(_, p)| p)
     }
@@ -434,6 +434,14 @@ mod tests {
         );
         let table = PriceTable::new(&own);
         assert_eq!(table.price("openai", "gpt-4o-mini").unwrap().input, 1.0);
+        assert_eq!(
+            table
+                .price("openai", "gpt-4o-mini-2024-07-18")
+                .unwrap()
+                .input,
+            1.0,
+            "a configured price beats the built-in one for a dated id too"
+        );
         assert_eq!(table.price("ollama", "llama3.2:3b").map(|p| p.input), None);
         assert_eq!(table.price("openai", "llama3.2").unwrap().input, 0.0);
     }
