@@ -131,7 +131,8 @@ pub async fn onboard(home: &Home, durability: Durability) -> Result<()> {
         }
     }
     // Keep what was set besides the provider (shell policy, steps, skills...).
-    if let Some(old) = toml_doc(&current)?
+    let mut doc = toml_doc(&current)?;
+    if let Some(old) = doc
         .get("agents")
         .and_then(|a| a.get(&agent))
         .and_then(|t| t.as_table())
@@ -146,13 +147,13 @@ pub async fn onboard(home: &Home, durability: Durability) -> Result<()> {
             }
         }
     }
-    let mut doc = toml_doc(&current)?;
     if doc.get("agents").is_none() {
         doc["agents"] = toml_edit::Item::Table(toml_edit::Table::new());
     }
     doc["agents"][agent.as_str()] = toml_edit::Item::Table(table);
     let updated = doc.to_string();
-    Config::parse(&updated).context("the answers do not make a valid configuration")?;
+    let written =
+        Config::parse(&updated).context("the answers do not make a valid configuration")?;
 
     if let Some((name, key)) = key_to_store {
         let vault = crate::cli_secrets::open_vault(home).await?;
@@ -166,7 +167,7 @@ pub async fn onboard(home: &Home, durability: Durability) -> Result<()> {
     std::fs::write(&path, &updated).with_context(|| format!("cannot write {}", path.display()))?;
     println!("wrote [agents.{agent}] to {}", path.display());
     if choice.kind.is_none() {
-        crate::first_run::run(home, &Config::parse(&updated)?, true).await?;
+        crate::first_run::run(home, &written, true).await?;
     }
 
     let channel = ask.ask(

@@ -91,14 +91,7 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
         }
         None => None,
     };
-    let tls_addr = match &tls {
-        Some((l, fp)) => Some((
-            axum::serve::Listener::local_addr(l)
-                .map_err(|e| KernelError::io("cannot read the TLS listening address", e))?,
-            fp.clone(),
-        )),
-        None => None,
-    };
+    let tls_addr = tls.as_ref().map(|(l, fp)| (l.addr(), fp.clone()));
     write_address_file(
         &home,
         addr,

@@ -196,6 +196,13 @@ impl TlsListener {
     }
 }
 
+impl TlsListener {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
 impl Drop for TlsListener {
     fn drop(&mut self) {
         self.accept_loop.abort();

@@ -228,6 +228,14 @@ impl Period {
         (ms(start), ms(next))
     }
 
+    /// `day` or `month`, as in `clawos.toml` and `BudgetExceeded`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Month => "month",
+        }
+    }
+
     fn word(self) -> &'static str {
         match self {
             Period::Day => "daily",
@@ -338,10 +346,7 @@ impl BudgetHit {
             b.subject(),
             self.spent_usd,
             self.spent_tokens,
-            match b.per {
-                Period::Day => "day",
-                Period::Month => "month",
-            }
+            b.per.as_str()
         )
     }
 }

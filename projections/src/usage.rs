@@ -99,11 +99,11 @@ impl Projection for Usage {
                     );
                 }
             }
-            EventPayload::AgentTurnFinished(f) => {
-                self.running.remove(&f.turn_id.to_string());
-            }
-            EventPayload::AgentTurnFailed(f) => {
-                self.running.remove(&f.turn_id.to_string());
+            EventPayload::AgentTurnFinished(clawos_events::AgentTurnFinished {
+                turn_id, ..
+            })
+            | EventPayload::AgentTurnFailed(clawos_events::AgentTurnFailed { turn_id, .. }) => {
+                self.running.remove(&turn_id.to_string());
             }
             _ => {}
         }

@@ -39,7 +39,7 @@ pub struct EditorSkill {
 /// A change worked out before it is written and recorded.
 struct Change {
     path: String,
-    op: &'static str,
+    op: String,
     before: Option<String>,
     after: String,
 }
@@ -172,12 +172,7 @@ impl EditorSkill {
         }
         Ok(Change {
             path,
-            op: match op {
-                "create" => "create",
-                "replace" => "replace",
-                "insert" => "insert",
-                _ => "patch",
-            },
+            op: op.to_string(),
             before,
             after,
         })
@@ -202,7 +197,7 @@ impl EditorSkill {
                 turn_id: ctx.turn_id,
                 agent: self.agent.clone(),
                 path: c.path.clone(),
-                op: c.op.to_string(),
+                op: c.op.clone(),
                 base: match (&c.before, known) {
                     (Some(before), false) => Some(before.clone()),
                     _ => None,

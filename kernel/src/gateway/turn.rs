@@ -309,7 +309,7 @@ impl Gateway {
                 agent: agent.to_string(),
                 identity: identity.to_string(),
                 budget: hit.budget.subject(),
-                per: format!("{:?}", hit.budget.per).to_lowercase(),
+                per: hit.budget.per.as_str().to_string(),
                 period_start_ms: hit.period_start_ms,
                 limit_tokens: hit.budget.tokens,
                 limit_micro_usd: hit.budget.usd.map(micro),
