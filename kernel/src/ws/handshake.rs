@@ -214,19 +214,36 @@ pub async fn connect(
     } else {
         device_token.clone()
     };
-    let by_device_token = match &device {
-        Some((id, _)) if !shared && !presented.is_empty() => {
-            pairing::token_scopes(gw, id, role, &presented).await
+    // One read of the devices read model serves the token check, the setup code and the
+    // pairing decision of this connect.
+    let devices = match &device {
+        Some(_) => Some(pairing::devices_now(gw).await.map_err(|e| {
+            Refusal::new(
+                req,
+                super::frames::UNAVAILABLE,
+                format!("the paired devices could not be read: {e}"),
+                json!({}),
+                CLOSE_POLICY,
+            )
+        })?),
+        None => None,
+    };
+    let by_device_token = match (&device, &devices) {
+        (Some((id, _)), Some(v)) if !shared && !presented.is_empty() => {
+            pairing::token_scopes(gw, v, id, role, &presented)
         }
         _ => None,
     };
     // A one-time setup code (`clawos devices pair`) opens the door to pairing, once, for
     // one device, with at most read, write and approvals.
     let bootstrap = text(&auth, "bootstrapToken");
-    let setup_code = match &device {
-        Some((id, _)) if !shared && by_device_token.is_none() && !bootstrap.is_empty() => {
+    let setup_code = match (&device, &devices) {
+        (Some((id, _)), Some(v))
+            if !shared && by_device_token.is_none() && !bootstrap.is_empty() =>
+        {
             let hash = crate::tokens::code_hash(&bootstrap);
-            pairing::code_opens(gw, id, &hash).await.then_some(hash)
+            v.code_opens(&hash, id, crate::clock::now_ms())
+                .then_some(hash)
         }
         _ => None,
     };
@@ -292,7 +309,7 @@ pub async fn connect(
     if let Some(granted) = by_device_token {
         admitted.scopes.retain(|s| granted.contains(s));
     }
-    let Some((device_id, key)) = device else {
+    let (Some((device_id, key)), Some(devices)) = (device, devices) else {
         // No device: only the shared token's holder, with the scopes it asks for.
         return Ok(admitted);
     };
@@ -303,7 +320,7 @@ pub async fn connect(
         shared_token: shared,
         setup_code: setup_code.clone(),
     };
-    match pairing::admit(gw, &asking, &device_id, &key, remote).await {
+    match pairing::admit(gw, &devices, &asking, &device_id, &key, remote).await {
         Pairing::Paired(token) => {
             admitted.device = Some(device_id);
             admitted.device_token = token;

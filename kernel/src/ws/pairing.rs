@@ -37,7 +37,7 @@ pub enum Pairing {
 
 /// The devices read model with every event in the file folded in, including what
 /// `clawos devices` appended from another process.
-async fn devices_now(gw: &Gateway) -> Result<DevicesView, KernelError> {
+pub async fn devices_now(gw: &Gateway) -> Result<DevicesView, KernelError> {
     gw.projected_through(gw.log().last_seq().await?).await;
     Ok(views::devices(gw.read_models()).await?)
 }
@@ -65,22 +65,15 @@ pub struct Asking<'a> {
     pub setup_code: Option<String>,
 }
 
-/// Whether the setup code with hash `hash` may pair `device` now.
-pub async fn code_opens(gw: &Gateway, device: &str, hash: &str) -> bool {
-    match devices_now(gw).await {
-        Ok(v) => v.code_opens(hash, device, crate::clock::now_ms()),
-        Err(_) => false,
-    }
-}
-
-/// The scopes the device token `presented` grants `device` as `role`, if it is live.
-pub async fn token_scopes(
+/// The scopes the device token `presented` grants `device` as `role` in the devices
+/// read model `v`, if it is live.
+pub fn token_scopes(
     gw: &Gateway,
+    v: &DevicesView,
     device: &str,
     role: Role,
     presented: &str,
 ) -> Option<Vec<String>> {
-    let v = devices_now(gw).await.ok()?;
     let t = v.token(device, role.as_str())?;
     gw.token_mint()
         .opens(presented, device, role.as_str(), t.generation)
@@ -93,12 +86,13 @@ pub async fn token_scopes(
 /// allows); otherwise a pending request.
 pub async fn admit(
     gw: &Gateway,
+    v: &DevicesView,
     a: &Asking<'_>,
     device: &str,
     key: &[u8; 32],
     remote: SocketAddr,
 ) -> Pairing {
-    match admit_inner(gw, a, device, key, remote).await {
+    match admit_inner(gw, v, a, device, key, remote).await {
         Ok(p) => p,
         Err(e) => Pairing::Failed(e),
     }
@@ -106,13 +100,13 @@ pub async fn admit(
 
 async fn admit_inner(
     gw: &Gateway,
+    v: &DevicesView,
     a: &Asking<'_>,
     device: &str,
     key: &[u8; 32],
     remote: SocketAddr,
 ) -> Result<Pairing, KernelError> {
     let role = a.role.as_str();
-    let v = devices_now(gw).await?;
     let paired = v.device(device);
     let missing = match paired {
         None => Some(("not-paired", "device is not approved yet")),
@@ -127,7 +121,7 @@ async fn admit_inner(
         Some(_) => None,
     };
     let Some((reason, message)) = missing else {
-        return Ok(Pairing::Paired(Some(issue(gw, &v, device, a).await?)));
+        return Ok(Pairing::Paired(Some(issue(gw, v, device, a).await?)));
     };
     let automatic = pairs_automatically(
         a.setup_code.is_some(),
