@@ -147,9 +147,15 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
         .await;
     });
 
-    for h in gw.config().outbound_hooks.clone() {
-        tokio::spawn(hooks::outbound(gw.clone(), h));
-    }
+    // Awaited at shutdown: a hook that has just delivered an event stores its cursor
+    // before the process ends, so a clean restart does not send that event again.
+    let outbound_hooks: Vec<_> = gw
+        .config()
+        .outbound_hooks
+        .clone()
+        .into_iter()
+        .map(|h| tokio::spawn(hooks::outbound(gw.clone(), h)))
+        .collect();
 
     tokio::spawn(cron::run(gw.clone()));
 
@@ -243,7 +249,7 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
         _ = user_left.recv() => {}
     }
     gw.shut_down();
-    for s in supervisors {
+    for s in supervisors.into_iter().chain(outbound_hooks) {
         let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
