@@ -197,6 +197,20 @@ pub trait TurnRecorder: Send + Sync {
     async fn session_command(&self, _command: &str) -> Result<String, AgentError> {
         Err(AgentError::Unsupported("session"))
     }
+    /// Keep `bytes` in the media store (a screenshot, a chart, a download the reply
+    /// carries); the attachment that names them.
+    async fn store_media(
+        &self,
+        _name: &str,
+        _mime: &str,
+        _bytes: Vec<u8>,
+    ) -> Result<Attachment, AgentError> {
+        Err(AgentError::Unsupported("the media store"))
+    }
+    /// The bytes of an attachment kept in the media store.
+    async fn load_media(&self, _attachment: &Attachment) -> Result<Vec<u8>, AgentError> {
+        Err(AgentError::Unsupported("the media store"))
+    }
 }
 
 /// An agent: given a turn's input, produce a reply, recording every step.

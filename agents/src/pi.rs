@@ -217,6 +217,7 @@ impl Agent for Pi {
         let turn_id = input.turn_id;
         let mut req = self.first_request(&input);
         let tools = self.skills.names();
+        let mut produced = Vec::new();
         for step in 1..=self.max_steps {
             let body = self.provider.request_body(&req).to_string();
             recorder
@@ -255,7 +256,7 @@ impl Agent for Pi {
                 return Ok(TurnOutput {
                     reply: resp.content,
                     steps: step,
-                    attachments: vec![],
+                    attachments: produced,
                 });
             }
             req.messages.push(ChatMessage::Assistant {
@@ -293,6 +294,7 @@ impl Agent for Pi {
                         .into(),
                     )
                     .await?;
+                produced.extend(out.attachments);
                 req.messages.push(ChatMessage::Tool {
                     call_id: call.call_id.clone(),
                     name: call.tool.clone(),

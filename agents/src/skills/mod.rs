@@ -25,6 +25,9 @@ pub struct SkillOutput {
     pub output: String,
     /// 0 on success; non-zero on failure or refusal.
     pub exit_status: i32,
+    /// Files the skill produced for the person (a screenshot, a chart), already in the
+    /// media store; the reply carries them.
+    pub attachments: Vec<clawos_events::Attachment>,
 }
 
 impl SkillOutput {
@@ -33,6 +36,7 @@ impl SkillOutput {
         SkillOutput {
             output: output.into(),
             exit_status: 0,
+            attachments: Vec::new(),
         }
     }
 
@@ -41,7 +45,14 @@ impl SkillOutput {
         SkillOutput {
             output: output.into(),
             exit_status: 1,
+            attachments: Vec::new(),
         }
+    }
+
+    /// The same output, carrying `attachment` to the person.
+    pub fn with_attachment(mut self, attachment: clawos_events::Attachment) -> Self {
+        self.attachments.push(attachment);
+        self
     }
 }
 

@@ -98,6 +98,7 @@ impl ShellSkill {
                 SkillOutput {
                     output: cap(text, self.max_output),
                     exit_status: out.status.code().unwrap_or(-1),
+                    attachments: Vec::new(),
                 }
             }
         }

@@ -75,6 +75,8 @@ pub struct SessionRecorder {
     pub reply_chat: Option<String>,
     /// Connected nodes.
     pub nodes: std::sync::Arc<crate::nodes::Nodes>,
+    /// The media store (screenshots and charts the agent makes, images it is sent).
+    pub media: clawos_channels::media::MediaStore,
 }
 
 fn storage(e: impl std::fmt::Display) -> AgentError {
@@ -320,6 +322,37 @@ impl TurnRecorder for SessionRecorder {
                 crate::nodes::NodeError::Log(e) => AgentError::Record(e.to_string()),
                 other => AgentError::Refused(other.to_string()),
             })
+    }
+
+    async fn store_media(
+        &self,
+        name: &str,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> Result<clawos_events::Attachment, AgentError> {
+        let media = self.media.clone();
+        let (name, mime) = (name.to_string(), mime.to_string());
+        tokio::task::spawn_blocking(move || media.put(&name, Some(&mime), &bytes))
+            .await
+            .map_err(storage)?
+            .map_err(|e| AgentError::Refused(e.to_string()))
+    }
+
+    async fn load_media(
+        &self,
+        attachment: &clawos_events::Attachment,
+    ) -> Result<Vec<u8>, AgentError> {
+        let Some(hash) = attachment.blake3.clone() else {
+            return Err(AgentError::Refused(format!(
+                "{} was not kept in the media store",
+                attachment.name
+            )));
+        };
+        let media = self.media.clone();
+        tokio::task::spawn_blocking(move || media.get(&hash))
+            .await
+            .map_err(storage)?
+            .map_err(|e| AgentError::Refused(e.to_string()))
     }
 
     async fn session_command(&self, command: &str) -> Result<String, AgentError> {

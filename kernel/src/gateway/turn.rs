@@ -173,6 +173,7 @@ impl Gateway {
             reply_to: m.sender.clone(),
             reply_chat: m.chat.clone(),
             nodes: self.nodes.clone(),
+            media: self.media.clone(),
         };
         recorder.turn_began();
         let input = TurnInput {
