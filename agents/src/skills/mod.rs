@@ -2,10 +2,13 @@
 //! of it is paid for in every request) and runs in-process under limits the kernel's
 //! configuration sets, never limits the prompt asks for.
 
+pub mod browser;
+pub mod calendar;
 pub mod canvas;
 pub mod cron;
 pub mod editor;
 pub mod fs;
+pub mod mcp;
 pub mod memory;
 pub mod nodes;
 pub mod session;

@@ -1,0 +1,1 @@
+//! The `browser` skill (being written).

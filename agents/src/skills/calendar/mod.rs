@@ -1,0 +1,1 @@
+//! The `calendar` skill (being written).

@@ -1,0 +1,1 @@
+//! MCP servers as skills (being written).
