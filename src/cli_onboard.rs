@@ -207,9 +207,7 @@ async fn try_provider(
     });
     let request = ChatRequest {
         system: String::new(),
-        messages: vec![ChatMessage::User {
-            text: "Say hello in five words or fewer.".into(),
-        }],
+        messages: vec![ChatMessage::user("Say hello in five words or fewer.")],
         tools: Vec::new(),
         max_tokens: Some(16),
     };

@@ -31,7 +31,7 @@ fn model_path() -> PathBuf {
 fn ask(text: &str) -> ChatRequest {
     ChatRequest {
         system: String::new(),
-        messages: vec![ChatMessage::User { text: text.into() }],
+        messages: vec![ChatMessage::user(text)],
         tools: Vec::new(),
         max_tokens: Some(32),
     }

@@ -36,7 +36,7 @@ fn config(kind: ProviderKind, fake: &FakeLlm) -> ProviderConfig {
 fn ask(text: &str) -> ChatRequest {
     ChatRequest {
         system: "You are a test.".into(),
-        messages: vec![ChatMessage::User { text: text.into() }],
+        messages: vec![ChatMessage::user(text)],
         tools: vec![],
         max_tokens: None,
     }
@@ -118,9 +118,7 @@ async fn recorded_request_bodies_match_request_body() {
     let req = ChatRequest {
         system: "Be brief.".into(),
         messages: vec![
-            ChatMessage::User {
-                text: "what's in notes?".into(),
-            },
+            ChatMessage::user("what's in notes?"),
             ChatMessage::Assistant {
                 text: "Let me look.".into(),
                 tool_calls: vec![ToolCallRequest {
@@ -138,9 +136,7 @@ async fn recorded_request_bodies_match_request_body() {
                 text: "Two files.".into(),
                 tool_calls: vec![],
             },
-            ChatMessage::User {
-                text: "thanks".into(),
-            },
+            ChatMessage::user("thanks"),
         ],
         tools: vec![ToolSpec {
             name: "list".into(),

@@ -49,7 +49,7 @@ pub(super) fn bench_prompt() -> Result<()> {
         let bare = build(&config)
             .request_body(&ChatRequest {
                 system: String::new(),
-                messages: vec![ChatMessage::User { text: "hi".into() }],
+                messages: vec![ChatMessage::user("hi")],
                 tools: vec![],
                 max_tokens: None,
             })

@@ -18,6 +18,7 @@ use super::error::{excerpt, ProviderError};
 use super::exchange::{json_u32, push_text, AnswerFold};
 use super::http::join_url;
 use super::http_provider::{Dialect, HttpProvider};
+use super::image::ImagePart;
 use super::sse::SseEvent;
 
 /// The provider name.
@@ -69,14 +70,19 @@ pub fn url(base_url: &str) -> String {
 
 /// The Messages body for `req` sent to `model`.
 ///
-/// Empty text is left out (the API rejects empty text blocks), and a message left with
-/// no blocks is dropped. Tool-call arguments that are not a JSON object are sent as
+/// A user message's images come first, as `image` blocks with their base64, then its
+/// text. Empty text is left out (the API rejects empty text blocks), and a message left
+/// with no blocks is dropped. Tool-call arguments that are not a JSON object are sent as
 /// `{"value": <arguments>}`, since `tool_use.input` must be an object.
 pub fn request_body(model: &str, req: &ChatRequest) -> Value {
     let mut messages: Vec<(&str, Vec<Value>)> = Vec::new();
     for message in &req.messages {
         let (role, blocks) = match message {
-            ChatMessage::User { text } => ("user", text_block(text).into_iter().collect()),
+            ChatMessage::User { text, images } => {
+                let mut blocks: Vec<Value> = images.iter().map(image_block).collect();
+                blocks.extend(text_block(text));
+                ("user", blocks)
+            }
             ChatMessage::Assistant { text, tool_calls } => {
                 let mut blocks: Vec<Value> = text_block(text).into_iter().collect();
                 blocks.extend(tool_calls.iter().map(|call| {
@@ -130,6 +136,14 @@ pub fn request_body(model: &str, req: &ChatRequest) -> Value {
             .collect();
     }
     body
+}
+
+/// An `image` block with the image's base64.
+fn image_block(image: &ImagePart) -> Value {
+    json!({
+        "type": "image",
+        "source": { "type": "base64", "media_type": image.mime(), "data": image.base64() },
+    })
 }
 
 fn text_block(text: &str) -> Option<Value> {
@@ -551,7 +565,7 @@ mod tests {
         let req = ChatRequest {
             system: "sys".into(),
             messages: vec![
-                ChatMessage::User { text: "hi".into() },
+                ChatMessage::user("hi"),
                 ChatMessage::Assistant {
                     text: String::new(),
                     tool_calls: vec![
@@ -577,9 +591,7 @@ mod tests {
                     name: "t".into(),
                     output: "two".into(),
                 },
-                ChatMessage::User {
-                    text: "and?".into(),
-                },
+                ChatMessage::user("and?"),
             ],
             tools: vec![ToolSpec {
                 name: "t".into(),

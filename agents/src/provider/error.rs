@@ -53,6 +53,24 @@ impl ProviderError {
         }
     }
 
+    /// Whether this is a server refusing a request for its images: an HTTP 400 whose
+    /// error text mentions images or vision (`this model does not support image input`,
+    /// `image_url is only supported by certain models`, ...), from this provider or from
+    /// one of a failover chain. The request may then be sent again without them.
+    pub fn rejects_images(&self) -> bool {
+        match self {
+            ProviderError::Http { status: 400, body } => mentions_images(body),
+            ProviderError::AllFailed(reasons) => reasons.iter().any(|reason| {
+                // `provider/model: the model provider answered HTTP 400: BODY` (the
+                // model's own name may say `vision`, so only the body counts).
+                reason
+                    .split_once(" answered HTTP 400: ")
+                    .is_some_and(|(_, body)| mentions_images(body))
+            }),
+            _ => false,
+        }
+    }
+
     /// [`ProviderError::Http`] with `body` cut to [`MAX_ERROR_BODY`] bytes.
     pub(crate) fn http(status: u16, body: &str) -> ProviderError {
         ProviderError::Http {
@@ -60,6 +78,14 @@ impl ProviderError {
             body: truncate(body, MAX_ERROR_BODY),
         }
     }
+}
+
+/// Whether an error text is about images (`image`, `image_url`, `vision`, `multimodal`).
+fn mentions_images(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    ["image", "vision", "multimodal", "multi-modal"]
+        .iter()
+        .any(|word| text.contains(word))
 }
 
 /// At most `max` bytes of `s`, cut at a char boundary.
@@ -100,6 +126,39 @@ mod tests {
         .retryable());
         assert!(!ProviderError::Malformed("x".into()).retryable());
         assert!(!ProviderError::AllFailed(vec![]).retryable());
+    }
+
+    #[test]
+    fn image_refusals() {
+        let http = |status, body: &str| ProviderError::Http {
+            status,
+            body: body.into(),
+        };
+        assert!(http(
+            400,
+            r#"{"error":"this model does not support image input"}"#
+        )
+        .rejects_images());
+        assert!(http(
+            400,
+            "Invalid content type. image_url is only supported by certain models."
+        )
+        .rejects_images());
+        assert!(http(400, "llama3 is not a Vision model").rejects_images());
+        assert!(!http(400, "max_tokens is too large").rejects_images());
+        assert!(!http(500, "image decoding failed").rejects_images());
+        assert!(!ProviderError::Malformed("image".into()).rejects_images());
+        let reason = |model: &str, err: ProviderError| format!("openai/{model}: {err}");
+        assert!(ProviderError::AllFailed(vec![
+            reason("a", http(503, "image busy")),
+            reason("b", http(400, "this model does not support image input")),
+        ])
+        .rejects_images());
+        assert!(!ProviderError::AllFailed(vec![
+            reason("llama3.2-vision", http(400, "max_tokens is too large")),
+            reason("c", http(500, "image decoding failed")),
+        ])
+        .rejects_images());
     }
 
     #[test]

@@ -41,6 +41,12 @@ impl Provider for Failover {
         self.chain.first().map_or("", |p| p.model())
     }
 
+    /// Whether any provider of the chain takes images (each one that does not sends
+    /// their notes instead).
+    fn accepts_images(&self) -> bool {
+        self.chain.iter().any(|p| p.accepts_images())
+    }
+
     fn request_body(&self, req: &ChatRequest) -> Value {
         self.chain
             .first()

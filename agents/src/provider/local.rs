@@ -594,10 +594,15 @@ impl Provider for LocalProvider {
         self.model.name()
     }
 
+    /// No: the GGUF models run here read text only.
+    fn accepts_images(&self) -> bool {
+        false
+    }
+
     fn request_body(&self, req: &ChatRequest) -> serde_json::Value {
         serde_json::json!({
             "model": self.model.name(),
-            "prompt": self.model.format().prompt(req),
+            "prompt": self.model.format().prompt(&req.without_images()),
             "max_tokens": req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         })
     }
@@ -607,7 +612,8 @@ impl Provider for LocalProvider {
         req: &ChatRequest,
         on_delta: &(dyn for<'d> Fn(&'d str) + Send + Sync),
     ) -> Result<ChatResponse, ProviderError> {
-        let prompt = self.model.format().prompt(req);
+        // The model reads text only: each image becomes a note naming it.
+        let prompt = self.model.format().prompt(&req.without_images());
         let max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
         let tools = !req.tools.is_empty() && self.model.format().knows_tools();
         // Stream the answer up to a tool call: the call itself is not for the person.
@@ -697,9 +703,9 @@ pub async fn bench(path: &Path, n: usize) -> Result<Throughput, LocalError> {
     let load_secs = start.elapsed().as_secs_f64();
     let req = ChatRequest {
         system: String::new(),
-        messages: vec![ChatMessage::User {
-            text: "Write a long story about a dragon who learns to bake bread.".into(),
-        }],
+        messages: vec![ChatMessage::user(
+            "Write a long story about a dragon who learns to bake bread.",
+        )],
         tools: Vec::new(),
         max_tokens: None,
     };
@@ -733,12 +739,12 @@ mod tests {
         let req = ChatRequest {
             system: "Be brief.".into(),
             messages: vec![
-                ChatMessage::User { text: "hi".into() },
+                ChatMessage::user("hi"),
                 ChatMessage::Assistant {
                     text: "hello".into(),
                     tool_calls: vec![],
                 },
-                ChatMessage::User { text: "bye".into() },
+                ChatMessage::user("bye"),
             ],
             tools: vec![],
             max_tokens: None,

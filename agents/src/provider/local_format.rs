@@ -81,7 +81,7 @@ pub fn render(template: &str, req: &ChatRequest) -> Result<String, minijinja::Er
     }
     for m in &req.messages {
         messages.push(match m {
-            ChatMessage::User { text } => json!({"role": "user", "content": text}),
+            ChatMessage::User { text, .. } => json!({"role": "user", "content": text}),
             ChatMessage::Assistant { text, tool_calls } => {
                 let calls: Vec<Value> = tool_calls
                     .iter()
@@ -133,7 +133,7 @@ pub fn chatml_prompt(req: &ChatRequest) -> String {
     turn(&mut out, "system", system);
     for m in &req.messages {
         match m {
-            ChatMessage::User { text } => turn(&mut out, "user", text),
+            ChatMessage::User { text, .. } => turn(&mut out, "user", text),
             ChatMessage::Assistant { text, .. } => turn(&mut out, "assistant", text),
             ChatMessage::Tool { name, output, .. } => turn(
                 &mut out,
@@ -261,9 +261,7 @@ For each function call, return a json object with function name and arguments wi
     fn a_tool_call_goes_round_trip_through_the_template_and_the_parser() {
         let format = PromptFormat::new(Some(HERMES_TEMPLATE.into()));
         assert!(format.knows_tools());
-        let first = request(vec![ChatMessage::User {
-            text: "what is in notes.txt?".into(),
-        }]);
+        let first = request(vec![ChatMessage::user("what is in notes.txt?")]);
         let prompt = format.prompt(&first);
         assert!(
             prompt.starts_with("<|im_start|>system\nBe brief.\n\n# Tools"),
@@ -291,9 +289,7 @@ For each function call, return a json object with function name and arguments wi
 
         // The next prompt carries the call and its result as the template says.
         let second = request(vec![
-            ChatMessage::User {
-                text: "what is in notes.txt?".into(),
-            },
+            ChatMessage::user("what is in notes.txt?"),
             ChatMessage::Assistant {
                 text,
                 tool_calls: calls.clone(),
@@ -318,11 +314,11 @@ For each function call, return a json object with function name and arguments wi
     #[test]
     fn without_tools_or_a_template_the_prompt_is_chatml_as_before() {
         let format = PromptFormat::new(Some(HERMES_TEMPLATE.into()));
-        let mut req = request(vec![ChatMessage::User { text: "hi".into() }]);
+        let mut req = request(vec![ChatMessage::user("hi")]);
         req.tools.clear();
         assert_eq!(format.prompt(&req), chatml_prompt(&req));
         let plain = PromptFormat::new(None);
-        let req = request(vec![ChatMessage::User { text: "hi".into() }]);
+        let req = request(vec![ChatMessage::user("hi")]);
         assert!(!plain.knows_tools());
         assert_eq!(plain.prompt(&req), chatml_prompt(&req));
         // A template that raises falls back to ChatML rather than failing the turn.

@@ -115,7 +115,7 @@ async fn a_qwen2_gguf_loads_tokenizes_runs_and_is_prompted_with_its_template() {
     let provider = LocalProvider::new(model);
     let mut req = ChatRequest {
         system: String::new(),
-        messages: vec![ChatMessage::User { text: "hi".into() }],
+        messages: vec![ChatMessage::user("hi")],
         tools: vec![ToolSpec {
             name: "fs".into(),
             description: "files".into(),

@@ -4,6 +4,9 @@
 //! - this file: the modules, the re-exports, and [`build`] / [`build_chain`].
 //! - `chat`: the provider-neutral request/response types ([`ChatRequest`], [`ChatMessage`],
 //!   [`ToolSpec`], [`ChatResponse`]) and the [`Provider`] trait.
+//! - [`image`]: [`ImagePart`], an image sent with a user message (OpenAI: an `image_url`
+//!   part with a data URL; Anthropic: an `image` block with base64), and the placeholder
+//!   the log records instead of its bytes.
 //! - `error`: [`ProviderError`]; `config`: [`ProviderKind`], [`ProviderConfig`].
 //! - the HTTP providers, one [`HttpProvider`] per dialect: `http_provider` (the request,
 //!   retries and exchange every dialect shares), `exchange` (one request and its answer
@@ -34,6 +37,7 @@ mod exchange;
 pub mod failover;
 pub(crate) mod http;
 mod http_provider;
+pub mod image;
 pub mod local;
 pub mod local_format;
 #[cfg(test)]
@@ -43,11 +47,12 @@ pub(crate) mod retry;
 mod sse;
 
 pub use anthropic::Anthropic;
-pub use chat::{ChatMessage, ChatRequest, ChatResponse, Provider, ToolSpec};
+pub use chat::{image_note, ChatMessage, ChatRequest, ChatResponse, Provider, ToolSpec, NO_VISION};
 pub use config::{ProviderConfig, ProviderKind, UnknownProviderKind};
 pub use error::ProviderError;
 pub use failover::Failover;
 pub use http_provider::HttpProvider;
+pub use image::ImagePart;
 pub use openai::OpenAi;
 
 /// Build the provider `config` describes.

@@ -56,6 +56,10 @@ pub fn url(base_url: &str) -> String {
 }
 
 /// The Chat Completions body for `req` sent to `model`.
+///
+/// A user message with images has a list of parts as its content (its text, then one
+/// `image_url` part per image, a `data:` URL with the base64); every other message's
+/// content is a plain string.
 pub fn request_body(model: &str, req: &ChatRequest) -> Value {
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if !req.system.is_empty() {
@@ -63,7 +67,19 @@ pub fn request_body(model: &str, req: &ChatRequest) -> Value {
     }
     for message in &req.messages {
         messages.push(match message {
-            ChatMessage::User { text } => json!({ "role": "user", "content": text }),
+            ChatMessage::User { text, images } if images.is_empty() => {
+                json!({ "role": "user", "content": text })
+            }
+            ChatMessage::User { text, images } => {
+                let mut parts = Vec::with_capacity(images.len() + 1);
+                if !text.is_empty() {
+                    parts.push(json!({ "type": "text", "text": text }));
+                }
+                parts.extend(images.iter().map(|image| {
+                    json!({ "type": "image_url", "image_url": { "url": image.data_url() } })
+                }));
+                json!({ "role": "user", "content": parts })
+            }
             ChatMessage::Assistant { text, tool_calls } if tool_calls.is_empty() => {
                 json!({ "role": "assistant", "content": text })
             }
@@ -445,7 +461,7 @@ mod tests {
         let req = ChatRequest {
             system: "sys".into(),
             messages: vec![
-                ChatMessage::User { text: "hi".into() },
+                ChatMessage::user("hi"),
                 ChatMessage::Assistant {
                     text: String::new(),
                     tool_calls: vec![ToolCallRequest {

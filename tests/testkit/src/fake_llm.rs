@@ -15,7 +15,8 @@
 //!
 //! Scripts can also come from a JSON file (see [`parse_script`] and [`run_standalone`]):
 //! an array of `{"text": "..."}`, `{"tool_call": {"name": "...", "arguments": {...}}}`,
-//! `{"status": 500}`, `{"hang": true}`, `{"hang_mid_stream": true}`, `{"malformed": true}`.
+//! `{"status": 500}`, `{"reject": {"status": 400, "message": "..."}}`, `{"hang": true}`,
+//! `{"hang_mid_stream": true}`, `{"malformed": true}`.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -51,6 +52,14 @@ pub enum Step {
     /// Answer with this HTTP status and an API-shaped error body; a 429 carries
     /// `Retry-After: 0`.
     Status(u16),
+    /// Answer with this HTTP status and an API-shaped error body carrying `message` (a
+    /// server's own words: `this model does not support image input`, ...).
+    Reject {
+        /// HTTP status.
+        status: u16,
+        /// The error message.
+        message: String,
+    },
     /// Accept the request and never answer (until the fake is dropped).
     Hang,
     /// Send the headers and the first text fragment, then stall (until the fake is
@@ -71,6 +80,10 @@ enum StepJson {
         arguments: Value,
     },
     Status(u16),
+    Reject {
+        status: u16,
+        message: String,
+    },
     Hang(bool),
     HangMidStream(bool),
     #[serde(alias = "malformed_json")]
@@ -100,6 +113,12 @@ impl TryFrom<StepJson> for Step {
             }),
             StepJson::Status(code) if (100..1000).contains(&code) => Ok(Step::Status(code)),
             StepJson::Status(code) => Err(format!("status {code} is not an HTTP status")),
+            StepJson::Reject { status, message } if (100..1000).contains(&status) => {
+                Ok(Step::Reject { status, message })
+            }
+            StepJson::Reject { status, .. } => {
+                Err(format!("status {status} is not an HTTP status"))
+            }
             StepJson::Hang(set) => flag(set, Step::Hang, "hang"),
             StepJson::HangMidStream(set) => flag(set, Step::HangMidStream, "hang_mid_stream"),
             StepJson::Malformed(set) => flag(set, Step::MalformedJson, "malformed"),
@@ -490,7 +509,8 @@ async fn handle(shared: Arc<Shared>, api: Api, headers: &HeaderMap, body: Bytes)
                 &shared,
             )
         }
-        Step::Status(code) => status_response(api, *code),
+        Step::Status(code) => status_response(api, *code, None),
+        Step::Reject { status, message } => status_response(api, *status, Some(message)),
         Step::Hang => {
             shared.stopped().await;
             StatusCode::SERVICE_UNAVAILABLE.into_response()
@@ -635,9 +655,12 @@ fn stream_body(
 }
 
 /// An API-shaped error answer with status `code`.
-fn status_response(api: Api, code: u16) -> Response {
+fn status_response(api: Api, code: u16, message: Option<&str>) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let message = format!("fake LLM scripted status {code}");
+    let message = message.map_or_else(
+        || format!("fake LLM scripted status {code}"),
+        str::to_string,
+    );
     let body = match api {
         Api::OpenAi => json!({
             "error": { "message": message, "type": "fake_error", "code": code }
@@ -931,7 +954,8 @@ mod tests {
         let steps = parse_script(
             r#"[{"text": "hi"}, {"tool_call": {"name": "t", "arguments": {"a": 1}}},
                 {"status": 500}, {"hang": true}, {"hang_mid_stream": true}, {"malformed": true},
-                {"tool_call": {"name": "u"}}]"#,
+                {"tool_call": {"name": "u"}},
+                {"reject": {"status": 400, "message": "no images"}}]"#,
         )
         .expect("valid script");
         assert_eq!(
@@ -949,6 +973,10 @@ mod tests {
                 Step::ToolCall {
                     name: "u".into(),
                     arguments: json!({})
+                },
+                Step::Reject {
+                    status: 400,
+                    message: "no images".into()
                 },
             ]
         );
