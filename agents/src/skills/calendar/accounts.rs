@@ -3,6 +3,8 @@
 //! CalDAV account's only calendar). Discovery is cached until `calendars` is asked again
 //! or a name is not found.
 
+use std::sync::Arc;
+
 use chrono_tz::Tz;
 use reqwest::Url;
 use tokio::sync::Mutex;
@@ -17,7 +19,7 @@ pub enum Target {
     /// A CalDAV collection.
     Dav {
         /// The account's client.
-        client: DavClient,
+        client: Arc<DavClient>,
         /// The collection.
         url: Url,
     },
@@ -47,7 +49,7 @@ pub struct Cal {
 
 enum Kind {
     Dav {
-        client: Result<DavClient, String>,
+        client: Result<Arc<DavClient>, String>,
         cache: Mutex<Option<Vec<DavCalendar>>>,
     },
     Ics {
@@ -80,6 +82,7 @@ impl Accounts {
                         password,
                     } => Kind::Dav {
                         client: DavClient::new(&a.name, &url, username, password)
+                            .map(Arc::new)
                             .map_err(|e| e.to_string()),
                         cache: Mutex::new(None),
                     },
@@ -93,7 +96,7 @@ impl Accounts {
 
     /// Every calendar (discovering when `refresh` or not yet done), and the accounts that
     /// failed.
-    pub async fn all(&self, refresh: bool) -> (Vec<Cal>, Vec<String>) {
+    pub async fn all(&self, refresh: bool) -> (Vec<Cal>, Vec<CalendarError>) {
         let mut cals = Vec::new();
         let mut errors = Vec::new();
         for a in &self.list {
@@ -112,7 +115,7 @@ impl Accounts {
                     let client = match client {
                         Ok(c) => c,
                         Err(e) => {
-                            errors.push(e.clone());
+                            errors.push(CalendarError::BadArgument(e.clone()));
                             continue;
                         }
                     };
@@ -121,7 +124,7 @@ impl Accounts {
                         match client.discover().await {
                             Ok(found) => *cached = Some(found),
                             Err(e) => {
-                                errors.push(e.to_string());
+                                errors.push(e);
                                 continue;
                             }
                         }
@@ -139,7 +142,7 @@ impl Accounts {
                             display: c.display_name.clone(),
                             read_only: c.read_only,
                             target: Target::Dav {
-                                client: client.clone(),
+                                client: Arc::clone(client),
                                 url: c.url.clone(),
                             },
                         });
@@ -155,9 +158,12 @@ impl Accounts {
     pub async fn select(
         &self,
         name: Option<&str>,
-    ) -> Result<(Vec<Cal>, Vec<String>), CalendarError> {
-        let (cals, errors) = self.all(false).await;
+    ) -> Result<(Vec<Cal>, Vec<CalendarError>), CalendarError> {
+        let (cals, mut errors) = self.all(false).await;
         let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+            if cals.is_empty() && !errors.is_empty() {
+                return Err(errors.remove(0));
+            }
             return Ok((cals, errors));
         };
         let picked = pick(&cals, name);
@@ -165,8 +171,11 @@ impl Accounts {
             return Ok((picked, errors));
         }
         // Perhaps created since discovery.
-        let (cals, errors) = self.all(true).await;
+        let (cals, mut errors) = self.all(true).await;
         let picked = pick(&cals, name);
+        if picked.is_empty() && cals.is_empty() && !errors.is_empty() {
+            return Err(errors.remove(0));
+        }
         if picked.is_empty() {
             let mut known: Vec<String> = cals.iter().map(|c| c.name.clone()).collect();
             known.extend(errors.iter().map(|e| format!("(unavailable: {e})")));
@@ -205,9 +214,8 @@ impl Accounts {
             }
         };
         let Some(cal) = cal else {
-            return Err(CalendarError::BadArgument(match errors.first() {
-                Some(e) => e.clone(),
-                None => "there is no writable calendar".into(),
+            return Err(errors.into_iter().next().unwrap_or_else(|| {
+                CalendarError::BadArgument("there is no writable calendar".into())
             }));
         };
         if cal.read_only {

@@ -45,7 +45,14 @@ pub async fn calendars(acc: &Accounts) -> Result<String, CalendarError> {
     if cals.is_empty() {
         return Err(CalendarError::BadArgument(match errors.is_empty() {
             true => "no calendars are configured".into(),
-            false => format!("no calendar could be read: {}", errors.join("; ")),
+            false => format!(
+                "no calendar could be read: {}",
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
         }));
     }
     let mut out: Vec<String> = cals
@@ -104,7 +111,8 @@ async fn gather(
     to: DateTime<Utc>,
 ) -> Result<(Vec<(Occurrence, String)>, Vec<String>), CalendarError> {
     let name = arg(args, "calendar");
-    let (cals, mut notes) = acc.select(name).await?;
+    let (cals, errors) = acc.select(name).await?;
+    let mut notes: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     let mut all = Vec::new();
     let mut read_any = false;
     let mut first_err = None;

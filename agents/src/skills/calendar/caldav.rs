@@ -233,7 +233,7 @@ impl DavClient {
         }
         let id = url
             .path_segments()
-            .and_then(|s| s.filter(|x| !x.is_empty()).next_back())
+            .and_then(|mut s| s.rfind(|x| !x.is_empty()))
             .unwrap_or("calendar")
             .to_string();
         let read_only = r.prop(DAV, "current-user-privilege-set").is_some_and(|p| {
