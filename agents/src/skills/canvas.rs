@@ -14,7 +14,7 @@ use crate::provider::ToolSpec;
 /// Largest content presented.
 pub const MAX_CONTENT: usize = 256 * 1024;
 /// What a canvas shows.
-pub const KINDS: &[&str] = &["markdown", "html", "image"];
+pub const KINDS: &[&str] = &["markdown", "html", "image", "chart"];
 /// The node command that renders a canvas.
 pub const NODE_COMMAND: &str = "canvas.present";
 
@@ -49,6 +49,26 @@ impl CanvasSkill {
             return SkillOutput::err("an image is an https:// or data:image/ URL");
         }
         let title = s("title").map(String::from);
+        // A chart is drawn here and presented as the image it is; the reply carries it.
+        let mut drawn = None;
+        let (kind, content) = if kind == "chart" {
+            let svg = match super::chart::parse(content)
+                .and_then(|spec| super::chart::render(&spec, title.as_deref().unwrap_or("")))
+            {
+                Ok(svg) => svg,
+                Err(e) => return SkillOutput::err(e.to_string()),
+            };
+            use base64::Engine;
+            let url = format!(
+                "data:image/svg+xml;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(svg.as_bytes())
+            );
+            drawn = Some(svg);
+            ("image", url)
+        } else {
+            (kind, content.to_string())
+        };
+        let content = content.as_str();
         let event = CanvasPresented {
             turn_id: ctx.turn_id,
             agent: self.agent.clone(),
@@ -75,9 +95,22 @@ impl CanvasSkill {
                 shown += 1;
             }
         }
-        SkillOutput::ok(format!(
+        let out = SkillOutput::ok(format!(
             "presented on the canvas; shown on {shown} device(s)"
-        ))
+        ));
+        let Some(svg) = drawn else { return out };
+        match ctx
+            .recorder
+            .store_media("chart.svg", "image/svg+xml", svg.into_bytes())
+            .await
+        {
+            Ok(att) => {
+                let mut out = out.with_attachment(att);
+                out.output.push_str("; the chart is sent with the reply");
+                out
+            }
+            Err(_) => out,
+        }
     }
 
     async fn clear(&self, ctx: &SkillContext<'_>) -> SkillOutput {
@@ -102,7 +135,8 @@ impl Skill for CanvasSkill {
         ToolSpec {
             name: "canvas".into(),
             description: "Show the user content on their canvas (app, admin UI): present \
-                          markdown, html or an image URL; clear."
+                          markdown, html, an image URL or a chart (content: JSON \
+                          {type:line|bar, x:[labels], series:{name:[numbers]}}); clear."
                 .into(),
             parameters: json!({
                 "type": "object",

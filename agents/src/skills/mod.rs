@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod calendar;
 pub mod canvas;
+pub mod chart;
 pub mod cron;
 pub mod editor;
 pub mod fs;
