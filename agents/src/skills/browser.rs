@@ -1,1 +1,0 @@
-//! The `browser` skill (being written).
