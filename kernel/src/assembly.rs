@@ -10,6 +10,7 @@ use clawos_agents::Agent;
 use clawos_replay::Home;
 
 use crate::config::{self, Config};
+use crate::skill_config::McpServers;
 use crate::vault;
 use crate::KernelError;
 
@@ -38,6 +39,17 @@ pub async fn resolve_secrets(
         if let Some(s) = &c.secret_name {
             wanted.push((format!("channels.{name}.secret_name"), s.clone()));
         }
+    }
+    for (name, a) in &config.calendar.accounts {
+        if let Some(s) = &a.password_secret {
+            wanted.push((
+                format!("calendar.accounts.{name}.password_secret"),
+                s.clone(),
+            ));
+        }
+    }
+    for (name, m) in &config.mcp_servers {
+        wanted.extend(m.secrets(name));
     }
     let mut found = ConfigSecrets::new();
     for (key, secret) in wanted {
@@ -74,7 +86,13 @@ pub fn build_agents(
     home: &Home,
     config: &Config,
     secrets: &ConfigSecrets,
+    mcp: &McpServers,
 ) -> Result<HashMap<String, Arc<dyn Agent>>, KernelError> {
+    let env = SkillEnv {
+        config,
+        secrets,
+        mcp,
+    };
     let mut agents: HashMap<String, Arc<dyn Agent>> = HashMap::new();
     for (name, a) in &config.agents {
         let embedded = clawos_agents::provider::local::find_model(&home.dir().join("models"));
@@ -87,7 +105,7 @@ pub fn build_agents(
                 let mut local = a.clone();
                 local.provider = Some("local".into());
                 local.model = Some(model.display().to_string());
-                match build_pi(home, name, &local, secrets) {
+                match build_pi(home, name, &local, &env) {
                     Ok(pi) => Arc::new(pi),
                     Err(e) => {
                         tracing::error!(model = %model.display(), error = %e, "the model in models/ does not load");
@@ -99,7 +117,7 @@ pub fn build_agents(
                 }
             }
             (_, None, None) => Arc::new(clawos_agents::pi::UnconfiguredPi),
-            (_, Some(_), _) => Arc::new(build_pi(home, name, a, secrets)?),
+            (_, Some(_), _) => Arc::new(build_pi(home, name, a, &env)?),
         };
         agents.insert(name.clone(), agent);
     }
@@ -157,12 +175,29 @@ fn load_local(
     Ok(LocalProvider::new(loaded))
 }
 
+/// What Pi's skills need beyond the agent's own settings.
+pub struct SkillEnv<'a> {
+    /// The whole configuration (`[browser]`, `[calendar]`).
+    pub config: &'a Config,
+    /// The vault secrets it names.
+    pub secrets: &'a ConfigSecrets,
+    /// The connected MCP servers.
+    pub mcp: &'a McpServers,
+}
+
+impl SkillEnv<'_> {
+    fn secret(&self, name: &str) -> Option<String> {
+        self.secrets.get(name).map(|v| v.to_string())
+    }
+}
+
 fn build_pi(
     home: &Home,
     name: &str,
     a: &config::AgentConfig,
-    secrets: &ConfigSecrets,
+    env: &SkillEnv<'_>,
 ) -> Result<clawos_agents::pi::Pi, KernelError> {
+    let secrets = env.secrets;
     use clawos_agents::provider::{build, failover::Failover, Provider};
     use clawos_agents::skills::shell::ShellPolicy;
     let mut chain: Vec<Box<dyn Provider>> = Vec::new();
@@ -212,12 +247,27 @@ fn build_pi(
         "ask" => ShellPolicy::Ask(a.shell_allow.clone()),
         _ => ShellPolicy::Deny,
     };
-    let mut skills = pi_skills(name, &workspace, policy)?;
+    let mut skills = pi_skills(name, &workspace, policy, env)?;
     if let Some(only) = &a.skills {
         skills = skills.only(only);
     }
+    for server in &a.mcp_servers {
+        match env.mcp.get(server) {
+            Some(s) => {
+                for skill in s.skills() {
+                    skills = skills.with(skill);
+                }
+            }
+            None => tracing::warn!(
+                agent = name,
+                server,
+                "the MCP server is not connected; its tools are not offered"
+            ),
+        }
+    }
     let mut pi = clawos_agents::pi::Pi::new(name, provider, skills, workspace, a.max_steps)
-        .with_max_tokens(a.max_tokens);
+        .with_max_tokens(a.max_tokens)
+        .with_vision(a.vision.unwrap_or(a.provider.as_deref() != Some("local")));
     if let Some(prompt) = &a.system_prompt {
         pi = pi.with_system_prompt(prompt.clone());
     }
@@ -243,6 +293,7 @@ pub fn pi_skills(
     agent: &str,
     workspace: &std::path::Path,
     policy: clawos_agents::skills::shell::ShellPolicy,
+    env: &SkillEnv<'_>,
 ) -> Result<clawos_agents::skills::SkillSet, KernelError> {
     use clawos_agents::skills::{editor::EditorSkill, fs::FsSkill, shell::ShellSkill, SkillSet};
     let no_workspace = |e| {
@@ -253,7 +304,16 @@ pub fn pi_skills(
     };
     let fs = FsSkill::new(workspace).map_err(no_workspace)?;
     let editor = EditorSkill::new(workspace, agent).map_err(no_workspace)?;
-    Ok(SkillSet::default()
+    let browser = clawos_agents::skills::browser::BrowserSkill::new(
+        crate::skill_config::browser_policy(&env.config.browser, workspace),
+    );
+    let mut set = SkillSet::default().with(Arc::new(browser));
+    if let Some(calendar) =
+        crate::skill_config::calendar_skill(&env.config.calendar, |n| env.secret(n))
+    {
+        set = set.with(Arc::new(calendar));
+    }
+    Ok(set
         .with(Arc::new(clawos_agents::skills::memory::MemorySkill))
         .with(Arc::new(clawos_agents::skills::cron::CronSkill))
         .with(Arc::new(clawos_agents::skills::session::SessionSkill))

@@ -40,6 +40,15 @@ pub struct Config {
     /// `[[budgets]]`: caps on what an agent or an identity spends per day or month.
     #[serde(default)]
     pub budgets: Vec<crate::usage::Budget>,
+    /// `[browser]`: the policy of the `browser` skill.
+    #[serde(default)]
+    pub browser: crate::skill_config::BrowserConfig,
+    /// `[calendar]`: the accounts of the `calendar` skill.
+    #[serde(default)]
+    pub calendar: crate::skill_config::CalendarConfig,
+    /// `[mcp_servers.NAME]`: MCP servers whose tools agents may offer.
+    #[serde(default)]
+    pub mcp_servers: BTreeMap<String, crate::skill_config::McpServerConfig>,
 }
 
 /// `[media]`: limits of the media store (attachment bytes in `STATE/media/`).
@@ -230,13 +239,20 @@ pub struct AgentConfig {
     /// A file holding the system prompt (relative to the state folder); instead of
     /// `system_prompt`.
     pub system_prompt_file: Option<std::path::PathBuf>,
-    /// The skills offered to the model (default: every one of [`SKILLS`]).
+    /// The skills offered to the model (default: every one of [`SKILLS`], but `calendar`
+    /// only when `[calendar.accounts]` has one).
     pub skills: Option<Vec<String>>,
+    /// MCP servers (`[mcp_servers.NAME]`) whose tools this agent offers.
+    #[serde(default)]
+    pub mcp_servers: Vec<String>,
+    /// Whether the model sees images (default: yes for `openai` and `anthropic`, no for
+    /// `local`); without, an image sent to the agent reaches it as a text note.
+    pub vision: Option<bool>,
 }
 
 /// Pi's skills, by the name the model calls them.
 pub const SKILLS: &[&str] = &[
-    "canvas", "cron", "editor", "fs", "memory", "nodes", "session", "shell",
+    "browser", "calendar", "canvas", "cron", "editor", "fs", "memory", "nodes", "session", "shell",
 ];
 
 /// One entry of `[[agents.NAME.failover]]`.
@@ -402,6 +418,21 @@ kind = "terminal"
 # `clawos pairing approve CODE`), "allowlist" (only `allow = [...]`) or "open".
 # dm_policy = "pairing"
 
+# What Pi's outward skills may reach (README: "Browser, calendar and MCP servers").
+# [browser]
+# allowed_domains = []                      # empty: every domain not in denied_domains
+# denied_domains = []
+# [calendar]
+# time_zone = "Europe/Berlin"
+# [calendar.accounts.home]
+# url = "https://dav.example.org/"          # CalDAV; or ics = "https://.../feed.ics" (read-only)
+# username = "me"
+# password_secret = "caldav"                # `clawos secrets set caldav`
+# [mcp_servers.files]                       # then mcp_servers = ["files"] under [agents.pi]
+# command = "npx"
+# args = ["-y", "@modelcontextprotocol/server-filesystem", "/home/me/notes"]
+# tools = ["read_text_file", "list_directory"]
+
 # Long-term memory. The embedder turns memories into vectors for recall by meaning:
 # "auto" uses all-MiniLM-L6-v2 when it is in models/all-MiniLM-L6-v2, else the built-in
 # one (word and character n-grams: no files, no network, but no synonyms either).
@@ -475,6 +506,20 @@ impl Config {
                     ));
                 }
             }
+            if a.skills.iter().flatten().any(|s| s == "calendar")
+                && self.calendar.accounts.is_empty()
+            {
+                return bad(format!(
+                    "agents.{name}.skills: \"calendar\" needs an account under [calendar.accounts]"
+                ));
+            }
+            for server in &a.mcp_servers {
+                if !self.mcp_servers.contains_key(server) {
+                    return bad(format!(
+                        "agents.{name}.mcp_servers: \"{server}\" is not under [mcp_servers]"
+                    ));
+                }
+            }
             if a.system_prompt.is_some() && a.system_prompt_file.is_some() {
                 return bad(format!(
                     "agents.{name}: give `system_prompt` or `system_prompt_file`, not both"
@@ -486,6 +531,11 @@ impl Config {
                     a.shell
                 ));
             }
+        }
+        if let Err(m) =
+            crate::skill_config::validate(&self.browser, &self.calendar, &self.mcp_servers)
+        {
+            return bad(m);
         }
         let agent_names: Vec<&str> = self.agents.keys().map(String::as_str).collect();
         if let Err(m) = crate::usage::validate(&self.budgets, &agent_names) {

@@ -73,7 +73,8 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
         None => tracing::info!("vault: master key in {}", vault.key_source()),
     }
     let secrets = resolve_secrets(&config, &vault).await?;
-    let agents = build_agents(&home, &config, &secrets)?;
+    let mcp = crate::skill_config::connect_mcp_servers(&config, home.dir(), &secrets).await;
+    let agents = build_agents(&home, &config, &secrets, &mcp)?;
     let gw = Gateway::open(home.clone(), config, agents, vault).await?;
     // What recovery may touch: the log as this process found it, before it serves anyone.
     let found_at_start = gw.log().head();

@@ -66,6 +66,7 @@ pub mod routing;
 pub mod schedule;
 pub mod server;
 pub mod session_keys;
+pub mod skill_config;
 pub mod supervisor;
 pub mod tls;
 pub mod tokens;

@@ -18,6 +18,10 @@ pub(super) fn bench_prompt() -> Result<()> {
     let dir = tempfile_dir()?;
     println!("| request for the message \"hi\" | bytes | ~tokens (bytes/4) | ratio to bare |");
     println!("|---|---:|---:|---:|");
+    // A calendar account, so that every skill is offered (none is reached).
+    let every_skill = clawos_kernel::config::Config::parse(
+        "[calendar.accounts.home]\nurl = \"http://127.0.0.1:9/dav/\"\n",
+    )?;
     for kind in [ProviderKind::OpenAi, ProviderKind::Anthropic] {
         let config = ProviderConfig {
             kind,
@@ -32,6 +36,11 @@ pub(super) fn bench_prompt() -> Result<()> {
             "pi",
             &dir.join("ws"),
             ShellPolicy::Allowlist(vec!["ls".into()]),
+            &clawos_kernel::assembly::SkillEnv {
+                config: &every_skill,
+                secrets: &Default::default(),
+                mcp: &Default::default(),
+            },
         )?;
         let count = skills.names().len();
         let pi = Pi::new("pi", build(&config), skills, dir.join("ws"), 8);

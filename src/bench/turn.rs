@@ -55,7 +55,7 @@ pub(super) async fn bench_turn(messages: u64, turns: u64, durability: Durability
             Durability::Normal => "normal",
         }
     ))?;
-    let agents = clawos_kernel::build_agents(&home, &config, &HashMap::new())?;
+    let agents = clawos_kernel::build_agents(&home, &config, &HashMap::new(), &Default::default())?;
     let vault = Vault::open_with(
         dir.path(),
         Box::new(FileStore::new(dir.path().join("vault.key"))),

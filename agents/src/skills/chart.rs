@@ -49,7 +49,9 @@ pub fn parse(content: &str) -> Result<ChartSpec, ChartError> {
         return Err(ChartError::Shape(format!("unknown type `{}`", spec.kind)));
     }
     if spec.x.is_empty() || spec.x.len() > MAX_POINTS {
-        return Err(ChartError::Shape(format!("`x` has 1 to {MAX_POINTS} labels")));
+        return Err(ChartError::Shape(format!(
+            "`x` has 1 to {MAX_POINTS} labels"
+        )));
     }
     if spec.series.is_empty() || spec.series.len() > MAX_SERIES {
         return Err(ChartError::Shape(format!("1 to {MAX_SERIES} series")));
@@ -63,7 +65,9 @@ pub fn parse(content: &str) -> Result<ChartSpec, ChartError> {
             )));
         }
         if values.iter().any(|v| !v.is_finite()) {
-            return Err(ChartError::Shape(format!("series `{name}` is not all numbers")));
+            return Err(ChartError::Shape(format!(
+                "series `{name}` is not all numbers"
+            )));
         }
     }
     Ok(spec)
@@ -82,7 +86,11 @@ pub fn render(spec: &ChartSpec, title: &str) -> Result<String, ChartError> {
     let labels: Vec<String> = spec.x.iter().map(label).collect();
     let values = spec.series.values().flatten().copied();
     let (lo, hi) = values.fold((0f64, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let hi = if hi <= lo { lo + 1.0 } else { hi + (hi - lo) * 0.05 };
+    let hi = if hi <= lo {
+        lo + 1.0
+    } else {
+        hi + (hi - lo) * 0.05
+    };
     let n = labels.len();
     let mut svg = String::new();
     {
@@ -123,14 +131,18 @@ pub fn render(spec: &ChartSpec, title: &str) -> Result<String, ChartError> {
                     .draw_series(bars)
                     .map_err(|e| draw(&e))?
                     .label(name.as_str())
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                    });
             } else {
                 let points = ys.iter().enumerate().map(|(i, y)| (i as f64 + 0.5, *y));
                 chart
                     .draw_series(LineSeries::new(points, color.stroke_width(2)))
                     .map_err(|e| draw(&e))?
                     .label(name.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
+                    });
             }
         }
         chart

@@ -330,11 +330,12 @@ impl McpToolSkill {
                     ResourceContents::TextResourceContents { uri, text: t, .. } => {
                         text.push(format!("[{uri}]\n{t}"))
                     }
-                    ResourceContents::BlobResourceContents { uri, mime_type, .. } => text
-                        .push(format!(
+                    ResourceContents::BlobResourceContents { uri, mime_type, .. } => {
+                        text.push(format!(
                             "[resource {uri}: {}]",
                             mime_type.as_deref().unwrap_or("binary")
-                        )),
+                        ))
+                    }
                     _ => text.push("[a resource of a kind this Gateway does not know]".into()),
                 },
                 ContentBlock::ResourceLink(l) => text.push(format!("[link: {}]", l.uri)),
@@ -353,18 +354,23 @@ impl McpToolSkill {
         };
         for (n, (mime, data)) in images.into_iter().enumerate() {
             let Some(ctx) = ctx else { break };
-            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) else {
-                out.output.push_str("\n[an image came back that is not valid base64]");
+            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data.as_bytes())
+            else {
+                out.output
+                    .push_str("\n[an image came back that is not valid base64]");
                 continue;
             };
             let ext = mime.rsplit('/').next().unwrap_or("bin");
             let name = format!("{}-{}.{ext}", self.tool, n + 1);
             match ctx.recorder.store_media(&name, &mime, bytes).await {
                 Ok(att) => {
-                    out.output.push_str(&format!("\n[image {name} is sent with the reply]"));
+                    out.output
+                        .push_str(&format!("\n[image {name} is sent with the reply]"));
                     out = out.with_attachment(att);
                 }
-                Err(e) => out.output.push_str(&format!("\n[image {name} not kept: {e}]")),
+                Err(e) => out
+                    .output
+                    .push_str(&format!("\n[image {name} not kept: {e}]")),
             }
         }
         out
@@ -392,7 +398,10 @@ mod tests {
 
     #[test]
     fn descriptions_are_cut_to_their_first_sentence() {
-        assert_eq!(first_sentence("Echoes back. Longer text here."), "Echoes back.");
+        assert_eq!(
+            first_sentence("Echoes back. Longer text here."),
+            "Echoes back."
+        );
         assert_eq!(first_sentence("One line\nsecond line"), "One line");
         let long = "x".repeat(500);
         let cut = first_sentence(&long);
@@ -415,6 +424,9 @@ mod tests {
         };
         let err = McpServer::connect(spec).await.err().map(|e| e.to_string());
         let err = err.unwrap_or_default();
-        assert!(err.contains("`ghost`") && err.contains("cannot be started"), "{err}");
+        assert!(
+            err.contains("`ghost`") && err.contains("cannot be started"),
+            "{err}"
+        );
     }
 }
