@@ -83,7 +83,11 @@ async fn scripted_conversation_with_tools_is_logged_and_replays_without_a_provid
     // Every skill but `calendar`, which is offered only with an account.
     let offered: Vec<&str> = reqs[0]["tools"]
         .as_array()
-        .map(|t| t.iter().filter_map(|t| t["function"]["name"].as_str()).collect())
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t["function"]["name"].as_str())
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(
         offered,

@@ -477,3 +477,94 @@ async fn the_calendar_skill_reaches_a_caldav_server_with_a_password_from_the_vau
     );
     h.stop().await;
 }
+
+/// A loopback HTTP server answering every request with `page`.
+async fn serve_page(page: &'static str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_follows_the_configured_domain_policy_and_its_screenshot_is_sent() {
+    let page_port = serve_page(
+        "<html><head><title>Tide table</title></head><body><nav>menu</nav>\
+         <article><h1>Tides</h1><p>High water at 06:12 and 18:40.</p></article></body></html>",
+    )
+    .await;
+    let fake = FakeLlm::start(vec![
+        tool(
+            "browser",
+            json!({"action": "open", "url": format!("http://127.0.0.1:{page_port}/tides")}),
+        ),
+        tool(
+            "browser",
+            json!({"action": "open", "url": format!("http://localhost:{page_port}/tides")}),
+        ),
+        tool("browser", json!({"action": "screenshot"})),
+        Step::Text("high water at 06:12".into()),
+    ]);
+    let hook = free_port();
+    let config = format!(
+        "[gateway]\ndefault_agent = \"pi\"\ndurability = \"normal\"\n\n\
+         [agents.pi]\nkind = \"pi\"\nprovider = \"openai\"\nbase_url = \"{}\"\n\
+         model = \"test-model\"\nretries = 0\nskills = [\"browser\"]\n\n\
+         [browser]\ndenied_domains = [\"localhost\"]\n\n{}",
+        fake.base_url_openai(),
+        webhook_section("hooks", hook)
+    );
+    let mut h = started_with_webhook(&config, hook).await;
+    let a = post(
+        &h.http,
+        hook,
+        "b1",
+        "alice@example.com",
+        "when is high water?",
+        60_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.reply(), Some("high water at 06:12"), "{:?}", a.body);
+    let results = tool_results(&h.log().await);
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].exit_status, 0, "{:?}", results[0]);
+    assert!(
+        results[0].output.contains("High water at 06:12"),
+        "{:?}",
+        results[0]
+    );
+    assert!(!results[0].output.contains("menu"), "{:?}", results[0]);
+    // The configuration denies `localhost`: the same page under that name is refused.
+    assert_ne!(results[1].exit_status, 0, "{:?}", results[1]);
+    assert!(results[1].output.contains("localhost"), "{:?}", results[1]);
+    // The screenshot reaches the person as a PNG.
+    let files = a.body["reply_attachments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(files.len(), 1, "{:?}", a.body);
+    assert_eq!(files[0]["mime"], "image/png");
+    // Chromium is the Gateway's child, and goes with it.
+    let chromium = children_running(h.gateway_pid(), "chromium");
+    assert!(!chromium.is_empty(), "the browser runs under the Gateway");
+    h.stop().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while chromium.iter().any(|p| alive(*p)) {
+        assert!(Instant::now() < deadline, "Chromium outlived the Gateway");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
