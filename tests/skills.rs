@@ -328,6 +328,25 @@ async fn an_image_sent_reaches_the_model_and_a_chart_drawn_comes_back_with_the_r
         .expect("the chart is on the canvas");
     assert_eq!(presented.kind, "image");
     assert!(presented.content.starts_with("data:image/svg+xml;base64,"));
+    // The admin UI's time travel shows the canvas with the chart after its event, and
+    // nothing before it.
+    let at = log
+        .iter()
+        .find(|e| matches!(e.payload, EventPayload::CanvasPresented(_)))
+        .map(|e| e.seq)
+        .unwrap_or_default();
+    let after = h.api(&format!("/api/state?seq={at}")).await;
+    assert_eq!(after["canvas"][0]["kind"], "image", "{after}");
+    assert_eq!(
+        after["canvas"][0]["content"].as_str(),
+        Some(presented.content.as_str())
+    );
+    let before = h.api(&format!("/api/state?seq={}", at - 1)).await;
+    assert_eq!(
+        before["canvas"].as_array().map(Vec::len),
+        Some(0),
+        "{before}"
+    );
     h.stop().await;
 }
 

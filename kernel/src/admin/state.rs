@@ -3,7 +3,7 @@
 //! tables). With a session only its stream is folded, and the answer has the session's
 //! branches with their transcripts (what the transcript slider uses); without, every
 //! projection is folded and the answer has every session with its branches (no
-//! transcripts), bindings, identities, channels and memories. The whole-log fold is kept
+//! transcripts), bindings, identities, channels, memories and each session's canvas. The whole-log fold is kept
 //! ([`FoldCache`]), so moving forward folds only the events in between.
 
 use std::sync::Arc;
@@ -12,7 +12,8 @@ use axum::extract::{Query, State};
 use axum::Extension;
 use axum::Json;
 use clawos_projections::{
-    bindings, channels, identities, memories, sessions::BRANCHES, views, MemoryTables, Table, Value,
+    bindings, canvas, channels, identities, memories, sessions::BRANCHES, views, MemoryTables,
+    Table, Value,
 };
 use clawos_replay::state_at::{snapshot, state_at, Fold};
 use serde::Deserialize;
@@ -138,6 +139,7 @@ pub async fn at(
         body["identities"] = table_json(tables, &identities::IDENTITY_ADDRESSES);
         body["channels"] = table_json(tables, &channels::CHANNELS);
         body["memories"] = table_json(tables, &memories::MEMORIES);
+        body["canvas"] = table_json(tables, &canvas::CANVAS);
     }
     body["fold_ms"] = json!(started.elapsed().as_millis() as u64);
     Ok(Json(body))

@@ -472,7 +472,27 @@ async function stateAt(seq) {
   $("#state-info").textContent = `as of seq ${st.seq} of ${st.head} (folded in ${st.fold_ms} ms)`;
   const sessionRows = st.sessions.map((s) => ({ ...s.session, branches: s.branches.map((b) => b.name).join(", ") }));
   $("#state-tables").replaceChildren(table("sessions", sessionRows), table("bindings", st.bindings),
-    table("identities", st.identities), table("channels", st.channels), table("memories", st.memories));
+    table("identities", st.identities), table("channels", st.channels), table("memories", st.memories),
+    canvasAt(st.canvas || []));
+}
+
+// What each session's canvas showed: images (charts, screenshots) drawn, HTML in a frame
+// that may run nothing, Markdown as its text.
+function canvasAt(rows) {
+  const shown = rows.map((r) => {
+    let body;
+    if (r.kind === "image" && /^(data:image\/|https:)/i.test(r.content)) {
+      body = el("img", { src: r.content, alt: r.title || "canvas image", class: "canvas-image" });
+    } else if (r.kind === "html") {
+      body = el("iframe", { sandbox: "", srcdoc: r.content, class: "canvas-frame", title: r.title || "canvas" });
+    } else {
+      body = el("pre", {}, r.content);
+    }
+    return el("div", { class: "canvas", "data-canvas": r.session_id },
+      el("p", { class: "note" }, `${r.agent} in ${r.session_id} (seq ${r.seq})${r.title ? ": " + r.title : ""}`), body);
+  });
+  return el("div", { "data-table": "canvas" }, el("h3", {}, `canvas (${rows.length})`),
+    ...(rows.length ? shown : [el("p", { class: "note" }, "none")]));
 }
 views.state = async () => {
   const h = (await api("/api/events?limit=1")).head;
