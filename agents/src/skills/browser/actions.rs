@@ -19,7 +19,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::chrome::{first_line, Tab};
-use super::{cap, js, BrowserError};
+use super::error::BrowserError;
+use super::js;
+use crate::skills::cap;
 
 /// Most links listed.
 pub(super) const MAX_LINKS: usize = 100;

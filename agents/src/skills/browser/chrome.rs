@@ -26,8 +26,9 @@ use chromiumoxide::Page;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::policy::Rules;
-use super::{js, BrowserError, BrowserPolicy};
+use super::error::BrowserError;
+use super::js;
+use super::policy::{BrowserPolicy, Rules};
 
 /// Most tabs kept open at once (one per session); the least recently used is closed.
 const MAX_TABS: usize = 8;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use super::policy::Rules;
-use super::{BrowserError, BrowserPolicy};
+use super::error::BrowserError;
+use super::policy::{BrowserPolicy, Rules};
 use crate::skills::fs::FsSkill;
 
 /// Largest file downloaded.

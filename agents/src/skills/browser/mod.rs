@@ -22,87 +22,26 @@
 mod actions;
 mod chrome;
 mod download;
+mod error;
 mod js;
 mod policy;
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{cap, Skill, SkillContext, SkillOutput};
+use super::{Skill, SkillContext, SkillOutput};
 use crate::provider::ToolSpec;
 use actions::NavigationWatch;
 use chrome::{Running, Tab};
+pub(crate) use error::BrowserError;
+pub use policy::BrowserPolicy;
 use policy::Rules;
 
 /// Turns whose page budget is remembered.
 const BUDGET_TURNS: usize = 256;
-
-/// The browser's limits, from the configuration.
-#[derive(Debug, Clone)]
-pub struct BrowserPolicy {
-    /// The Chromium binary; `None`: `chromium` on `PATH`.
-    pub binary: Option<PathBuf>,
-    /// Domains that may be loaded (each with its subdomains); empty: every domain not
-    /// denied.
-    pub allowed_domains: Vec<String>,
-    /// Domains never loaded (with their subdomains); wins over `allowed_domains`.
-    pub denied_domains: Vec<String>,
-    /// Page loads (opens, navigations after a click or submit, downloads) per turn.
-    pub max_pages_per_turn: u32,
-    /// Longest one load may take.
-    pub page_timeout: Duration,
-    /// Bytes of page text returned.
-    pub max_text: usize,
-    /// Where downloads land; `file://` URLs are allowed only inside it.
-    pub workspace: PathBuf,
-}
-
-impl Default for BrowserPolicy {
-    fn default() -> Self {
-        BrowserPolicy {
-            binary: None,
-            allowed_domains: Vec::new(),
-            denied_domains: Vec::new(),
-            max_pages_per_turn: 10,
-            page_timeout: Duration::from_secs(20),
-            max_text: 16 * 1024,
-            workspace: PathBuf::from("."),
-        }
-    }
-}
-
-/// Why a browser action failed; the text is what the model is told.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum BrowserError {
-    /// The policy or the arguments forbid it.
-    #[error("refused: {0}")]
-    Refused(String),
-    /// The turn has used its page loads.
-    #[error("refused: the page budget of {0} per turn spent")]
-    Budget(u32),
-    /// Chromium could not be started.
-    #[error("cannot start the browser: {0}")]
-    Launch(String),
-    /// Something took longer than the page timeout.
-    #[error("{what} did not finish within the page timeout of {}s", limit.as_secs_f32())]
-    Timeout {
-        /// What took too long.
-        what: String,
-        /// The limit.
-        limit: Duration,
-    },
-    /// Chromium went away; the next call starts a new one.
-    #[error("the browser stopped ({0}); it will be started again on the next call")]
-    Stopped(String),
-    /// Anything else.
-    #[error("{0}")]
-    Failed(String),
-}
 
 /// Page loads used per turn.
 #[derive(Default)]

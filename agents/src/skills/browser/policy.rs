@@ -5,10 +5,43 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use reqwest::Url;
 
-use super::BrowserPolicy;
+/// The browser's limits, from the configuration.
+#[derive(Debug, Clone)]
+pub struct BrowserPolicy {
+    /// The Chromium binary; `None`: `chromium` on `PATH`.
+    pub binary: Option<PathBuf>,
+    /// Domains that may be loaded (each with its subdomains); empty: every domain not
+    /// denied.
+    pub allowed_domains: Vec<String>,
+    /// Domains never loaded (with their subdomains); wins over `allowed_domains`.
+    pub denied_domains: Vec<String>,
+    /// Page loads (opens, navigations after a click or submit, downloads) per turn.
+    pub max_pages_per_turn: u32,
+    /// Longest one load may take.
+    pub page_timeout: Duration,
+    /// Bytes of page text returned.
+    pub max_text: usize,
+    /// Where downloads land; `file://` URLs are allowed only inside it.
+    pub workspace: PathBuf,
+}
+
+impl Default for BrowserPolicy {
+    fn default() -> Self {
+        BrowserPolicy {
+            binary: None,
+            allowed_domains: Vec::new(),
+            denied_domains: Vec::new(),
+            max_pages_per_turn: 10,
+            page_timeout: Duration::from_secs(20),
+            max_text: 16 * 1024,
+            workspace: PathBuf::from("."),
+        }
+    }
+}
 
 /// The URL rules of one browser, shared with its request interceptors.
 #[derive(Debug, Clone)]

@@ -11,7 +11,35 @@ use tokio::sync::Mutex;
 
 use super::caldav::{DavCalendar, DavClient};
 use super::error::CalendarError;
-use super::{CalendarAccount, CalendarSource};
+
+/// Where an account's calendars are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalendarSource {
+    /// A CalDAV server: `url` is a calendar collection, or a server, principal or
+    /// calendar-home URL from which the calendars are discovered.
+    CalDav {
+        /// The URL.
+        url: String,
+        /// Basic auth user name.
+        username: Option<String>,
+        /// Basic auth password.
+        password: Option<String>,
+    },
+    /// A read-only ICS feed: an `http(s)://` URL, a `file://` URL or a path.
+    Ics {
+        /// The URL or path.
+        url: String,
+    },
+}
+
+/// One configured calendar account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarAccount {
+    /// Its name (the first part of calendar names: `work/personal`).
+    pub name: String,
+    /// Where its calendars are.
+    pub source: CalendarSource,
+}
 
 /// Where a calendar's events are.
 #[derive(Debug, Clone)]

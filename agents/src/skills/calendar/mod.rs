@@ -29,36 +29,8 @@ use serde_json::json;
 
 use super::{Skill, SkillOutput};
 use crate::provider::ToolSpec;
+pub use accounts::{CalendarAccount, CalendarSource};
 pub use error::CalendarError;
-
-/// Where an account's calendars are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CalendarSource {
-    /// A CalDAV server: `url` is a calendar collection, or a server, principal or
-    /// calendar-home URL from which the calendars are discovered.
-    CalDav {
-        /// The URL.
-        url: String,
-        /// Basic auth user name.
-        username: Option<String>,
-        /// Basic auth password.
-        password: Option<String>,
-    },
-    /// A read-only ICS feed: an `http(s)://` URL, a `file://` URL or a path.
-    Ics {
-        /// The URL or path.
-        url: String,
-    },
-}
-
-/// One configured calendar account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CalendarAccount {
-    /// Its name (the first part of calendar names: `work/personal`).
-    pub name: String,
-    /// Where its calendars are.
-    pub source: CalendarSource,
-}
 
 /// The `calendar` skill over the configured accounts.
 pub struct CalendarSkill {
