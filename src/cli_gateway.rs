@@ -10,6 +10,13 @@ use clawos_kernel::config::{Config, DEFAULT_CONFIG};
 use clawos_kernel::RunOptions;
 use clawos_replay::Home;
 
+/// `clawos agent NAME`: serve one agent's turns on the pipes the Gateway gave it.
+pub async fn agent(home: &Home, name: &str) -> Result<()> {
+    let config = load_config(home)?;
+    clawos_kernel::agent_host::child::run(home, &config, name).await?;
+    Ok(())
+}
+
 /// `clawos config ...`
 #[derive(Subcommand)]
 pub enum ConfigCommand {
@@ -180,6 +187,20 @@ pub async fn status(home: &Home) -> Result<()> {
                         .unwrap_or_default(),
                     link,
                     warn
+                );
+            }
+            for a in s["agents"].as_array().cloned().unwrap_or_default() {
+                println!(
+                    "agent   {:<12} {:<8} {:<4} pid {:<8} restarts {}{}",
+                    a["agent"].as_str().unwrap_or("?"),
+                    a["encoding"].as_str().unwrap_or("-"),
+                    a["state"].as_str().unwrap_or("?"),
+                    a["pid"],
+                    a["restarts"].as_i64().unwrap_or(0),
+                    a["last_exit"]
+                        .as_str()
+                        .map(|e| format!(", last exit: {e}"))
+                        .unwrap_or_default(),
                 );
             }
         }

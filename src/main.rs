@@ -84,6 +84,11 @@ enum Command {
         /// discord, signal, imessage, whatsapp, whatsapp-web.
         kind: String,
     },
+    /// Run an agent's process (started by the Gateway for `isolation = "process"`).
+    Agent {
+        /// The agent's name in clawos.toml.
+        name: String,
+    },
     /// Check the configuration.
     #[command(subcommand)]
     Config(cli_gateway::ConfigCommand),
@@ -217,7 +222,11 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     if !matches!(
         cli.command,
-        Command::Up { .. } | Command::Gateway { .. } | Command::Chat | Command::Channel { .. }
+        Command::Up { .. }
+            | Command::Gateway { .. }
+            | Command::Chat
+            | Command::Channel { .. }
+            | Command::Agent { .. }
     ) {
         default_sigpipe();
     }
@@ -247,6 +256,7 @@ fn main() -> Result<()> {
             Command::Chat => cli_chat::chat(&home).await,
             Command::Onboard => cli_onboard::onboard(&home, cli.durability).await,
             Command::Channel { kind } => cli_gateway::channel(&kind).await,
+            Command::Agent { name } => cli_gateway::agent(&home, &name).await,
             Command::Config(c) => cli_gateway::config(&home, c),
             Command::Status => cli_gateway::status(&home).await,
             Command::Doctor => cli_gateway::doctor(&home, cli.durability).await,

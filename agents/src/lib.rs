@@ -7,6 +7,7 @@
 //! - [`provider`]: LLM providers (OpenAI-compatible, Anthropic), failover.
 //! - [`embed`]: embedders for the memory index (built-in hashed n-grams, OpenAI-compatible,
 //!   all-MiniLM-L6-v2).
+//! - [`remote`]: the agent protocol, for agents in processes of their own.
 //! - [`echo`]: a diagnostic agent that answers with the message it got; the tests and
 //!   benchmarks bind it to measure the Gateway without a model. Not a user's choice.
 //!
@@ -21,14 +22,15 @@ pub mod echo;
 pub mod embed;
 pub mod pi;
 pub mod provider;
+pub mod remote;
 pub mod skills;
 
 use async_trait::async_trait;
 use clawos_events::{Attachment, EventPayload};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One message of the context given to an agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextMessage {
     /// `user` or `assistant`.
     pub role: String,
@@ -37,7 +39,7 @@ pub struct ContextMessage {
 }
 
 /// What an agent turn starts from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TurnInput {
     /// The turn's id (recorded in every step event).
     pub turn_id: uuid::Uuid,
@@ -133,6 +135,9 @@ pub enum AgentError {
     /// A service refused the request.
     #[error("{0}")]
     Refused(String),
+    /// The agent's process died, could not be reached, or was cut off.
+    #[error("the agent's process failed: {0}")]
+    Process(String),
 }
 
 /// Where an agent records what it did (backed by the log).
@@ -140,6 +145,13 @@ pub enum AgentError {
 pub trait TurnRecorder: Send + Sync {
     /// Append one event to the turn's session stream; returns its seq.
     async fn record(&self, payload: EventPayload) -> Result<u64, AgentError>;
+
+    /// Append one step of the turn once: a second call with the same `key` (an agent
+    /// process sending a step again) returns the first one's seq and appends nothing.
+    async fn record_once(&self, payload: EventPayload, key: &str) -> Result<u64, AgentError> {
+        let _ = key;
+        self.record(payload).await
+    }
 
     /// A fragment of the reply as it streams in, for clients that show partial text. Not
     /// recorded: the final text is one `MessageSent`.

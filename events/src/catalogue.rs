@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::agent_process::{AgentExited, AgentStarted, AgentTurnRetried};
+
 /// A file, image or sound that came with a message, in either direction. The bytes live in
 /// the media store of the state folder under their blake3 hash, never in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -770,4 +772,7 @@ catalogue! {
     WorkspaceFileChanged = 1,
     CanvasPresented = 1,
     CanvasCleared = 1,
+    AgentStarted = 1,
+    AgentExited = 1,
+    AgentTurnRetried = 1,
 }

@@ -188,6 +188,11 @@ pub mod stream {
         format!("identity:{identity}")
     }
 
+    /// The stream of one agent runtime process: starts and exits.
+    pub fn agent_process(agent: &str) -> String {
+        format!("agent-process:{agent}")
+    }
+
     /// The stream of one channel instance: starts, exits, delivery acks.
     pub fn channel(channel: &str) -> String {
         format!("channel:{channel}")

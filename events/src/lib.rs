@@ -19,6 +19,7 @@
 //! **Architecture Invariant:** this crate knows nothing of projections, channels, agents
 //! or the kernel. It stores and returns events; it never interprets them.
 
+pub mod agent_process;
 mod body;
 pub mod catalogue;
 pub mod codec;

@@ -34,6 +34,9 @@ pub async fn resolve_secrets(
                 wanted.push((format!("agents.{name}.failover.api_key_secret"), s.clone()));
             }
         }
+        for s in &a.secrets {
+            wanted.push((format!("agents.{name}.secrets"), s.clone()));
+        }
     }
     for (name, c) in &config.channels {
         if let Some(s) = &c.secret_name {
@@ -81,7 +84,9 @@ fn api_key(
     }
 }
 
-/// Build the agents named in the configuration (an unconfigured Pi when none are).
+/// Build the agents named in the configuration that run inside the Gateway (an
+/// unconfigured Pi when none are); those with `isolation = "process"` are the
+/// supervisor's ([`crate::agent_host`]).
 pub fn build_agents(
     home: &Home,
     config: &Config,
@@ -94,37 +99,48 @@ pub fn build_agents(
         mcp,
     };
     let mut agents: HashMap<String, Arc<dyn Agent>> = HashMap::new();
-    for (name, a) in &config.agents {
-        let embedded = clawos_agents::provider::local::find_model(&home.dir().join("models"));
-        let agent: Arc<dyn Agent> = match (a.kind.as_str(), &a.provider, embedded) {
-            ("echo", _, _) => Arc::new(clawos_agents::echo::EchoAgent::new(name.clone())),
-            // The embedded default: no provider configured, a model in STATE/models.
-            // A model that does not load is said by Pi, not a Gateway that will not start:
-            // it may be a download of the first run, not something the person configured.
-            (_, None, Some(model)) => {
-                let mut local = a.clone();
-                local.provider = Some("local".into());
-                local.model = Some(model.display().to_string());
-                match build_pi(home, name, &local, &env) {
-                    Ok(pi) => Arc::new(pi),
-                    Err(e) => {
-                        tracing::error!(model = %model.display(), error = %e, "the model in models/ does not load");
-                        Arc::new(clawos_agents::pi::UnloadablePi {
-                            model,
-                            reason: e.to_string(),
-                        })
-                    }
-                }
-            }
-            (_, None, None) => Arc::new(clawos_agents::pi::UnconfiguredPi),
-            (_, Some(_), _) => Arc::new(build_pi(home, name, a, &env)?),
-        };
-        agents.insert(name.clone(), agent);
+    for (name, a) in config.agents.iter().filter(|(_, a)| !a.isolated()) {
+        agents.insert(name.clone(), build_agent(home, name, a, &env)?);
     }
-    if agents.is_empty() {
+    if agents.is_empty() && !config.agents.values().any(|a| a.isolated()) {
         agents.insert("pi".into(), Arc::new(clawos_agents::pi::UnconfiguredPi));
     }
     Ok(agents)
+}
+
+/// Build one agent as configured, in this process (the Gateway for agents without
+/// isolation, `clawos agent NAME` for the others).
+pub fn build_agent(
+    home: &Home,
+    name: &str,
+    a: &config::AgentConfig,
+    env: &SkillEnv<'_>,
+) -> Result<Arc<dyn Agent>, KernelError> {
+    let embedded = clawos_agents::provider::local::find_model(&home.dir().join("models"));
+    let agent: Arc<dyn Agent> = match (a.kind.as_str(), &a.provider, embedded) {
+        ("echo", _, _) => Arc::new(clawos_agents::echo::EchoAgent::new(name.to_string())),
+        // The embedded default: no provider configured, a model in STATE/models.
+        // A model that does not load is said by Pi, not a Gateway that will not start:
+        // it may be a download of the first run, not something the person configured.
+        (_, None, Some(model)) => {
+            let mut local = a.clone();
+            local.provider = Some("local".into());
+            local.model = Some(model.display().to_string());
+            match build_pi(home, name, &local, env) {
+                Ok(pi) => Arc::new(pi),
+                Err(e) => {
+                    tracing::error!(model = %model.display(), error = %e, "the model in models/ does not load");
+                    Arc::new(clawos_agents::pi::UnloadablePi {
+                        model,
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+        (_, None, None) => Arc::new(clawos_agents::pi::UnconfiguredPi),
+        (_, Some(_), _) => Arc::new(build_pi(home, name, a, env)?),
+    };
+    Ok(agent)
 }
 
 fn provider_config(

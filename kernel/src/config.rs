@@ -194,7 +194,8 @@ impl Default for GatewayConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    /// `pi` (default). The diagnostic [`DIAGNOSTIC_AGENT_KIND`] is accepted too.
+    /// `pi` (default), or `process` (a program of yours speaking the agent protocol,
+    /// `docs/agent-protocol.md`). The diagnostic [`DIAGNOSTIC_AGENT_KIND`] is accepted too.
     #[serde(default = "default_agent")]
     pub kind: String,
     /// The model provider: `openai` (any OpenAI-compatible server), `anthropic`, or `local`
@@ -248,6 +249,26 @@ pub struct AgentConfig {
     /// Whether the model sees images (default: yes for `openai` and `anthropic`, no for
     /// `local`); without, an image sent to the agent reaches it as a text note.
     pub vision: Option<bool>,
+    /// `none` (default: the agent runs inside the Gateway) or `process` (in a process of
+    /// its own, `clawos agent NAME`, restarted when it dies).
+    pub isolation: Option<String>,
+    /// The program and arguments of a `kind = "process"` agent.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Vault secrets handed to a `kind = "process"` agent in its welcome.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// How often a turn is run again when the agent's process died mid-turn (default 1;
+    /// never once a tool ran).
+    #[serde(default = "default_turn_retries")]
+    pub turn_retries: u32,
+    /// Cap on the agent process's address space, in MiB: a model that needs more fails
+    /// in its process, not in the Gateway.
+    pub memory_limit_mb: Option<u64>,
+}
+
+fn default_turn_retries() -> u32 {
+    1
 }
 
 /// Pi's skills, by the name the model calls them.
@@ -377,7 +398,7 @@ impl ChannelConfig {
 /// The kinds of channel this build has.
 pub const CHANNEL_KINDS: &[&str] = clawos_channels::process::KINDS;
 /// The kinds of agent a person chooses from.
-pub const AGENT_KINDS: &[&str] = &["pi"];
+pub const AGENT_KINDS: &[&str] = &["pi", "process"];
 /// `echo`: a diagnostic agent that answers with the message it got, with no model. The
 /// benchmarks (`clawos bench gateway|turn`) and the Gateway's tests use it to time and test
 /// the kernel alone; `clawos.toml` accepts it for that use, and it is not offered as a
@@ -479,6 +500,9 @@ impl Config {
                     a.kind,
                     AGENT_KINDS.join(", ")
                 ));
+            }
+            if let Err(m) = a.check_isolation(name) {
+                return bad(m);
             }
             let providers = a
                 .provider

@@ -73,9 +73,33 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
         None => tracing::info!("vault: master key in {}", vault.key_source()),
     }
     let secrets = resolve_secrets(&config, &vault).await?;
-    let mcp = crate::skill_config::connect_mcp_servers(&config, home.dir(), &secrets).await;
-    let agents = build_agents(&home, &config, &secrets, &mcp)?;
+    // Agents with `isolation = "process"` connect their own MCP servers.
+    let in_gateway: Vec<String> = config
+        .agents
+        .iter()
+        .filter(|(_, a)| !a.isolated())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let mcp =
+        crate::mcp_connect::connect_mcp_servers(&config, home.dir(), &secrets, &in_gateway).await;
+    let mut agents = build_agents(&home, &config, &secrets, &mcp)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| KernelError::io("cannot find the clawos executable", e))?;
+    let hosted = crate::agent_host::plan::plan(&home, &config, &secrets, &exe)?;
+    for h in &hosted {
+        agents.insert(h.spec.name.clone(), h.agent.clone());
+    }
     let gw = Gateway::open(home.clone(), config, agents, vault).await?;
+    let agent_supervisors: Vec<_> = hosted
+        .into_iter()
+        .map(|h| {
+            tokio::spawn(crate::agent_host::supervise::supervise(
+                gw.clone(),
+                h.spec,
+                h.agent.slot(),
+            ))
+        })
+        .collect();
     // What recovery may touch: the log as this process found it, before it serves anyone.
     let found_at_start = gw.log().head();
     let listener = tokio::net::TcpListener::bind(listen)
@@ -169,8 +193,6 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
         }
     });
 
-    let exe =
-        std::env::current_exe().map_err(|e| KernelError::io("cannot find the clawos binary", e))?;
     let bus_url = format!("ws://{addr}/bus");
     let (user_left_tx, mut user_left) = tokio::sync::mpsc::channel::<()>(1);
     let mut supervisors = Vec::new();
@@ -250,7 +272,11 @@ pub async fn run(home: Home, config: Config, options: RunOptions) -> Result<(), 
         _ = user_left.recv() => {}
     }
     gw.shut_down();
-    for s in supervisors.into_iter().chain(outbound_hooks) {
+    for s in supervisors
+        .into_iter()
+        .chain(agent_supervisors)
+        .chain(outbound_hooks)
+    {
         let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;

@@ -47,6 +47,9 @@ pub enum KernelError {
     /// The vault refused or failed.
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
+    /// An agent process could not talk to the Gateway (`clawos agent`).
+    #[error("agent protocol: {0}")]
+    AgentProtocol(#[from] clawos_agents::remote::serve::ServeError),
     /// A query on the projection database failed.
     #[error("projection query failed: {0}")]
     Storage(#[from] sqlx::Error),

@@ -41,6 +41,7 @@
 //! network's protocol: agents and channel processes do. It decides, and records decisions.
 
 pub mod admin;
+pub mod agent_host;
 pub mod api;
 pub mod app;
 pub mod approvals;
@@ -57,6 +58,7 @@ mod error;
 pub mod follower;
 pub mod gateway;
 pub mod hooks;
+pub mod mcp_connect;
 pub mod media;
 pub mod memory;
 pub mod metrics;

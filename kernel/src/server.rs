@@ -43,15 +43,19 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> String {
 }
 
 /// What `/api/status` and the `/ws` `status` method answer: the log's head, the read
-/// models' position, each channel and the delivery backlog.
+/// models' position, each channel and agent process, and the delivery backlog.
 pub async fn status_of(gw: &Gateway) -> Result<Value, ApiError> {
     let channels = views::channel_status(gw.read_models())
+        .await
+        .map_err(ApiError::internal)?;
+    let agents = views::agent_process_status(gw.read_models())
         .await
         .map_err(ApiError::internal)?;
     Ok(json!({
         "seq": gw.log().head(),
         "projected": gw.projected(),
         "channels": channels,
+        "agents": agents,
         "delivery_backlog": gw.delivery_backlog().await,
     }))
 }

@@ -246,45 +246,6 @@ pub fn validate(
 /// The MCP servers the agents use, connected once at start, by name.
 pub type McpServers = BTreeMap<String, std::sync::Arc<clawos_agents::skills::mcp::McpServer>>;
 
-/// Start or reach every MCP server some agent lists, all at once. A server that fails is
-/// logged and left out (its agents go on without its tools): a broken tool server must not
-/// keep the Gateway from serving.
-pub async fn connect_mcp_servers(
-    config: &crate::config::Config,
-    home: &std::path::Path,
-    secrets: &crate::assembly::ConfigSecrets,
-) -> McpServers {
-    use clawos_agents::skills::mcp::McpServer;
-    let used: std::collections::BTreeSet<&String> = config
-        .agents
-        .values()
-        .flat_map(|a| &a.mcp_servers)
-        .collect();
-    let starts = config
-        .mcp_servers
-        .iter()
-        .filter(|(name, _)| used.contains(name))
-        .map(|(name, s)| {
-            let spec = s.spec(name, home, |n| secrets.get(n).map(|v| v.to_string()));
-            async move { (spec.name.clone(), McpServer::connect(spec).await) }
-        });
-    let mut out = McpServers::new();
-    for (name, result) in futures::future::join_all(starts).await {
-        match result {
-            Ok(server) => {
-                let missing = server.missing_tools();
-                if !missing.is_empty() {
-                    tracing::warn!(server = %name, ?missing, "the MCP server lacks allowed tools");
-                }
-                tracing::info!(server = %name, tools = ?server.tool_names(), "MCP server ready");
-                out.insert(name, server);
-            }
-            Err(e) => tracing::error!(server = %name, error = %e, "MCP server left out"),
-        }
-    }
-    out
-}
-
 /// The `browser` skill's policy for an agent working in `workspace`.
 pub fn browser_policy(
     b: &BrowserConfig,

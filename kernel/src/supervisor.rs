@@ -36,6 +36,33 @@ pub struct ChannelSpec {
     pub attach_stdio: bool,
 }
 
+/// A child must not outlive the Gateway, even one killed with SIGKILL: the kernel sends
+/// it SIGTERM when its parent dies (Linux `PR_SET_PDEATHSIG`). With `memory_limit`, its
+/// address space is capped at that many bytes (`RLIMIT_AS`): an allocation past it fails
+/// in the child, never in the Gateway.
+pub(crate) fn die_with_parent(cmd: &mut Command, memory_limit: Option<u64>) {
+    // SAFETY: prctl and setrlimit are async-signal-safe and run in the child between fork
+    // and exec, touching no memory of the parent but the copied `memory_limit`.
+    unsafe {
+        cmd.pre_exec(move || {
+            #[cfg(target_os = "linux")]
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(bytes) = memory_limit {
+                let limit = libc::rlimit {
+                    rlim_cur: bytes as libc::rlim_t,
+                    rlim_max: bytes as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Why a supervised process ended.
 enum Ended {
     Exited(ExitStatus),
@@ -80,19 +107,7 @@ pub async fn supervise(gw: Arc<Gateway>, spec: ChannelSpec, bus_url: String, exe
         if !spec.attach_stdio {
             cmd.stdin(Stdio::null()).stdout(Stdio::null());
         }
-        // A channel must not outlive the Gateway, even one killed with SIGKILL: the kernel
-        // sends the child SIGTERM when its parent dies (Linux PR_SET_PDEATHSIG).
-        #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe and runs in the child between fork and exec,
-        // touching no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd, None);
         let started = Instant::now();
         let ended = match cmd.spawn() {
             Err(e) => {

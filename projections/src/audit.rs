@@ -112,6 +112,7 @@ impl Projection for Audit {
                 | "ToolCalled"
                 | "ToolReturned"
                 | "WorkspaceFileChanged"
+                | "AgentTurnRetried"
                 | "AgentTurnFinished"
                 | "AgentTurnFailed"
         )
@@ -176,6 +177,12 @@ impl Projection for Audit {
                 event,
                 &c.turn_id.to_string(),
                 json!({"file": c.path, "op": c.op, "after_blake3": c.after_blake3}),
+                out,
+            ),
+            EventPayload::AgentTurnRetried(r) => Self::step(
+                event,
+                &r.turn_id.to_string(),
+                json!({"lost_attempt": r.attempt, "reason": r.reason}),
                 out,
             ),
             EventPayload::AgentTurnFinished(f) => {

@@ -26,6 +26,7 @@
 //! **Architecture Invariant:** projections never call out: no LLM, no channel, no clock, no
 //! randomness. They read only the events given to them.
 
+pub mod agent_processes;
 pub mod approvals;
 pub mod audit;
 pub mod bindings;

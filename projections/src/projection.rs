@@ -11,6 +11,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(crate::sessions::Sessions::default()),
         Box::new(crate::bindings::Bindings),
         Box::new(crate::channels::Channels::default()),
+        Box::new(crate::agent_processes::AgentProcesses::default()),
         Box::new(crate::deliveries::Deliveries),
         Box::new(crate::audit::Audit::default()),
         Box::new(crate::cron::Cron::default()),

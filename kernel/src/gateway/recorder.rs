@@ -135,6 +135,15 @@ impl TurnRecorder for SessionRecorder {
         self.append(&self.stream(), self.event(payload)).await
     }
 
+    async fn record_once(&self, payload: EventPayload, key: &str) -> Result<u64, AgentError> {
+        let event = self.event(payload).dedupe(key.to_string());
+        self.log
+            .append(&self.stream(), ExpectedVersion::Any, vec![event])
+            .await
+            .map(|a| a.first_seq)
+            .map_err(storage)
+    }
+
     async fn remember(&self, text: &str, tags: &[String]) -> Result<Uuid, AgentError> {
         let id = Uuid::now_v7();
         let written = clawos_events::MemoryWritten {

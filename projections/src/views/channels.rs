@@ -1,9 +1,11 @@
-//! Channel status: each channel process up or down, its starts, exits and last exit.
+//! Process status: each channel process and each isolated agent's process up or down,
+//! its starts, exits and last exit.
 
 use serde::Serialize;
 use sqlx::SqlitePool;
 
 use super::rows::{int, opt_text, signed, text};
+use crate::agent_processes::AGENT_PROCESSES;
 use crate::changes::MemoryTables;
 use crate::channels::CHANNELS;
 use crate::ProjectionError;
@@ -58,4 +60,39 @@ pub async fn channel_status(pool: &SqlitePool) -> Result<Vec<ChannelStatusView>,
     Ok(channel_status_in(
         &super::rows::load_tables(pool, &[&CHANNELS]).await?,
     ))
+}
+
+/// One agent process's status (the JSON of `/api/status`'s `agents`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentProcessView {
+    /// Agent name.
+    pub agent: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// Process id while up.
+    pub pid: Option<i64>,
+    /// Frame encoding of its hello (`json`, `bincode`).
+    pub encoding: Option<String>,
+    /// Starts after the first.
+    pub restarts: u64,
+    /// How it last exited.
+    pub last_exit: Option<String>,
+}
+
+/// Every agent process, by name.
+pub async fn agent_process_status(
+    pool: &SqlitePool,
+) -> Result<Vec<AgentProcessView>, ProjectionError> {
+    let t = super::rows::load_tables(pool, &[&AGENT_PROCESSES]).await?;
+    Ok(t.rows(AGENT_PROCESSES.name)
+        .iter()
+        .map(|r| AgentProcessView {
+            agent: text(r, 0),
+            state: text(r, 1),
+            pid: signed(r, 2),
+            encoding: opt_text(r, 3),
+            restarts: int(r, 4).unwrap_or(0).saturating_sub(1),
+            last_exit: opt_text(r, 6),
+        })
+        .collect())
 }
