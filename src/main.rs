@@ -237,6 +237,13 @@ fn main() -> Result<()> {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
+    } else if matches!(cli.command, Command::Agent { .. }) {
+        // An agent process serves one agent: one worker (a local model generates on a
+        // blocking thread of its own).
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

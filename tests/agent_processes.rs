@@ -313,7 +313,8 @@ async fn agents_run_as_supervised_processes_that_crash_alone_and_lose_nothing() 
     let a3 = third.await.unwrap().unwrap();
     let reply = a3.reply().unwrap_or_default();
     assert!(
-        reply.starts_with("Sorry, I could not answer") && reply.contains("after a tool ran"),
+        reply.starts_with("Sorry, I could not answer")
+            && reply.contains("after the tool `shell` ran"),
         "{:?}",
         a3.body
     );

@@ -72,6 +72,15 @@ enum Op {
         code: Option<i8>,
         signal: Option<u8>,
     },
+    AgentUp {
+        a: u8,
+        pid: u16,
+    },
+    AgentDown {
+        a: u8,
+        code: Option<i8>,
+        signal: Option<u8>,
+    },
     TurnStart {
         s: u8,
     },
@@ -125,6 +134,7 @@ enum Op {
 
 const BRANCH_NAMES: [&str; 4] = ["main", "alt", "x", "y"];
 const CHANNELS: [&str; 3] = ["terminal", "irc-libera", "webhook"];
+const AGENTS: [&str; 2] = ["pi", "shout"];
 
 fn text() -> impl Strategy<Value = String> {
     prop_oneof!["[a-z ]{0,10}", "\\PC{0,8}"]
@@ -149,6 +159,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..3, any::<u16>()).prop_map(|(c, pid)| Op::ChannelUp { c, pid }),
         1 => (0u8..3, proptest::option::of(any::<i8>()), proptest::option::of(1u8..32))
             .prop_map(|(c, code, signal)| Op::ChannelDown { c, code, signal }),
+        1 => (0u8..2, any::<u16>()).prop_map(|(a, pid)| Op::AgentUp { a, pid }),
+        1 => (0u8..2, proptest::option::of(any::<i8>()), proptest::option::of(1u8..32))
+            .prop_map(|(a, code, signal)| Op::AgentDown { a, code, signal }),
         2 => s.prop_map(|s| Op::TurnStart { s }),
         3 => (any::<u8>(), any::<bool>()).prop_map(|(turn, tool)| Op::TurnStep { turn, tool }),
         1 => (any::<u8>(), any::<bool>()).prop_map(|(turn, failed)| Op::TurnEnd { turn, failed }),
@@ -314,6 +327,24 @@ impl Script {
                     code.map(i32::from),
                     signal.map(i32::from),
                 )],
+            ),
+            Op::AgentUp { a, pid } => (
+                stream::agent_process(AGENTS[*a as usize]),
+                vec![NewEvent::new(clawos_events::AgentStarted {
+                    agent: AGENTS[*a as usize].into(),
+                    pid: *pid as u32,
+                    protocol: 1,
+                    encoding: if *a == 0 { "bincode" } else { "json" }.into(),
+                })],
+            ),
+            Op::AgentDown { a, code, signal } => (
+                stream::agent_process(AGENTS[*a as usize]),
+                vec![NewEvent::new(clawos_events::AgentExited {
+                    agent: AGENTS[*a as usize].into(),
+                    code: code.map(i32::from),
+                    signal: signal.map(i32::from),
+                    reason: "gone".into(),
+                })],
             ),
             Op::TurnStart { s } => {
                 let turn = Uuid::from_u128((1 << 64) | n as u128);
@@ -1302,6 +1333,26 @@ fn conversation() -> Vec<(String, NewEvent)> {
                 agent: "pi".into(),
             }),
         ),
+        /* 52 */
+        (
+            stream::agent_process("pi"),
+            NewEvent::new(clawos_events::AgentStarted {
+                agent: "pi".into(),
+                pid: 4242,
+                protocol: 1,
+                encoding: "bincode".into(),
+            }),
+        ),
+        /* 53 */
+        (
+            stream::agent_process("pi"),
+            NewEvent::new(clawos_events::AgentExited {
+                agent: "pi".into(),
+                code: None,
+                signal: Some(9),
+                reason: "killed by signal 9".into(),
+            }),
+        ),
     ]
 }
 
@@ -1384,7 +1435,7 @@ async fn state_at_n_equals_the_live_tables_when_n_was_applied() {
         live.push(dump_all(&pool).await);
     }
     let head = store.head();
-    assert_eq!(head, 51);
+    assert_eq!(head, 53);
     assert_eq!(live.len() as u64, head + 1);
     // The conversation did build something in every table.
     for t in all_tables() {

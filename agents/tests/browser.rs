@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The page timeout of the shared skill.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(8);
+const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------- the test server
 

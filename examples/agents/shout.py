@@ -12,6 +12,7 @@ The Gateway starts it, reads its hello, and sends it turns; see docs/agent-proto
 Everything it prints to stdout is the protocol; logs go to stderr.
 """
 
+import collections
 import json
 import os
 import sys
@@ -30,36 +31,49 @@ def log(*args):
     print(f"[{AGENT}]", *args, file=sys.stderr, flush=True)
 
 
-def frames():
-    """The Gateway's frames, one JSON value per line; ends when it closes the pipe."""
-    for line in sys.stdin:
-        line = line.strip()
-        if line:
-            yield json.loads(line)
+class Frames:
+    """The Gateway's frames, one JSON value per line. Turns of other sessions may arrive
+    while a turn waits for an answer: they wait in `later` until this one is done."""
+
+    def __init__(self):
+        self.later = collections.deque()
+
+    def next(self):
+        if self.later:
+            return self.later.popleft()
+        for line in sys.stdin:
+            line = line.strip()
+            if line:
+                return json.loads(line)
+        raise SystemExit(0)  # the Gateway closed the pipe
 
 
 class Turn:
     """One turn: its steps and calls wait for the Gateway's answer."""
 
-    def __init__(self, incoming, turn_id):
-        self.incoming = incoming
+    def __init__(self, frames, turn_id):
+        self.frames = frames
         self.turn = turn_id
         self.call = 0
 
     def ask(self, kind, body):
         self.call += 1
         send({kind: {"turn": self.turn, "call": self.call, **body}})
-        for frame in self.incoming:
+        while True:
+            frame = self.frames.next()
             if "ping" in frame:
                 send({"pong": {"n": frame["ping"]["n"]}})
-            elif "answer" in frame and frame["answer"]["call"] == self.call:
+            elif "answer" in frame and frame["answer"]["turn"] == self.turn:
+                if frame["answer"]["call"] != self.call:
+                    continue  # an answer to a step sent again
                 result = frame["answer"]["result"]
                 if "Err" in result:
                     raise RuntimeError(result["Err"])
                 return result["Ok"]
-            elif "cancel" in frame:
+            elif "cancel" in frame and frame["cancel"]["turn"] == self.turn:
                 raise RuntimeError("cancelled: " + frame["cancel"]["reason"])
-        raise SystemExit("the Gateway went away")
+            else:
+                self.frames.later.append(frame)
 
     def step(self, kind, payload):
         return self.ask("step", {"step": {kind: {"turn_id": self.turn, **payload}}})
@@ -68,9 +82,9 @@ class Turn:
         return self.ask("call", {"request": request})
 
 
-def run_turn(incoming, request):
+def run_turn(frames, request):
     inp = request["input"]
-    turn = Turn(incoming, inp["turn_id"])
+    turn = Turn(frames, inp["turn_id"])
     started = time.monotonic()
     turn.step("tool_called", {"call_id": "1", "tool": "upper", "arguments": json.dumps(inp["message"])})
     answer = inp["message"].upper()
@@ -91,18 +105,19 @@ def run_turn(incoming, request):
 
 def main():
     send({"protocol": 1, "agent": AGENT, "token": TOKEN, "encoding": "json"})
-    incoming = frames()
-    answer = next(incoming)
+    frames = Frames()
+    answer = frames.next()
     if "welcome" not in answer:
         log("refused:", answer)
         return 1
     log("welcome; protocol", answer["welcome"]["protocol"])
-    for frame in incoming:
+    while True:
+        frame = frames.next()
         if "ping" in frame:
             send({"pong": {"n": frame["ping"]["n"]}})
         elif "turn" in frame:
             try:
-                run_turn(incoming, frame["turn"])
+                run_turn(frames, frame["turn"])
             except RuntimeError as e:
                 turn_id = frame["turn"]["input"]["turn_id"]
                 send({"failed": {"turn": turn_id, "error": str(e)}})
@@ -112,7 +127,6 @@ def main():
             send({"summary": {"request": request, "result": {"Ok": {"text": text, "model": "shout"}}}})
         elif frame == "shutdown":
             return 0
-    return 0
 
 
 if __name__ == "__main__":

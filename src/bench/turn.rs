@@ -1,7 +1,10 @@
 //! `clawos bench turn`: the overhead of one agent turn outside the LLM (context build from
 //! the session projection + the turn's event appends) in a session that already holds many
 //! messages. The agent answers instantly, so what is left is the kernel's own cost. The
-//! baseline, in the same run, is the turn's three events appended with nothing else.
+//! baseline, in the same run, is the turn's three events appended with nothing else. The
+//! same agent isolated in a process of its own (`isolation = "process"`) is timed in the
+//! same loop, and the idle memory of an agent process (that one, and Pi with a remote
+//! provider) is read from `/proc`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +15,8 @@ use clawos_events::{
     stream, AgentTurnFinished, AgentTurnStarted, Durability, ExpectedVersion, MessageReceived,
     MessageSent, NewEvent,
 };
+use clawos_kernel::agent_host::plan::plan;
+use clawos_kernel::agent_host::supervise::supervise;
 use clawos_kernel::vault::{keystore::FileStore, Vault};
 use clawos_kernel::{Config, Gateway};
 use clawos_replay::Home;
@@ -48,14 +53,25 @@ pub(super) async fn bench_turn(messages: u64, turns: u64, durability: Durability
         fill_synthetic(&store, 1, events).await?;
         store.close().await;
     }
-    let config = Config::parse(&format!(
-        "[gateway]\ndurability = \"{}\"\n\n[agents.pi]\nkind = \"echo\"\n",
+    // `clawos agent NAME` reads the configuration from the state folder.
+    let text = format!(
+        "[gateway]\ndurability = \"{}\"\n\n[agents.pi]\nkind = \"echo\"\n\n\
+         [agents.isolated]\nkind = \"echo\"\nisolation = \"process\"\n\n\
+         [agents.remote]\nisolation = \"process\"\nprovider = \"openai\"\n\
+         base_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n",
         match durability {
             Durability::Full => "full",
             Durability::Normal => "normal",
         }
-    ))?;
-    let agents = clawos_kernel::build_agents(&home, &config, &HashMap::new(), &Default::default())?;
+    );
+    std::fs::write(dir.path().join("clawos.toml"), &text)?;
+    let config = Config::parse(&text)?;
+    let mut agents =
+        clawos_kernel::build_agents(&home, &config, &HashMap::new(), &Default::default())?;
+    let hosted = plan(&home, &config, &HashMap::new(), &std::env::current_exe()?)?;
+    for h in &hosted {
+        agents.insert(h.spec.name.clone(), h.agent.clone());
+    }
     let vault = Vault::open_with(
         dir.path(),
         Box::new(FileStore::new(dir.path().join("vault.key"))),
@@ -65,20 +81,35 @@ pub(super) async fn bench_turn(messages: u64, turns: u64, durability: Durability
     let t = Instant::now();
     let gw = Gateway::open(home.clone(), config, agents, Arc::new(vault)).await?;
     let open = t.elapsed();
+    for h in hosted {
+        let slot = h.agent.slot();
+        tokio::spawn(supervise(gw.clone(), h.spec, slot.clone()));
+        slot.live(Duration::from_secs(60))
+            .await
+            .map_err(|why| anyhow::anyhow!("agent process: {why}"))?;
+    }
     let session_stream = stream::session("s0");
     let in_session = clawos_projections::views::message_count(gw.read_models(), "s0").await?;
 
     let mut turn_times = Vec::new();
+    let mut process_times = Vec::new();
     let mut base_times = Vec::new();
     for n in 0..turns {
-        // The turn: message appended (as ingest does), then the whole turn.
+        // The turn: message appended (as ingest does), then the whole turn; in the
+        // Gateway, then in the agent's own process.
+        for (agent, times) in [("pi", &mut turn_times), ("isolated", &mut process_times)] {
+            let m = gw
+                .log()
+                .append(&session_stream, ExpectedVersion::Any, vec![message(n)])
+                .await?;
+            let t = Instant::now();
+            gw.run_turn("s0", agent, m.first_seq).await?;
+            times.push(t.elapsed());
+        }
         let m = gw
             .log()
             .append(&session_stream, ExpectedVersion::Any, vec![message(n)])
             .await?;
-        let t = Instant::now();
-        gw.run_turn("s0", "pi", m.first_seq).await?;
-        turn_times.push(t.elapsed());
 
         // The baseline: the same events a turn writes, appended with nothing else.
         let turn = Uuid::now_v7();
@@ -122,6 +153,7 @@ pub(super) async fn bench_turn(messages: u64, turns: u64, durability: Durability
         base_times.push(t.elapsed());
     }
     turn_times.sort();
+    process_times.sort();
     base_times.sort();
     let (t50, t99) = (percentile(&turn_times, 0.5), percentile(&turn_times, 0.99));
     let (b50, b99) = (percentile(&base_times, 0.5), percentile(&base_times, 0.99));
@@ -146,6 +178,37 @@ pub(super) async fn bench_turn(messages: u64, turns: u64, durability: Durability
         t50.as_secs_f64() / b50.as_secs_f64().max(1e-9),
         ms(t50.saturating_sub(b50))
     );
+    let (p50, p99) = (
+        percentile(&process_times, 0.5),
+        percentile(&process_times, 0.99),
+    );
+    println!(
+        "same turn, agent in its own process:    p50 {} p99 {} (+{:.3} ms p50, {:.2}x in-process)",
+        ms(p50),
+        ms(p99),
+        (p50.as_secs_f64() - t50.as_secs_f64()) * 1e3,
+        p50.as_secs_f64() / t50.as_secs_f64().max(1e-9)
+    );
+    gw.projected_through(gw.log().head()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for a in clawos_projections::views::agent_process_status(gw.read_models()).await? {
+        let pid = a.pid.unwrap_or(0) as u32;
+        println!(
+            "agent process `{}` ({}): idle RSS {:.1} MB",
+            a.agent,
+            if a.agent == "remote" {
+                "Pi, remote provider"
+            } else {
+                "echo"
+            },
+            super::gateway::rss_kib(pid) as f64 / 1024.0
+        );
+    }
+    println!(
+        "Gateway RSS: {:.1} MB",
+        super::gateway::rss_kib(std::process::id()) as f64 / 1024.0
+    );
     gw.shut_down();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(())
 }

@@ -26,20 +26,29 @@ pub enum FrameError {
 #[derive(Debug, Clone, Copy)]
 pub struct FrameCodec {
     encoding: Encoding,
+    /// How far the buffer was searched for a newline already (JSON lines).
+    scanned: usize,
 }
 
 impl Default for FrameCodec {
     fn default() -> Self {
-        FrameCodec {
-            encoding: Encoding::Json,
-        }
+        FrameCodec::new(Encoding::Json)
     }
+}
+
+/// bincode's configuration for frames: a length read from the wire never allocates more
+/// than a frame may hold.
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_FRAME_BYTES>()
 }
 
 impl FrameCodec {
     /// A codec reading and writing `encoding`.
     pub fn new(encoding: Encoding) -> Self {
-        FrameCodec { encoding }
+        FrameCodec {
+            encoding,
+            scanned: 0,
+        }
     }
 
     /// Frames from now on are in `encoding` (after the hello).
@@ -59,9 +68,8 @@ impl FrameCodec {
                 serde_json::from_slice(frame).map_err(|e| FrameError::Malformed(e.to_string()))
             }
             Encoding::Bincode => {
-                let (value, read) =
-                    bincode::serde::decode_from_slice(frame, bincode::config::standard())
-                        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+                let (value, read) = bincode::serde::decode_from_slice(frame, bincode_config())
+                    .map_err(|e| FrameError::Malformed(e.to_string()))?;
                 if read != frame.len() {
                     return Err(FrameError::Malformed(format!(
                         "{} bytes after the frame's value",
@@ -81,12 +89,19 @@ impl Decoder for FrameCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
         match self.encoding {
             Encoding::Json => loop {
-                let Some(end) = src.iter().position(|b| *b == b'\n') else {
+                let from = self.scanned.min(src.len());
+                let Some(end) = src[from..]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map(|i| from + i)
+                else {
                     if src.len() > MAX_FRAME_BYTES {
                         return Err(FrameError::TooLarge(src.len()));
                     }
+                    self.scanned = src.len();
                     return Ok(None);
                 };
+                self.scanned = 0;
                 if end > MAX_FRAME_BYTES {
                     return Err(FrameError::TooLarge(end));
                 }
@@ -127,7 +142,7 @@ impl<T: Serialize> Encoder<&T> for FrameCodec {
             Encoding::Json => {
                 serde_json::to_vec(item).map_err(|e| FrameError::Malformed(e.to_string()))?
             }
-            Encoding::Bincode => bincode::serde::encode_to_vec(item, bincode::config::standard())
+            Encoding::Bincode => bincode::serde::encode_to_vec(item, bincode_config())
                 .map_err(|e| FrameError::Malformed(e.to_string()))?,
         };
         if body.len() > MAX_FRAME_BYTES {
@@ -198,6 +213,19 @@ mod tests {
         let codec = FrameCodec::new(Encoding::Json);
         assert!(matches!(
             codec.parse::<FromAgent>(b"{\"no_such_frame\": 1}"),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_frame_claiming_more_bytes_than_it_holds_is_refused() {
+        // A delta whose turn id claims 2^45 bytes: an error, not an allocation or abort.
+        let mut frame = vec![2u8]; // variant `delta`
+        frame.push(253); // varint u64 follows
+        frame.extend_from_slice(&(1u64 << 45).to_le_bytes());
+        let codec = FrameCodec::new(Encoding::Bincode);
+        assert!(matches!(
+            codec.parse::<FromAgent>(&frame),
             Err(FrameError::Malformed(_))
         ));
     }

@@ -91,13 +91,23 @@ where
             ..
         } = self;
         let (out, mut outbox) = mpsc::unbounded_channel::<FromAgent>();
+        let pending: Pending = Arc::default();
+        let waiting = pending.clone();
         let writer: JoinHandle<Result<(), FrameError>> = tokio::spawn(async move {
             while let Some(frame) = outbox.recv().await {
-                write.send(&frame).await?;
+                match write.send(&frame).await {
+                    Ok(()) => {}
+                    Err(FrameError::Io(e)) => return Err(FrameError::Io(e)),
+                    // Too large to send: whoever waits for it hears why; the pipe stays.
+                    Err(e) => {
+                        if let Some(instead) = undeliverable(frame, e.to_string(), &waiting) {
+                            write.send(&instead).await?;
+                        }
+                    }
+                }
             }
             Ok(())
         });
-        let pending: Pending = Arc::default();
         let mut turns: HashMap<Uuid, JoinHandle<()>> = HashMap::new();
         let result = loop {
             let frame = match read.next().await {
@@ -163,6 +173,29 @@ where
             Ok(Err(e)) if result.is_ok() => Err(e.into()),
             _ => result,
         }
+    }
+}
+
+/// What to do about a frame that could not be written: a waiting record or call fails
+/// with `why`; a reply too large becomes the turn's failure; a summary, an error.
+fn undeliverable(frame: FromAgent, why: String, pending: &Pending) -> Option<FromAgent> {
+    tracing::warn!(%why, "a frame to the Gateway was not sent");
+    match frame {
+        FromAgent::Step { turn, call, .. } | FromAgent::Call { turn, call, .. } => {
+            if let Some(w) = lock(pending).remove(&(turn, call)) {
+                let _ = w.send(Err(why));
+            }
+            None
+        }
+        FromAgent::Done { turn, .. } => Some(FromAgent::Failed {
+            turn,
+            error: format!("the reply could not be sent: {why}"),
+        }),
+        FromAgent::Summary { request, .. } => Some(FromAgent::Summary {
+            request,
+            result: Err(why),
+        }),
+        FromAgent::Delta { .. } | FromAgent::Failed { .. } | FromAgent::Pong { .. } => None,
     }
 }
 

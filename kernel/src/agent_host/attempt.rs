@@ -18,8 +18,9 @@ pub enum Lost {
     Process {
         /// Why.
         reason: String,
-        /// The attempt had called a tool, whose effects may have happened.
-        tool_called: bool,
+        /// What the attempt did that running it again could do twice (a tool call, a
+        /// memory written, a job scheduled, ...), if anything.
+        effect: Option<String>,
     },
     /// The agent failed the turn, or this turn's own frames broke the protocol.
     Agent(AgentError),
@@ -81,7 +82,7 @@ pub async fn run(
     let turn = input.turn_id;
     let mut frames = link.open_turn(turn).map_err(|c| Lost::Process {
         reason: c.reason,
-        tool_called: false,
+        effect: None,
     })?;
     let mut open = OpenTurn {
         link: link.clone(),
@@ -97,18 +98,24 @@ pub async fn run(
         .iter()
         .filter_map(|a| a.blake3.clone())
         .collect();
-    let mut tool_called = false;
+    let mut effect: Option<String> = None;
     let refused = |why: String| {
-        link.cut_off(why.clone());
+        link.cut_off(why.clone(), Some(turn));
         Lost::Agent(AgentError::Process(format!("it was cut off: {why}")))
     };
     while let Some(frame) = frames.recv().await {
+        // Frames queued before a cut-off are not acted on.
+        if link.closed().is_some_and(|c| c.cut_off) {
+            break;
+        }
         match frame {
             FromAgent::Step { call, step, .. } => {
                 if let Some(why) = refuse_step(&step, turn, agent) {
                     return Err(refused(why));
                 }
-                tool_called |= matches!(step, Step::ToolCalled(_));
+                if let Step::ToolCalled(c) = &step {
+                    effect.get_or_insert_with(|| format!("the tool `{}` ran", c.tool));
+                }
                 let result = recorder
                     .record_once(step.into_payload(), &step_key(turn, attempt, call))
                     .await
@@ -117,6 +124,9 @@ pub async fn run(
                 link.send(ToAgent::Answer { turn, call, result });
             }
             FromAgent::Call { call, request, .. } => {
+                if let Some(what) = host_calls::effect_of(&request) {
+                    effect.get_or_insert_with(|| what.to_string());
+                }
                 let result = host_calls::answer(recorder, request, &mut media).await;
                 link.send(ToAgent::Answer { turn, call, result });
             }
@@ -151,12 +161,16 @@ pub async fn run(
             FromAgent::Summary { .. } | FromAgent::Pong { .. } => {}
         }
     }
-    let reason = link
-        .closed()
+    let closed = link.closed();
+    if let Some(c) = closed.as_ref().filter(|c| c.culprit == Some(turn)) {
+        // This turn's own frames broke the protocol: running it again would too.
+        return Err(Lost::Agent(AgentError::Process(format!(
+            "it was {}",
+            c.reason
+        ))));
+    }
+    let reason = closed
         .map(|c| c.reason)
         .unwrap_or_else(|| "the agent process went away".into());
-    Err(Lost::Process {
-        reason,
-        tool_called,
-    })
+    Err(Lost::Process { reason, effect })
 }

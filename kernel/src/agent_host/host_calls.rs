@@ -9,6 +9,26 @@ use clawos_agents::TurnRecorder;
 /// Most memories one recall returns to an agent process.
 pub const MAX_RECALL: u32 = 100;
 
+/// What `call` changes that would happen twice if its turn ran again; `None` for calls
+/// that only read (or store content-addressed media, which is idempotent).
+pub fn effect_of(call: &HostCall) -> Option<&'static str> {
+    match call {
+        HostCall::Remember { .. } => Some("a memory was written"),
+        HostCall::Forget { .. } => Some("a memory was forgotten"),
+        HostCall::Schedule { .. } => Some("a job was scheduled"),
+        HostCall::CancelCron { .. } => Some("a job was cancelled"),
+        HostCall::Approve { .. } => Some("a person was asked to approve"),
+        HostCall::InvokeNode { .. } => Some("a node ran a command"),
+        HostCall::SessionCommand { .. } => Some("a session command ran"),
+        HostCall::Recall { .. }
+        | HostCall::CronJobs
+        | HostCall::Nodes
+        | HostCall::NodesOffering { .. }
+        | HostCall::StoreMedia { .. }
+        | HostCall::LoadMedia { .. } => None,
+    }
+}
+
 /// Answer `call` for the turn `recorder` records. `media` holds the blake3 of the files
 /// this turn may read: those it was given and those it stored.
 pub async fn answer(

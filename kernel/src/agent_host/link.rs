@@ -23,8 +23,10 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 pub const TURN_QUEUE: usize = 1024;
 /// Most reply fragments one turn may stream.
 pub const MAX_FRAGMENTS_PER_TURN: u32 = 50_000;
-/// Turns ended recently whose late frames are dropped rather than refused.
-const ENDED_TURNS_KEPT: usize = 256;
+/// Cancelled turns remembered, whose late frames are dropped rather than refused.
+const CANCELLED_TURNS_KEPT: usize = 256;
+/// Longest a compaction summary may take.
+pub const SUMMARY_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Why a link closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub struct Closed {
     pub reason: String,
     /// The process broke the protocol (it is killed, not waited for).
     pub cut_off: bool,
+    /// The turn whose frames broke it, when one did (that turn is not run again).
+    pub culprit: Option<Uuid>,
 }
 
 struct Route {
@@ -43,7 +47,7 @@ struct Route {
 #[derive(Default)]
 struct Routes {
     turns: HashMap<Uuid, Route>,
-    ended: VecDeque<Uuid>,
+    cancelled: VecDeque<Uuid>,
     summaries: HashMap<u64, oneshot::Sender<Result<SummaryText, String>>>,
 }
 
@@ -121,14 +125,17 @@ impl Link {
         Ok(rx)
     }
 
-    /// `turn` is over; with `cancel`, the process is told to stop it.
+    /// `turn` is over; with `cancel`, the process is told to stop it, and what it still
+    /// sends for the turn is dropped (after an answer, more is a protocol error).
     pub fn end_turn(&self, turn: Uuid, cancel: Option<String>) {
         {
             let mut routes = lock(&self.routes);
             routes.turns.remove(&turn);
-            routes.ended.push_back(turn);
-            if routes.ended.len() > ENDED_TURNS_KEPT {
-                routes.ended.pop_front();
+            if cancel.is_some() {
+                routes.cancelled.push_back(turn);
+                if routes.cancelled.len() > CANCELLED_TURNS_KEPT {
+                    routes.cancelled.pop_front();
+                }
             }
         }
         if let Some(reason) = cancel {
@@ -136,22 +143,35 @@ impl Link {
         }
     }
 
-    /// Ask the process for a compaction summary.
+    /// Ask the process for a compaction summary, waiting up to [`SUMMARY_TIMEOUT`].
     pub async fn summarize(&self, history: Vec<ContextMessage>) -> Result<SummaryText, String> {
         let request = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.routes).summaries.insert(request, tx);
+        // However this ends, the request is forgotten.
+        struct Forget<'a>(&'a Link, u64);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                lock(&self.0.routes).summaries.remove(&self.1);
+            }
+        }
+        let _forget = Forget(self, request);
         if !self.send(ToAgent::Summarize { request, history }) {
             return Err(self.closed_reason());
         }
-        rx.await.map_err(|_| self.closed_reason())?
+        match tokio::time::timeout(SUMMARY_TIMEOUT, rx).await {
+            Ok(answer) => answer.map_err(|_| self.closed_reason())?,
+            Err(_) => Err(format!("no summary within {SUMMARY_TIMEOUT:?}")),
+        }
     }
 
-    /// Close the link because the process broke the protocol.
-    pub fn cut_off(&self, why: String) {
+    /// Close the link because the process broke the protocol (in `culprit`'s frames,
+    /// when one turn's).
+    pub fn cut_off(&self, why: String, culprit: Option<Uuid>) {
         self.close_with(Closed {
             reason: format!("cut off: {why}"),
             cut_off: true,
+            culprit,
         });
     }
 
@@ -160,7 +180,42 @@ impl Link {
         self.close_with(Closed {
             reason: why,
             cut_off: false,
+            culprit: None,
         });
+    }
+
+    /// A frame of ours that cannot be written (too large): the one waiting for it is
+    /// answered with `why`, and the link stays up.
+    fn undeliverable(&self, frame: ToAgent, why: String) {
+        tracing::warn!(%why, "a frame to an agent process was not sent");
+        match frame {
+            ToAgent::Answer { turn, call, .. } => {
+                self.send(ToAgent::Answer {
+                    turn,
+                    call,
+                    result: Err(why),
+                });
+            }
+            ToAgent::Turn(request) => {
+                let turn = request.input.turn_id;
+                let route = lock(&self.routes)
+                    .turns
+                    .get(&turn)
+                    .map(|r| r.frames.clone());
+                if let Some(frames) = route {
+                    let _ = frames.try_send(FromAgent::Failed {
+                        turn,
+                        error: format!("the turn could not be sent to the agent: {why}"),
+                    });
+                }
+            }
+            ToAgent::Summarize { request, .. } => {
+                if let Some(tx) = lock(&self.routes).summaries.remove(&request) {
+                    let _ = tx.send(Err(why));
+                }
+            }
+            ToAgent::Cancel { .. } | ToAgent::Ping { .. } | ToAgent::Shutdown => {}
+        }
     }
 
     fn close_with(&self, closed: Closed) {
@@ -204,6 +259,7 @@ impl Link {
         seen.unwrap_or_else(|| Closed {
             reason: "closed".into(),
             cut_off: false,
+            culprit: None,
         })
     }
 
@@ -217,8 +273,8 @@ impl Link {
     }
 
     /// Deliver one frame from the process to whoever waits for it; `Err` names how it
-    /// broke the protocol.
-    fn route(&self, frame: FromAgent) -> Result<(), String> {
+    /// broke the protocol, and the turn whose frame did.
+    fn route(&self, frame: FromAgent) -> Result<(), (String, Option<Uuid>)> {
         let mut routes = lock(&self.routes);
         if let FromAgent::Summary { request, result } = frame {
             return match routes.summaries.remove(&request) {
@@ -226,8 +282,9 @@ impl Link {
                     let _ = tx.send(result);
                     Ok(())
                 }
-                None => Err(format!(
-                    "it sent a summary for request {request}, which it was not asked for"
+                None => Err((
+                    format!("it sent a summary for request {request}, which it was not asked for"),
+                    None,
                 )),
             };
         }
@@ -236,25 +293,35 @@ impl Link {
         };
         let kind = frame_kind(&frame);
         let Some(route) = routes.turns.get_mut(&turn) else {
-            if routes.ended.contains(&turn) && kind != "done" {
+            if routes.cancelled.contains(&turn) {
                 return Ok(()); // late frames of a cancelled turn
             }
-            return Err(format!(
-                "it sent a `{kind}` frame for turn {turn}, which it was not given"
+            return Err((
+                format!(
+                    "it sent a `{kind}` frame for turn {turn}, which it was not given or had \
+                     answered"
+                ),
+                None,
             ));
         };
         if kind == "delta" {
             route.fragments += 1;
             if route.fragments > MAX_FRAGMENTS_PER_TURN {
-                return Err(format!(
-                    "it sent more than {MAX_FRAGMENTS_PER_TURN} reply fragments in turn {turn}"
+                return Err((
+                    format!(
+                        "it sent more than {MAX_FRAGMENTS_PER_TURN} reply fragments in turn {turn}"
+                    ),
+                    Some(turn),
                 ));
             }
         }
         match route.frames.try_send(frame) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(format!(
-                "it flooded turn {turn}: more than {TURN_QUEUE} frames waiting to be recorded"
+            Err(mpsc::error::TrySendError::Full(_)) => Err((
+                format!(
+                    "it flooded turn {turn}: more than {TURN_QUEUE} frames waiting to be recorded"
+                ),
+                Some(turn),
             )),
             // The turn ended between the lookup and now.
             Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
@@ -277,16 +344,16 @@ where
             Some(Err(FrameError::Io(e))) => {
                 return link.close(format!("reading from the agent process failed: {e}"))
             }
-            Some(Err(e)) => return link.cut_off(format!("it sent {e}")),
+            Some(Err(e)) => return link.cut_off(format!("it sent {e}"), None),
             Some(Ok(b)) => b,
         };
         *lock(&link.last_heard) = Some(Instant::now());
         let frame = match read.decoder().parse::<FromAgent>(&bytes) {
             Ok(f) => f,
-            Err(e) => return link.cut_off(format!("it sent {e}")),
+            Err(e) => return link.cut_off(format!("it sent {e}"), None),
         };
-        if let Err(why) = link.route(frame) {
-            return link.cut_off(why);
+        if let Err((why, culprit)) = link.route(frame) {
+            return link.cut_off(why, culprit);
         }
     }
 }
@@ -307,8 +374,12 @@ async fn write_frames<W>(
         let Some(frame) = frame else {
             return;
         };
-        if let Err(e) = write.send(&frame).await {
-            return link.close(format!("writing to the agent process failed: {e}"));
+        match write.send(&frame).await {
+            Ok(()) => {}
+            Err(FrameError::Io(e)) => {
+                return link.close(format!("writing to the agent process failed: {e}"))
+            }
+            Err(e) => link.undeliverable(frame, e.to_string()),
         }
     }
 }

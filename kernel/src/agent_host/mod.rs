@@ -43,6 +43,7 @@ pub const START_WAIT: Duration = Duration::from_secs(30);
 pub struct AgentSlot {
     link: watch::Sender<Option<Arc<Link>>>,
     last_exit: Mutex<Option<String>>,
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl AgentSlot {
@@ -51,7 +52,19 @@ impl AgentSlot {
         Arc::new(AgentSlot {
             link: watch::channel(None).0,
             last_exit: Mutex::new(None),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The Gateway is stopping: no turn waits for the process any more.
+    pub fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.vacate("Gateway shutdown");
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The process behind `link` is up.
@@ -67,12 +80,21 @@ impl AgentSlot {
 
     /// The live link, waiting up to `wait` for one.
     pub async fn live(&self, wait: Duration) -> Result<Arc<Link>, String> {
+        if self.is_stopping() {
+            return Err("the Gateway is stopping".into());
+        }
         let mut rx = self.link.subscribe();
         let up = |l: &Option<Arc<Link>>| l.as_ref().is_some_and(|l| l.closed().is_none());
         let found = tokio::time::timeout(wait, async {
-            rx.wait_for(up).await.ok().and_then(|l| l.clone())
+            rx.wait_for(|l| self.is_stopping() || up(l))
+                .await
+                .ok()
+                .and_then(|l| l.clone())
         })
         .await;
+        if self.is_stopping() {
+            return Err("the Gateway is stopping".into());
+        }
         match found {
             Ok(Some(link)) => Ok(link),
             _ => {
@@ -150,17 +172,14 @@ impl Agent for ProcessAgent {
             match attempt::run(&link, &self.name, &input, attempt, recorder).await {
                 Ok(out) => return Ok(out),
                 Err(attempt::Lost::Agent(e)) => return Err(e),
-                Err(attempt::Lost::Process {
-                    reason,
-                    tool_called,
-                }) => {
-                    if tool_called {
+                Err(attempt::Lost::Process { reason, effect }) => {
+                    if let Some(what) = effect {
                         return Err(AgentError::Process(format!(
-                            "{reason}, after a tool ran (the turn is not run again, so \
-                             nothing is done twice)"
+                            "{reason}, after {what} (the turn is not run again, so nothing \
+                             is done twice)"
                         )));
                     }
-                    if attempt > self.retries {
+                    if attempt > self.retries || self.slot.is_stopping() {
                         return Err(AgentError::Process(format!(
                             "{reason} (attempt {attempt} of {})",
                             self.retries + 1

@@ -86,13 +86,19 @@ impl AgentConfig {
             )
             .cloned()
             .collect();
-        names.extend(
-            config
-                .calendar
-                .accounts
-                .values()
-                .filter_map(|a| a.password_secret.clone()),
-        );
+        let offers_calendar = self
+            .skills
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|s| s == "calendar"));
+        if offers_calendar {
+            names.extend(
+                config
+                    .calendar
+                    .accounts
+                    .values()
+                    .filter_map(|a| a.password_secret.clone()),
+            );
+        }
         for server in &self.mcp_servers {
             if let Some(m) = config.mcp_servers.get(server) {
                 names.extend(m.secrets(server).into_iter().map(|(_, s)| s));

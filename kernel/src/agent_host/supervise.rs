@@ -135,6 +135,7 @@ async fn kill(child: &mut Child) -> Option<ExitStatus> {
 async fn watch_process(
     child: &mut Child,
     link: &Link,
+    slot: &AgentSlot,
     shutdown: &mut watch::Receiver<bool>,
 ) -> (String, Option<ExitStatus>, bool) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -158,6 +159,8 @@ async fn watch_process(
             }
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
+                    // Turns lost now are not run again: there is no process to come.
+                    slot.stop();
                     link.send(ToAgent::Shutdown);
                     let status = match tokio::time::timeout(STOP_GRACE, child.wait()).await {
                         Ok(s) => s.ok(),
@@ -218,6 +221,7 @@ async fn run_once(
     };
     let encoding = match said {
         None => {
+            slot.stop();
             let status = kill(&mut child).await;
             exited(gw, slot, &spec.name, status, "Gateway shutdown".into()).await;
             return true;
@@ -242,7 +246,7 @@ async fn run_once(
     };
     record(gw, &spec.name, NewEvent::new(started)).await;
     slot.install(link.clone());
-    let (reason, status, stopping) = watch_process(&mut child, &link, shutdown).await;
+    let (reason, status, stopping) = watch_process(&mut child, &link, slot, shutdown).await;
     link.close(reason.clone());
     if !stopping {
         tracing::warn!(agent = %spec.name, %reason, "agent process ended");
@@ -258,6 +262,7 @@ pub async fn supervise(gw: Arc<Gateway>, spec: AgentProcessSpec, slot: Arc<Agent
     let mut shutdown = gw.shutdown_signal();
     loop {
         if *shutdown.borrow() {
+            slot.stop();
             return;
         }
         let started = Instant::now();
@@ -269,7 +274,10 @@ pub async fn supervise(gw: Arc<Gateway>, spec: AgentProcessSpec, slot: Arc<Agent
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = shutdown.wait_for(|s| *s) => {
+                slot.stop();
+                return;
+            }
         }
         backoff = (backoff * 2).min(BACKOFF_CAP);
     }
