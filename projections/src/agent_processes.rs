@@ -7,6 +7,7 @@ use clawos_events::{EventPayload, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::changes::Changes;
+use crate::channels::last_exit;
 use crate::fold::{decode_state, encode_state, Projection};
 use crate::value::Table;
 use crate::{row, ProjectionError};
@@ -70,12 +71,7 @@ impl Projection for AgentProcesses {
                 a.up = false;
                 a.pid = None;
                 a.exits += 1;
-                let how = match (x.code, x.signal) {
-                    (Some(code), _) => format!("exit code {code}"),
-                    (None, Some(sig)) => format!("signal {sig}"),
-                    (None, None) => "not started".to_string(),
-                };
-                a.last_exit = Some(format!("{how}: {}", x.reason));
+                a.last_exit = Some(last_exit(x.code, x.signal, &x.reason, "not started"));
                 a.changed = event.seq;
                 &x.agent
             }

@@ -40,6 +40,22 @@ struct ChannelState {
     link: Option<String>,
 }
 
+/// How a supervised process last ended, for a status row: `exit code 1: crashed`,
+/// `signal 9: ...`, or `unknown: reason` when neither is known.
+pub(crate) fn last_exit(
+    code: Option<i32>,
+    signal: Option<i32>,
+    reason: &str,
+    unknown: &str,
+) -> String {
+    let how = match (code, signal) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(sig)) => format!("signal {sig}"),
+        (None, None) => unknown.to_string(),
+    };
+    format!("{how}: {reason}")
+}
+
 /// The channel status projection.
 #[derive(Default)]
 pub struct Channels {
@@ -75,12 +91,7 @@ impl Projection for Channels {
                 c.up = false;
                 c.pid = None;
                 c.exits += 1;
-                let how = match (x.code, x.signal) {
-                    (Some(code), _) => format!("exit code {code}"),
-                    (None, Some(sig)) => format!("signal {sig}"),
-                    (None, None) => "unknown status".to_string(),
-                };
-                c.last_exit = Some(format!("{how}: {}", x.reason));
+                c.last_exit = Some(last_exit(x.code, x.signal, &x.reason, "unknown status"));
                 c.changed = event.seq;
                 &x.channel
             }
