@@ -147,7 +147,8 @@ async fn agents_run_as_supervised_processes_that_crash_alone_and_lose_nothing() 
          [agents.bad]\nkind = \"process\"\ncommand = [\"{python}\", \"{}\"]\nturn_retries = 0\n\n\
          [agents.tiny]\nisolation = \"process\"\nprovider = \"local\"\nmodel = \"{}\"\n\
          memory_limit_mb = {}\nturn_retries = 0\n\n\
-         [agents.inside]\nkind = \"echo\"\n\n{}",
+         [agents.inside]\nkind = \"echo\"\n\n\
+         [agents.old]\nkind = \"process\"\ncommand = [\"{python}\", \"-c\", '{OLD_AGENT}']\n\n{}",
         fake.base_url_openai(),
         repo().join("examples/agents/shout.py").display(),
         repo().join("tests/data/agents/misbehave.py").display(),
@@ -185,6 +186,14 @@ async fn agents_run_as_supervised_processes_that_crash_alone_and_lose_nothing() 
     assert_eq!(shout["encoding"], "json", "{shout}");
     let pi_pid = pi["pid"].as_u64().unwrap();
     assert_ne!(pi_pid, h.gateway_pid() as u64);
+    // A process that speaks another protocol version is refused at its hello.
+    h.wait_log("the old agent refused", Duration::from_secs(30), |log| {
+        log.iter().any(|e| {
+            matches!(&e.payload, EventPayload::AgentExited(x)
+            if x.agent == "old" && x.reason.contains("speaks protocol 99; this Gateway speaks 1"))
+        })
+    })
+    .await;
 
     // The Python example agent answers, its tool step and its memory are recorded by
     // the Gateway (the agent never writes the log).
@@ -428,6 +437,11 @@ async fn agents_run_as_supervised_processes_that_crash_alone_and_lose_nothing() 
         );
     }
 }
+
+/// An agent that speaks another version of the protocol.
+const OLD_AGENT: &str = "import json, os, sys; print(json.dumps({\"protocol\": 99, \
+    \"agent\": os.environ[\"CLAWOS_AGENT_NAME\"], \"token\": os.environ[\"CLAWOS_AGENT_TOKEN\"], \
+    \"encoding\": \"json\"}), flush=True); print(sys.stdin.readline(), file=sys.stderr)";
 
 /// The address-space cap of the `tiny` agent: room for the runtime, not for the model.
 const TINY_MEMORY_LIMIT_MB: u64 = 600;
