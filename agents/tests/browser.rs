@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The page timeout of the shared skill.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
+const PAGE_TIMEOUT: Duration = Duration::from_secs(8);
 
 // ---------------------------------------------------------------- the test server
 
@@ -360,7 +360,13 @@ async fn env() -> &'static Env {
     .await
 }
 
+/// The tests share one Chromium; they take turns with it. (Run side by side, a page that
+/// never loads in one test's tab stalled the huge page's script in another's past the
+/// page timeout: see the closing note of issue 18.)
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run<F: Future>(f: F) -> F::Output {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     RT.block_on(f)
 }
 
@@ -563,7 +569,10 @@ fn slow_pages_load_and_a_page_that_never_loads_times_out() {
         let t = Instant::now();
         let out = act("slow", open("/never")).await;
         let o = refused(&out);
-        assert!(o.contains("page timeout of 8s"), "{o}");
+        assert!(
+            o.contains(&format!("page timeout of {}s", PAGE_TIMEOUT.as_secs())),
+            "{o}"
+        );
         assert!(
             t.elapsed() < PAGE_TIMEOUT + Duration::from_secs(5),
             "{:?}",
