@@ -51,33 +51,11 @@ async fn agent_up(h: &Harness, name: &str, not: Option<u64>, within: Duration) -
     }
 }
 
-/// The remote ports of the TCP connections process `pid` holds (from `/proc/PID/net`
-/// joined with its open socket inodes).
-fn tcp_peers(pid: u64) -> Vec<u16> {
-    let mut inodes = std::collections::BTreeSet::new();
-    if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
-        for fd in fds.flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path()) {
-                let t = target.to_string_lossy().to_string();
-                if let Some(inode) = t.strip_prefix("socket:[").and_then(|t| t.strip_suffix(']')) {
-                    inodes.insert(inode.to_string());
-                }
-            }
-        }
-    }
-    let mut ports = Vec::new();
-    for table in ["tcp", "tcp6"] {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() > 9 && inodes.contains(f[9]) && f[3] == "01" {
-                if let Some(port) = f[2].rsplit(':').next() {
-                    ports.push(u16::from_str_radix(port, 16).unwrap_or(0));
-                }
-            }
-        }
-    }
-    ports
+/// Whether process `pid` holds a TCP connection to `port` (sockets read from `/proc`).
+fn connected_to(pid: u64, port: u16) -> bool {
+    sockets_of(pid as u32)
+        .iter()
+        .any(|s| s.proto.starts_with("tcp") && !s.listening && s.remote.port() == port)
 }
 
 fn kill9(pid: u64) {
@@ -156,9 +134,7 @@ async fn agents_run_as_supervised_processes_that_crash_alone_and_lose_nothing() 
         TINY_MEMORY_LIMIT_MB,
         webhook_section("hooks", port)
     );
-    let mut h = Harness::new(&config);
-    h.start("127.0.0.1:0").await;
-    wait_webhook(&h.http, port, Duration::from_secs(30)).await;
+    let mut h = started_with_webhook(&config, port).await;
     for (agent, who) in [
         ("shout", "bob@example.com"),
         ("bad", "mallory@example.com"),
@@ -242,7 +218,7 @@ async fn agents_run_as_supervised_processes_that_crash_alone_and_lose_nothing() 
         )
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !tcp_peers(pi_pid).contains(&fake.addr().port()) {
+    while !connected_to(pi_pid, fake.addr().port()) {
         assert!(
             Instant::now() < deadline,
             "Pi's process never called the provider"
@@ -250,7 +226,7 @@ async fn agents_run_as_supervised_processes_that_crash_alone_and_lose_nothing() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
-        !tcp_peers(h.gateway_pid() as u64).contains(&fake.addr().port()),
+        !connected_to(h.gateway_pid() as u64, fake.addr().port()),
         "the Gateway itself holds a connection to the provider"
     );
     kill9(pi_pid);

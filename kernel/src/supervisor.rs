@@ -80,7 +80,8 @@ async fn record(gw: &Gateway, e: NewEvent, channel: &str) {
     }
 }
 
-fn status_parts(s: &ExitStatus) -> (Option<i32>, Option<i32>) {
+/// The exit code and the signal of a process's end.
+pub(crate) fn status_parts(s: &ExitStatus) -> (Option<i32>, Option<i32>) {
     use std::os::unix::process::ExitStatusExt;
     (s.code(), s.signal())
 }

@@ -42,19 +42,6 @@ fn message(n: u64) -> NewEvent {
     })
 }
 
-/// One field of `/proc/PID/smaps_rollup`, in KiB (0 when unreadable).
-fn smaps_rollup_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Run the benchmark: a session of about `messages` messages, then `turns` timed turns.
 pub(super) async fn bench_turn(messages: u64, turns: u64, durability: Durability) -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -206,7 +193,8 @@ pub(super) async fn bench_turn(messages: u64, turns: u64, durability: Durability
     tokio::time::sleep(Duration::from_secs(1)).await;
     for a in clawos_projections::views::agent_process_status(gw.read_models()).await? {
         let pid = a.pid.unwrap_or(0) as u32;
-        let rollup = |field: &str| smaps_rollup_kib(pid, field) as f64 / 1024.0;
+        let rollup =
+            |field: &str| super::gateway::proc_kib(pid, "smaps_rollup", field) as f64 / 1024.0;
         println!(
             "agent process `{}` ({}): idle RSS {:.1} MB, of which private {:.1} MB \
              (the rest is the clawos binary's pages, shared with the Gateway); PSS {:.1} MB",

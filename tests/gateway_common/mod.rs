@@ -1,6 +1,7 @@
 //! Helpers for the Gateway's whole-system tests: a state folder in a temp dir, the real
 //! `clawos` binary run as the Gateway, its channel processes found through `/proc`, HTTP
-//! helpers for the webhook channel, and the log read back with `LogStore`.
+//! helpers for the webhook channel, the log read back with `LogStore`, and the sockets a
+//! process holds (from `/proc`).
 //!
 //! Every wait is bounded. A [`Harness`] kills everything it started when it is dropped
 //! (also when a test panics), and then prints the end of the Gateway's stderr.
@@ -750,4 +751,72 @@ pub fn median(mut v: Vec<Duration>) -> Duration {
     assert!(!v.is_empty());
     v.sort();
     v[v.len() / 2]
+}
+
+/// One TCP or UDP socket of a process, from `/proc/PID/fd` and `/proc/PID/net/*`.
+#[derive(Debug)]
+pub struct Sock {
+    pub proto: &'static str,
+    pub local: std::net::SocketAddr,
+    pub remote: std::net::SocketAddr,
+    pub listening: bool,
+}
+
+/// Parse `0100007F:1F90` (IPv4) or the 32-hex-digit IPv6 form of `/proc/net/tcp*`: the
+/// address is printed as 32-bit words in host byte order.
+fn proc_addr(field: &str) -> Option<std::net::SocketAddr> {
+    let (ip, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let mut bytes = Vec::new();
+    for i in 0..ip.len() / 8 {
+        let word = u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16).ok()?;
+        bytes.extend_from_slice(&word.to_ne_bytes());
+    }
+    let ip: std::net::IpAddr = match bytes.len() {
+        4 => std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into(),
+        16 => {
+            let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?);
+            // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
+            v6.to_ipv4_mapped().map(Into::into).unwrap_or(v6.into())
+        }
+        _ => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
+/// Every TCP and UDP socket process `pid` holds.
+pub fn sockets_of(pid: u32) -> Vec<Sock> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    l.to_str()
+                        .and_then(|s| s.strip_prefix("socket:["))
+                        .and_then(|s| s.strip_suffix(']'))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for proto in ["tcp", "tcp6", "udp", "udp6"] {
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/{proto}")).unwrap_or_default();
+        for line in table.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || !inodes.contains(f[9]) {
+                continue;
+            }
+            let (Some(local), Some(remote)) = (proc_addr(f[1]), proc_addr(f[2])) else {
+                continue;
+            };
+            out.push(Sock {
+                proto,
+                local,
+                remote,
+                listening: proto.starts_with("tcp") && f[3] == "0A",
+            });
+        }
+    }
+    out
 }

@@ -22,7 +22,9 @@ use super::link::{Link, HEARTBEAT_INTERVAL};
 use super::plan::AgentProcessSpec;
 use super::AgentSlot;
 use crate::gateway::Gateway;
-use crate::supervisor::{BACKOFF_CAP, BACKOFF_START, HEALTHY_AFTER, HEARTBEAT_DEADLINE};
+use crate::supervisor::{
+    status_parts, BACKOFF_CAP, BACKOFF_START, HEALTHY_AFTER, HEARTBEAT_DEADLINE,
+};
 use crate::tokens;
 
 /// Longest an agent process may take to say its hello.
@@ -53,12 +55,12 @@ async fn exited(
     status: Option<ExitStatus>,
     reason: String,
 ) {
-    use std::os::unix::process::ExitStatusExt;
     slot.vacate(&reason);
+    let (code, signal) = status.as_ref().map(status_parts).unwrap_or((None, None));
     let event = AgentExited {
         agent: agent.to_string(),
-        code: status.and_then(|s| s.code()),
-        signal: status.and_then(|s| s.signal()),
+        code,
+        signal,
         reason,
     };
     record(gw, agent, NewEvent::new(event)).await;
