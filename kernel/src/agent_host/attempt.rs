@@ -105,7 +105,7 @@ pub async fn run(
     };
     while let Some(frame) = frames.recv().await {
         // Frames queued before a cut-off are not acted on.
-        if link.closed().is_some_and(|c| c.cut_off) {
+        if link.is_cut_off() {
             break;
         }
         match frame {

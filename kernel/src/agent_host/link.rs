@@ -105,7 +105,7 @@ impl Link {
 
     /// Send a frame; false when the link is closed.
     pub fn send(&self, frame: ToAgent) -> bool {
-        self.closed().is_none() && self.out.send(frame).is_ok()
+        !self.is_closed() && self.out.send(frame).is_ok()
     }
 
     /// Take the frames of `turn` from now on.
@@ -240,6 +240,16 @@ impl Link {
     /// Why the link closed, when it did.
     pub fn closed(&self) -> Option<Closed> {
         self.closed.borrow().clone()
+    }
+
+    /// Whether the link closed (no copy of the reason; every frame sent asks).
+    pub fn is_closed(&self) -> bool {
+        self.closed.borrow().is_some()
+    }
+
+    /// Whether the process was cut off (every frame a turn handles asks).
+    pub fn is_cut_off(&self) -> bool {
+        self.closed.borrow().as_ref().is_some_and(|c| c.cut_off)
     }
 
     fn closed_reason(&self) -> String {
@@ -390,7 +400,7 @@ async fn ping(link: Arc<Link>) {
     loop {
         tick.tick().await;
         n += 1;
-        if link.closed().is_some() || !link.send(ToAgent::Ping { n }) {
+        if !link.send(ToAgent::Ping { n }) {
             return;
         }
     }

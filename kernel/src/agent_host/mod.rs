@@ -84,7 +84,7 @@ impl AgentSlot {
             return Err("the Gateway is stopping".into());
         }
         let mut rx = self.link.subscribe();
-        let up = |l: &Option<Arc<Link>>| l.as_ref().is_some_and(|l| l.closed().is_none());
+        let up = |l: &Option<Arc<Link>>| l.as_ref().is_some_and(|l| !l.is_closed());
         let found = tokio::time::timeout(wait, async {
             rx.wait_for(|l| self.is_stopping() || up(l))
                 .await
